@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; \
+          done)
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint typecheck bench clean redis-path
+
+$(STAMP): pyproject.toml
+	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	@mkdir -p var
+	@scripts/ensure-redis.sh > var/redis-server.path
+	@echo "redis-server: $$(cat var/redis-server.path)"
+
+run: setup
+	REDIS_SERVER=$$(cat var/redis-server.path) scripts/run.sh
+
+test: setup
+	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy bridge
+
+bench: setup
+	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/python bench/ocpi_ingest.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,111 @@
+"""Settings: `config/bridge.toml` plus environment overrides, in one frozen object.
+
+This is the only module that reads the environment. Everything else receives
+the `Settings` instance it needs as an argument.
+
+TOML sections are flattened: `[ocpi] party_id` is the field `ocpi_party_id`
+and is overridden by `BRIDGE_OCPI_PARTY_ID`; `[server]` keys have no prefix
+(`port` <- `BRIDGE_PORT`). `REDIS_URL` is accepted beside `BRIDGE_REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG = Path("config/bridge.toml")
+
+
+class ConfigError(Exception):
+    """The configuration file or an environment override is invalid."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # [server]
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+
+    # [ocpi]
+    ocpi_country_code: str = Field("IN", min_length=2, max_length=2)
+    ocpi_party_id: str = Field("BKN", min_length=3, max_length=3)
+    ocpi_business_name: str = "ocpi-beckn-bridge eMSP"
+    ocpi_business_website: str | None = None
+    ocpi_request_timeout: float = 10.0
+    ocpi_page_limit: int = Field(100, ge=1)
+    ocpi_max_page_limit: int = Field(1000, ge=1)
+    ocpi_events_maxlen: int = Field(200_000, ge=1000)
+
+    # [beckn]
+    beckn_subscriber_id: str = "bridge.example.org"
+    beckn_key_id: str = "bridge-key-1"
+    beckn_private_key: str = "var/keys/bridge-ed25519.key"
+    beckn_registry_url: str = ""
+    beckn_verify: bool = True
+    beckn_domain: str = "beckn.one:deg:ev-charging"
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @field_validator("ocpi_country_code", "ocpi_party_id")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @property
+    def ocpi_base_url(self) -> str:
+        return f"{self.public_url}/ocpi"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated again (tests, CLI flags)."""
+        return Settings.model_validate({**self.model_dump(), **changes})
+
+
+def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, values in doc.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"top-level key {section!r} must be a [section]")
+        prefix = "" if section == "server" else f"{section}_"
+        for key, value in values.items():
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_settings(environ: Mapping[str, str], path: str | Path | None = None) -> Settings:
+    """Build the settings from a TOML file and an environment mapping.
+
+    `environ` is passed in (normally `os.environ`) so that tests need no
+    monkeypatching and no other module ever touches the process environment.
+    """
+    cfg_path = Path(path or environ.get("BRIDGE_CONFIG") or DEFAULT_CONFIG)
+    values: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            values = _flatten(tomllib.loads(cfg_path.read_text()))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: {exc}") from exc
+    elif path is not None or "BRIDGE_CONFIG" in environ:
+        raise ConfigError(f"config file {cfg_path} does not exist")
+
+    if "REDIS_URL" in environ:
+        values["redis_url"] = environ["REDIS_URL"]
+    for name in Settings.model_fields:
+        env_name = f"BRIDGE_{name.upper()}"
+        if env_name in environ:
+            values[name] = environ[env_name]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from exc
