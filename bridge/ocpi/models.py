@@ -29,14 +29,14 @@ from pydantic import (
     StringConstraints,
 )
 
-# --------------------------------------------------------------------------- types
+# --- types
 
 
-def CiString(n: int) -> Any:  # noqa: N802 - named after the spec type
+def CiString(n: int) -> Any:
     return Annotated[str, StringConstraints(max_length=n, pattern=r"^[\x20-\x7E]*$")]
 
 
-def String(n: int) -> Any:  # noqa: N802
+def String(n: int) -> Any:
     return Annotated[str, StringConstraints(max_length=n)]
 
 
@@ -84,7 +84,7 @@ class OcpiModel(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-# --------------------------------------------------------------------------- enums
+# --- enums
 
 
 class Role(StrEnum):  # §16.5.1 (credentials)
@@ -380,7 +380,7 @@ class CommandResultType(StrEnum):
     UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
 
 
-# --------------------------------------------------------------------------- shared classes
+# --- shared classes
 
 
 class DisplayText(OcpiModel):  # §16.4
@@ -473,7 +473,7 @@ class StatusSchedule(OcpiModel):
     status: Status
 
 
-# --------------------------------------------------------------------------- locations (§8)
+# --- locations (§8)
 
 
 class Connector(OcpiModel):  # §8.3.3
@@ -534,7 +534,7 @@ class Location(OcpiModel):  # §8.3.1
     last_updated: DateTime
 
 
-# --------------------------------------------------------------------------- tariffs (§11)
+# --- tariffs (§11)
 
 
 class PriceComponent(OcpiModel):  # §11.4.2
@@ -583,7 +583,7 @@ class Tariff(OcpiModel):  # §11.3.1
     last_updated: DateTime
 
 
-# --------------------------------------------------------------------------- sessions (§9) and CDRs (§10)
+# --- sessions (§9) and CDRs (§10)
 
 
 class CdrToken(OcpiModel):  # §10.4.5
@@ -690,7 +690,7 @@ class CDR(OcpiModel):  # §10.3.1
     last_updated: DateTime
 
 
-# --------------------------------------------------------------------------- tokens (§12)
+# --- tokens (§12)
 
 
 class EnergyContract(OcpiModel):
@@ -728,7 +728,7 @@ class AuthorizationInfo(OcpiModel):  # §12.4.1
     info: DisplayText | None = None
 
 
-# --------------------------------------------------------------------------- commands (§13)
+# --- commands (§13)
 
 
 class CommandResponse(OcpiModel):  # §13.4.1
@@ -787,7 +787,7 @@ COMMAND_MODELS: dict[CommandType, type[OcpiModel]] = {
 }
 
 
-# --------------------------------------------------------------------------- versions and credentials (§6, §7)
+# --- versions and credentials (§6, §7)
 
 
 class Version(OcpiModel):  # §6.1.2

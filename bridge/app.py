@@ -1,0 +1,103 @@
+"""aiohttp application factory: OCPI eMSP endpoints, Beckn BPP endpoints, health.
+
+    GET /healthz      the process is up
+    GET /readyz       Redis answers (503 otherwise)
+    /ocpi/...         OCPI 2.2.1 (bridge.ocpi), envelope + token middleware
+    /beckn/...        Beckn 2.0 BPP (bridge.beckn), when present
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+
+from bridge.config import Settings
+from bridge.ocpi import cdrs, credentials, locations, sessions, tariffs, versions
+from bridge.ocpi.deps import OcpiDeps
+from bridge.ocpi.transport import make_middleware
+from bridge.store.credentials import CredentialsStore
+from bridge.store.ocpi_store import OcpiStore
+
+log = structlog.get_logger("bridge.app")
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+OCPI = web.AppKey("ocpi", OcpiDeps)
+
+OCPI_MODULES = (versions, credentials, locations, tariffs, sessions, cdrs)
+
+# Other parts of the bridge (Beckn BPP, orders...) add their routes and
+# start-up work here: each is called with the app and returns nothing.
+Extension = Callable[[web.Application], None]
+
+
+def make_redis(settings: Settings) -> aioredis.Redis:
+    return aioredis.Redis.from_url(settings.redis_url, max_connections=512,
+                                   health_check_interval=30)
+
+
+def build_app(settings: Settings, redis: aioredis.Redis | None = None,
+              extensions: tuple[Extension, ...] = ()) -> web.Application:
+    redis = redis or make_redis(settings)
+    store = OcpiStore(redis, events_maxlen=settings.ocpi_events_maxlen)
+    creds = CredentialsStore(redis)
+    deps = OcpiDeps(settings=settings, store=store, creds=creds)
+
+    own = frozenset({(settings.ocpi_country_code, settings.ocpi_party_id)})
+    app = web.Application(middlewares=[make_middleware(creds.authenticate, lambda: own)],
+                          client_max_size=8 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[REDIS] = redis
+    app[OCPI] = deps
+
+    for module in OCPI_MODULES:
+        app.router.add_routes(module.routes(deps))
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"}, dumps=lambda o: orjson.dumps(o).decode())
+
+    async def readyz(_request: web.Request) -> web.Response:
+        try:
+            await redis.ping()
+        except Exception as exc:  # any failure means "not ready", with the reason
+            return web.json_response({"status": "unavailable", "redis": type(exc).__name__},
+                                     status=503)
+        return web.json_response({"status": "ok", "redis": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    for extend in extensions:
+        extend(app)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        await deps.close()
+        await redis.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def serve(settings: Settings, extensions: tuple[Extension, ...] = (),
+                ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run the app until cancelled (used by `bridge serve` and tests)."""
+    app = build_app(settings, extensions=extensions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    await site.start()
+    log.info("bridge.listening", host=settings.host, port=settings.port,
+             public_url=settings.public_url)
+    if ready:
+        await ready()
+    try:
+        import asyncio
+
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

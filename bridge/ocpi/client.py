@@ -1,0 +1,150 @@
+"""Outbound OCPI 2.2.1 calls: one small interface over aiohttp.
+
+Every error of the lower layers (connection refused, time-out, non-2xx HTTP,
+a body that is not an OCPI envelope, an OCPI status >= 2000) is translated
+here into `OcpiClientError` (`raise ... from exc`), so callers handle one
+exception. The token is sent as `Token base64(token)` (§4.1.2) and is never
+logged. List GETs follow the `Link: rel="next"` header (§4.1.3).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+
+from bridge.ocpi.errors import OcpiClientError
+from bridge.ocpi.transport import token_header
+
+log = structlog.get_logger("bridge.ocpi.client")
+
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+@dataclass(frozen=True)
+class OcpiReply:
+    http_status: int
+    status_code: int
+    status_message: str
+    data: Any
+    headers: Mapping[str, str]
+
+
+def next_link(link_header: str | None) -> str | None:
+    if not link_header:
+        return None
+    match = _LINK_NEXT.search(link_header)
+    return match.group(1) if match else None
+
+
+class OcpiClient:
+    """Calls another OCPI platform with one credentials token."""
+
+    def __init__(self, session: aiohttp.ClientSession, token: str, *, timeout: float = 10.0,
+                 from_party: tuple[str, str] | None = None,
+                 to_party: tuple[str, str] | None = None) -> None:
+        self._session = session
+        self._auth = token_header(token)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._routing: dict[str, str] = {}
+        if from_party:
+            self._routing["OCPI-from-country-code"], self._routing["OCPI-from-party-id"] = from_party
+        if to_party:
+            self._routing["OCPI-to-country-code"], self._routing["OCPI-to-party-id"] = to_party
+
+    async def request(self, method: str, url: str, *, json: Any = None,
+                      params: Mapping[str, str] | None = None,
+                      accept_status: tuple[int, ...] = ()) -> OcpiReply:
+        request_id = str(uuid.uuid4())
+        headers = {
+            "Authorization": self._auth,
+            "X-Request-ID": request_id,
+            "X-Correlation-ID": request_id,
+            **self._routing,
+        }
+        body = None
+        if json is not None:
+            body = orjson.dumps(json)
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self._session.request(method, url, data=body, params=params,
+                                             headers=headers, timeout=self._timeout) as resp:
+                raw = await resp.read()
+                http_status = resp.status
+                resp_headers = dict(resp.headers)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise OcpiClientError(f"{method} {url}: {type(exc).__name__}: {exc}", url=url) from exc
+        try:
+            doc = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError as exc:
+            raise OcpiClientError(f"{method} {url}: HTTP {http_status}, body is not JSON",
+                                  url=url, http_status=http_status) from exc
+        if not isinstance(doc, dict) or "status_code" not in doc:
+            raise OcpiClientError(f"{method} {url}: HTTP {http_status}, not an OCPI envelope",
+                                  url=url, http_status=http_status)
+        status_code = int(doc.get("status_code", 0))
+        message = str(doc.get("status_message") or "")
+        if http_status >= 300 and http_status not in accept_status:
+            raise OcpiClientError(f"{method} {url}: HTTP {http_status}, OCPI {status_code} {message}",
+                                  url=url, http_status=http_status, ocpi_status=status_code)
+        if status_code >= 2000:
+            raise OcpiClientError(f"{method} {url}: OCPI {status_code} {message}",
+                                  url=url, http_status=http_status, ocpi_status=status_code)
+        log.debug("ocpi.call", method=method, url=url, http_status=http_status,
+                  status_code=status_code)
+        return OcpiReply(http_status, status_code, message, doc.get("data"), resp_headers)
+
+    async def get(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        return (await self.request("GET", url, params=params)).data
+
+    async def put(self, url: str, body: Any) -> Any:
+        return (await self.request("PUT", url, json=body)).data
+
+    async def patch(self, url: str, body: Any) -> Any:
+        return (await self.request("PATCH", url, json=body)).data
+
+    async def post(self, url: str, body: Any) -> Any:
+        return (await self.request("POST", url, json=body)).data
+
+    async def delete(self, url: str) -> Any:
+        return (await self.request("DELETE", url)).data
+
+    async def get_all(self, url: str, params: Mapping[str, str] | None = None,
+                      max_pages: int = 100_000) -> AsyncIterator[Any]:
+        """Every object of a paginated list, following `Link: rel="next"`."""
+        next_url: str | None = url
+        query = params
+        pages = 0
+        while next_url and pages < max_pages:
+            reply = await self.request("GET", next_url, params=query)
+            if not isinstance(reply.data, list):
+                raise OcpiClientError(f"GET {next_url}: data is not a list", url=next_url)
+            for item in reply.data:
+                yield item
+            pages += 1
+            next_url = next_link(reply.headers.get("Link") or reply.headers.get("link"))
+            query = None  # the next link carries the query
+
+
+async def discover_endpoints(client: OcpiClient, versions_url: str,
+                             version: str = "2.2.1") -> tuple[str, list[dict[str, Any]]]:
+    """GET the versions list, pick `version`, GET its details: (details url, endpoints)."""
+    versions = await client.get(versions_url)
+    if not isinstance(versions, list):
+        raise OcpiClientError(f"GET {versions_url}: versions is not a list", url=versions_url)
+    match = next((v for v in versions if isinstance(v, dict) and v.get("version") == version), None)
+    if match is None:
+        offered = ", ".join(str(v.get("version")) for v in versions if isinstance(v, dict))
+        raise OcpiClientError(f"{versions_url} offers no OCPI {version} (offers: {offered or 'none'})",
+                              url=versions_url)
+    details = await client.get(str(match["url"]))
+    if not isinstance(details, dict) or not isinstance(details.get("endpoints"), list):
+        raise OcpiClientError(f"GET {match['url']}: no endpoints in version details",
+                              url=str(match["url"]))
+    return str(match["url"]), list(details["endpoints"])

@@ -1,0 +1,170 @@
+"""Redis repository of credentials: invites (token A), registered platforms and their parties.
+
+Our own tokens (A and C, the ones other platforms present to us) are stored
+only as SHA-256 hashes: a copy of Redis does not let anyone call the bridge.
+The other platform's token (the one we present to it) has to be stored as is.
+Key layout: `bridge.store.keys`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from bridge.ocpi.transport import Principal
+from bridge.store import keys
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh credentials token: 256 bits, URL-safe, 43 characters (<= CiString(64))."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class Connection:
+    """A platform registered with the bridge by a credentials exchange."""
+
+    id: str
+    their_token: str
+    versions_url: str
+    version_url: str = ""
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[dict[str, Any]] = field(default_factory=list)
+    our_token_hash: str = ""
+    created: str = ""
+
+    @property
+    def parties(self) -> frozenset[tuple[str, str]]:
+        return frozenset((r["country_code"].upper(), r["party_id"].upper()) for r in self.roles)
+
+    def endpoint(self, module: str, role: str) -> str | None:
+        for ep in self.endpoints:
+            if ep.get("identifier") == module and ep.get("role") == role:
+                return str(ep["url"])
+        # 2.2.1 allows an endpoint without matching role in older platforms: take any.
+        for ep in self.endpoints:
+            if ep.get("identifier") == module:
+                return str(ep["url"])
+        return None
+
+    def to_redis(self) -> dict[str, str]:
+        return {
+            "token": self.their_token,
+            "versions_url": self.versions_url,
+            "version_url": self.version_url,
+            "endpoints": orjson.dumps(self.endpoints).decode(),
+            "roles": orjson.dumps(self.roles).decode(),
+            "token_hash": self.our_token_hash,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_redis(cls, conn_id: str, h: dict[bytes, bytes]) -> Connection:
+        def s(k: str) -> str:
+            return h.get(k.encode(), b"").decode()
+
+        return cls(id=conn_id, their_token=s("token"), versions_url=s("versions_url"),
+                   version_url=s("version_url"), endpoints=orjson.loads(s("endpoints") or "[]"),
+                   roles=orjson.loads(s("roles") or "[]"), our_token_hash=s("token_hash"),
+                   created=s("created"))
+
+
+class PartyTaken(Exception):
+    """A party in the credentials is already served by another registered platform."""
+
+
+class CredentialsStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def create_invite(self, country_code: str, party_id: str) -> str:
+        """A one-time token A for a CPO party to register with (§7.2.1)."""
+        token = new_token()
+        await self.redis.hset(keys.token(token_hash(token)), mapping={
+            "kind": "A", "party": f"{country_code.upper()}:{party_id.upper()}",
+            "created": datetime.now(UTC).isoformat()})
+        return token
+
+    async def authenticate(self, token: str) -> Principal | None:
+        h = await self.redis.hgetall(keys.token(token_hash(token)))
+        if not h:
+            return None
+        kind = h[b"kind"].decode()
+        if kind == "A":
+            cc, pid = h[b"party"].decode().split(":")
+            return Principal(id=f"invite:{cc}-{pid}", kind="A", parties=frozenset({(cc, pid)}))
+        conn = await self.get_connection(h[b"conn"].decode())
+        if conn is None:
+            return None
+        return Principal(id=conn.id, kind="C", parties=conn.parties)
+
+    async def get_connection(self, conn_id: str) -> Connection | None:
+        h = await self.redis.hgetall(keys.conn(conn_id))
+        return Connection.from_redis(conn_id, h) if h else None
+
+    async def connection_for_party(self, country_code: str, party_id: str) -> Connection | None:
+        conn_id = await self.redis.get(keys.party(country_code, party_id))
+        return await self.get_connection(conn_id.decode()) if conn_id else None
+
+    async def connections(self) -> list[Connection]:
+        ids = sorted(m.decode() for m in await self.redis.smembers(keys.CONNS))
+        out = []
+        for conn_id in ids:
+            conn = await self.get_connection(conn_id)
+            if conn is not None:
+                out.append(conn)
+        return out
+
+    async def save_connection(self, conn: Connection, our_token: str | None,
+                              consume_invite: str | None = None,
+                              previous_token_hash: str | None = None) -> None:
+        """Store a registration atomically: the connection, its parties, our new
+        token (if any), and the invite token A consumed / the old token C dropped."""
+        if not conn.id:
+            conn.id = uuid.uuid4().hex
+        if not conn.created:
+            conn.created = datetime.now(UTC).isoformat()
+        for cc, pid in conn.parties:
+            owner = await self.redis.get(keys.party(cc, pid))
+            if owner is not None and owner.decode() != conn.id:
+                raise PartyTaken(f"party {cc}-{pid} is already registered by another platform")
+        if our_token is not None:
+            conn.our_token_hash = token_hash(our_token)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.conn(conn.id))
+            pipe.hset(keys.conn(conn.id), mapping=conn.to_redis())
+            pipe.sadd(keys.CONNS, conn.id)
+            for cc, pid in conn.parties:
+                pipe.set(keys.party(cc, pid), conn.id)
+            if our_token is not None:
+                pipe.hset(keys.token(conn.our_token_hash), mapping={"kind": "C", "conn": conn.id})
+            if consume_invite is not None:
+                pipe.delete(keys.token(token_hash(consume_invite)))
+            if previous_token_hash and previous_token_hash != conn.our_token_hash:
+                pipe.delete(keys.token(previous_token_hash))
+            await pipe.execute()
+
+    async def consume_invite(self, token: str) -> bool:
+        """Atomically take token A out of use; False if someone else already did."""
+        return bool(await self.redis.delete(keys.token(token_hash(token))))
+
+    async def delete_connection(self, conn: Connection) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.conn(conn.id))
+            pipe.srem(keys.CONNS, conn.id)
+            for cc, pid in conn.parties:
+                pipe.delete(keys.party(cc, pid))
+            if conn.our_token_hash:
+                pipe.delete(keys.token(conn.our_token_hash))
+            await pipe.execute()

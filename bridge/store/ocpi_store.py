@@ -1,0 +1,339 @@
+"""Redis repository of the OCPI objects CPOs push: locations, tariffs, sessions, CDRs.
+
+Key layout: `bridge.store.keys`. Every write goes through one Lua script
+(`bridge.store.scripts.WRITE`) that checks `last_updated`, writes, indexes and
+emits the change event atomically; the HTTP answer is sent only after it
+returns, so an acknowledged change is in Redis (and in the AOF).
+
+PATCH is read-merge-validate-write with optimistic concurrency: the write
+carries the `last_updated` it merged onto (`cas:`), and is retried if another
+writer got in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ValidationError
+
+from bridge.ocpi.models import EVSE, Connector, Location, format_datetime
+from bridge.store import keys
+from bridge.store.scripts import DELETE, WRITE
+
+CAS_RETRIES = 8
+
+
+class Outcome(Enum):
+    WRITTEN = "written"
+    STALE = "stale"  # older than what is stored: ignored, answered 1000
+    MISSING = "missing"  # PATCH of an unknown object, EVSE of an unknown location
+    EXISTS = "exists"  # create of an immutable object that is already there
+
+
+class PatchInvalid(Exception):
+    """A PATCH that would make the stored object invalid (message says which field)."""
+
+    def __init__(self, error: ValidationError | str) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Stored:
+    data: dict[str, Any]
+    lu_ms: int
+
+
+def ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def _json(model: BaseModel, exclude: set[str] | None = None) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json", exclude_none=True, exclude=exclude))
+
+
+def merge_patch(stored: Mapping[str, Any], patch: Mapping[str, Any],
+                append: tuple[str, ...] = ()) -> dict[str, Any]:
+    """OCPI PATCH (§4.1.?, "PATCH" in each module): top-level fields replace,
+    except those in `append` (Session `charging_periods`), whose items are added."""
+    merged = dict(stored)
+    for key, value in patch.items():
+        if key in append and isinstance(value, list):
+            merged[key] = [*merged.get(key, []), *value]
+        else:
+            merged[key] = value
+    return merged
+
+
+class OcpiStore:
+    def __init__(self, redis: aioredis.Redis, events_maxlen: int = 200_000) -> None:
+        self.redis = redis
+        self.events_maxlen = events_maxlen
+        self._write = redis.register_script(WRITE)
+        self._delete = redis.register_script(DELETE)
+
+    # ------------------------------------------------------------------ primitive
+
+    async def _run_write(self, module: str, cc: str, pid: str, oid: str, *, guard: str,
+                         guard_ms: int, pre: str, mode: str, lu_ms: int, lus: str,
+                         fields: Mapping[str, bytes | str], event: Mapping[str, str]) -> int:
+        cc, pid = cc.upper(), pid.upper()
+        args: list[Any] = [guard, guard_ms, pre, mode, keys.norm_id(oid),
+                           f"{cc}:{pid}:{keys.norm_id(oid)}", lu_ms, lus, self.events_maxlen,
+                           len(fields)]
+        for k, v in fields.items():
+            args += [k, v]
+        base_event = {"module": module, "cc": cc, "pid": pid, "id": oid, "lu": lus}
+        for k, v in {**base_event, **event}.items():
+            args += [k, v]
+        key_list = [keys.obj(module, cc, pid, oid), keys.party_index(module, cc, pid),
+                    keys.module_index(module), keys.EVENTS]
+        return int(await self._write(keys=key_list, args=args))
+
+    # ------------------------------------------------------------------ tariffs, sessions, CDRs
+
+    async def get(self, module: str, cc: str, pid: str, oid: str) -> Stored | None:
+        d, lu = await self.redis.hmget(keys.obj(module, cc, pid, oid), "d", "lu")
+        if d is None:
+            return None
+        return Stored(orjson.loads(d), int(lu or 0))
+
+    async def get_raw(self, module: str, cc: str, pid: str, oid: str) -> bytes | None:
+        raw: bytes | None = await self.redis.hget(keys.obj(module, cc, pid, oid), "d")
+        return raw
+
+    async def put(self, module: str, obj: Any, *, create_only: bool = False) -> Outcome:
+        """Upsert (or, for CDRs, create) a whole object that has country_code,
+        party_id, id and last_updated."""
+        lu = ms(obj.last_updated)
+        lus = format_datetime(obj.last_updated)
+        rc = await self._run_write(
+            module, obj.country_code, obj.party_id, obj.id, guard="lu", guard_ms=lu,
+            pre="absent" if create_only else "", mode="put", lu_ms=lu, lus=lus,
+            fields={"d": _json(obj)}, event={"op": "put"})
+        return {1: Outcome.WRITTEN, 0: Outcome.STALE}.get(
+            rc, Outcome.EXISTS if create_only else Outcome.MISSING)
+
+    async def patch(self, module: str, cc: str, pid: str, oid: str, patch: Mapping[str, Any],
+                    model: type[BaseModel], append: tuple[str, ...] = ()) -> Outcome:
+        for _ in range(CAS_RETRIES):
+            stored = await self.get(module, cc, pid, oid)
+            if stored is None:
+                return Outcome.MISSING
+            try:
+                obj: Any = model.model_validate(merge_patch(stored.data, patch, append))
+            except ValidationError as exc:
+                raise PatchInvalid(exc) from exc
+            lu = ms(obj.last_updated)
+            rc = await self._run_write(
+                module, cc, pid, oid, guard="lu", guard_ms=lu, pre=f"cas:{stored.lu_ms}",
+                mode="put", lu_ms=lu, lus=format_datetime(obj.last_updated),
+                fields={"d": _json(obj)},
+                event={"op": "patch", "fields": ",".join(sorted(patch))})
+            if rc == 1:
+                return Outcome.WRITTEN
+            if rc == 0:
+                return Outcome.STALE
+        raise RuntimeError(f"PATCH {module}/{cc}/{pid}/{oid}: too many concurrent writers")
+
+    async def delete(self, module: str, cc: str, pid: str, oid: str) -> bool:
+        cc, pid = cc.upper(), pid.upper()
+        rc = await self._delete(
+            keys=[keys.obj(module, cc, pid, oid), keys.party_index(module, cc, pid),
+                  keys.module_index(module), keys.EVENTS],
+            args=[keys.norm_id(oid), f"{cc}:{pid}:{keys.norm_id(oid)}", self.events_maxlen,
+                  "module", module, "cc", cc, "pid", pid, "id", oid, "op", "delete"])
+        return bool(rc)
+
+    async def list_page(self, module: str, cc: str | None, pid: str | None, *, offset: int,
+                        limit: int, date_from: datetime | None, date_to: datetime | None
+                        ) -> tuple[int, list[bytes]]:
+        """A page of objects ordered by last_updated (§4.1.3: date_from inclusive,
+        date_to exclusive). Without a party: across all parties."""
+        idx = keys.party_index(module, cc, pid) if cc and pid else keys.module_index(module)
+        lo = ms(date_from) if date_from else "-inf"
+        hi = f"({ms(date_to)}" if date_to else "+inf"
+        total = int(await self.redis.zcount(idx, lo, hi))
+        if limit == 0:
+            return total, []
+        members = await self.redis.zrangebyscore(idx, lo, hi, start=offset, num=limit)
+        if not members:
+            return total, []
+        if cc and pid:
+            refs = [(cc, pid, m.decode()) for m in members]
+        else:
+            refs = [tuple(m.decode().split(":", 2)) for m in members]  # type: ignore[misc]
+        out: list[bytes] = []
+        if module == "locations":
+            for rcc, rpid, rid in refs:
+                loc = await self.get_location_raw(rcc, rpid, rid)
+                if loc is not None:
+                    out.append(loc)
+            return total, out
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rcc, rpid, rid in refs:
+                pipe.hget(keys.obj(module, rcc, rpid, rid), "d")
+            for raw in await pipe.execute():
+                if raw is not None:
+                    out.append(raw)
+        return total, out
+
+    # ------------------------------------------------------------------ locations
+
+    async def _location_hash(self, cc: str, pid: str, lid: str) -> dict[bytes, bytes]:
+        h: dict[bytes, bytes] = await self.redis.hgetall(keys.obj("locations", cc, pid, lid))
+        return h
+
+    @staticmethod
+    def _assemble(h: Mapping[bytes, bytes]) -> dict[str, Any]:
+        loc: dict[str, Any] = orjson.loads(h[b"d"])
+        evses = [orjson.loads(v) for k, v in sorted(h.items()) if k.startswith(b"e:")]
+        if evses:
+            loc["evses"] = evses
+        loc["last_updated"] = h[b"lus"].decode()
+        return loc
+
+    async def get_location(self, cc: str, pid: str, lid: str) -> dict[str, Any] | None:
+        h = await self._location_hash(cc, pid, lid)
+        return self._assemble(h) if b"d" in h else None
+
+    async def get_location_raw(self, cc: str, pid: str, lid: str) -> bytes | None:
+        loc = await self.get_location(cc, pid, lid)
+        return orjson.dumps(loc) if loc is not None else None
+
+    async def put_location(self, loc: Location, *, pre: str = "", op: str = "put",
+                           fields_changed: str = "") -> int:
+        lu = ms(loc.last_updated)
+        lus = format_datetime(loc.last_updated)
+        fields: dict[str, bytes | str] = {"d": _json(loc, exclude={"evses"})}
+        for evse in loc.evses or []:
+            fields[f"e:{keys.norm_id(evse.uid)}"] = _json(evse)
+            fields[f"el:{keys.norm_id(evse.uid)}"] = str(ms(evse.last_updated))
+        event = {"op": op}
+        if fields_changed:
+            event["fields"] = fields_changed
+        return await self._run_write("locations", loc.country_code, loc.party_id, loc.id,
+                                     guard="lu", guard_ms=lu, pre=pre, mode="put", lu_ms=lu,
+                                     lus=lus, fields=fields, event=event)
+
+    async def patch_location(self, cc: str, pid: str, lid: str,
+                             patch: Mapping[str, Any]) -> Outcome:
+        for _ in range(CAS_RETRIES):
+            h = await self._location_hash(cc, pid, lid)
+            if b"d" not in h:
+                return Outcome.MISSING
+            try:
+                loc = Location.model_validate(merge_patch(self._assemble(h), patch))
+            except ValidationError as exc:
+                raise PatchInvalid(exc) from exc
+            rc = await self.put_location(loc, pre=f"cas:{int(h[b'lu'])}", op="patch",
+                                         fields_changed=",".join(sorted(patch)))
+            if rc != -1:
+                return Outcome.WRITTEN if rc == 1 else Outcome.STALE
+        raise RuntimeError(f"PATCH location {cc}/{pid}/{lid}: too many concurrent writers")
+
+    async def get_evse(self, cc: str, pid: str, lid: str, uid: str) -> Stored | None:
+        key = keys.obj("locations", cc, pid, lid)
+        d, el = await self.redis.hmget(key, f"e:{keys.norm_id(uid)}", f"el:{keys.norm_id(uid)}")
+        return Stored(orjson.loads(d), int(el or 0)) if d is not None else None
+
+    async def _write_evse(self, cc: str, pid: str, lid: str, evse: EVSE, *, pre: str, op: str,
+                          connector_id: str | None = None, fields_changed: str = "") -> int:
+        uid = keys.norm_id(evse.uid)
+        lu = ms(evse.last_updated)
+        event = {"op": op, "evse_uid": evse.uid, "status": evse.status.value}
+        if connector_id:
+            event["connector_id"] = connector_id
+        if fields_changed:
+            event["fields"] = fields_changed
+        return await self._run_write(
+            "locations", cc, pid, lid, guard=f"el:{uid}", guard_ms=lu, pre=pre, mode="merge",
+            lu_ms=lu, lus=format_datetime(evse.last_updated),
+            fields={f"e:{uid}": _json(evse), f"el:{uid}": str(lu)}, event=event)
+
+    async def put_evse(self, cc: str, pid: str, lid: str, evse: EVSE) -> Outcome:
+        rc = await self._write_evse(cc, pid, lid, evse, pre="exists", op="put")
+        return {1: Outcome.WRITTEN, 0: Outcome.STALE}.get(rc, Outcome.MISSING)
+
+    async def _update_evse(self, cc: str, pid: str, lid: str, uid: str,
+                           change: Callable[[dict[str, Any]], tuple[EVSE, str | None]],
+                           op: str, fields_changed: str = "") -> Outcome:
+        for _ in range(CAS_RETRIES):
+            stored = await self.get_evse(cc, pid, lid, uid)
+            if stored is None:
+                return Outcome.MISSING
+            evse, connector_id = change(stored.data)
+            rc = await self._write_evse(cc, pid, lid, evse, pre=f"cas:{stored.lu_ms}", op=op,
+                                        connector_id=connector_id, fields_changed=fields_changed)
+            if rc != -1:
+                return Outcome.WRITTEN if rc == 1 else Outcome.STALE
+        raise RuntimeError(f"EVSE {cc}/{pid}/{lid}/{uid}: too many concurrent writers")
+
+    async def patch_evse(self, cc: str, pid: str, lid: str, uid: str,
+                         patch: Mapping[str, Any]) -> Outcome:
+        def change(data: dict[str, Any]) -> tuple[EVSE, str | None]:
+            try:
+                return EVSE.model_validate(merge_patch(data, patch)), None
+            except ValidationError as exc:
+                raise PatchInvalid(exc) from exc
+
+        return await self._update_evse(cc, pid, lid, uid, change, "patch", ",".join(sorted(patch)))
+
+    async def put_connector(self, cc: str, pid: str, lid: str, uid: str,
+                            connector: Connector) -> Outcome:
+        return await self._set_connector(cc, pid, lid, uid, connector.id,
+                                         lambda _old: connector, "put")
+
+    async def patch_connector(self, cc: str, pid: str, lid: str, uid: str, cid: str,
+                              patch: Mapping[str, Any]) -> Outcome:
+        def change(old: dict[str, Any] | None) -> Connector:
+            if old is None:
+                raise KeyError(cid)
+            try:
+                return Connector.model_validate(merge_patch(old, patch))
+            except ValidationError as exc:
+                raise PatchInvalid(exc) from exc
+
+        try:
+            return await self._set_connector(cc, pid, lid, uid, cid, change, "patch",
+                                             ",".join(sorted(patch)))
+        except KeyError:
+            return Outcome.MISSING
+
+    async def _set_connector(self, cc: str, pid: str, lid: str, uid: str, cid: str,
+                             make: Callable[[dict[str, Any] | None], Connector], op: str,
+                             fields_changed: str = "") -> Outcome:
+        def change(data: dict[str, Any]) -> tuple[EVSE, str | None]:
+            connectors = list(data.get("connectors", []))
+            pos = next((i for i, c in enumerate(connectors)
+                        if keys.norm_id(c["id"]) == keys.norm_id(cid)), None)
+            old = connectors[pos] if pos is not None else None
+            new = make(old)
+            new_json = new.model_dump(mode="json", exclude_none=True)
+            if old is not None and ms(Connector.model_validate(old).last_updated) > ms(
+                    new.last_updated):
+                raise _StaleConnector
+            if pos is None:
+                connectors.append(new_json)
+            else:
+                connectors[pos] = new_json
+            evse = EVSE.model_validate({**data, "connectors": connectors})
+            # A child's change bumps its parents' last_updated (§8.3: "last_updated").
+            if new.last_updated > evse.last_updated:
+                evse = evse.model_copy(update={"last_updated": new.last_updated})
+            return evse, cid
+
+        try:
+            return await self._update_evse(cc, pid, lid, uid, change, op, fields_changed)
+        except _StaleConnector:
+            return Outcome.STALE
+
+
+class _StaleConnector(Exception):
+    """The pushed connector is older than the stored one: nothing is written."""

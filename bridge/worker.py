@@ -1,0 +1,82 @@
+"""`bridge worker`: the arq worker that runs every outbound call and background job.
+
+Job functions are plain `async def job(ctx, ...)`; `ctx["deps"]` holds what
+they need (settings, Redis, stores, an HTTP session), built once per process
+in `startup`. Feature packages contribute jobs by listing them in `JOBS`
+below; long-running consumers (e.g. the catalog renderer reading the OCPI
+change stream) are started by `STARTUP` hooks and stopped on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+
+from bridge.config import Settings
+from bridge.ocpi.deps import OcpiDeps
+from bridge.ocpi.sync import sync
+from bridge.store.credentials import CredentialsStore
+from bridge.store.ocpi_store import OcpiStore
+
+log = structlog.get_logger("bridge.worker")
+
+QUEUE = "obb:queue"
+
+
+async def sync_job(ctx: dict[str, Any], party: str | None = None,
+                   modules: list[str] | None = None) -> list[dict[str, Any]]:
+    """Pull from CPO senders (scheduled by `bridge sync --enqueue` or at start-up)."""
+    deps: OcpiDeps = ctx["ocpi"]
+    who = tuple(party.upper().split("-", 1)) if party else None
+    reports = await sync(deps, datetime.now(UTC), who,  # type: ignore[arg-type]
+                         tuple(modules) if modules else ("locations", "tariffs", "sessions", "cdrs"))
+    return [r.__dict__ for r in reports]
+
+
+JOBS: list[Any] = [func(sync_job, name="sync", timeout=600)]
+
+# Called with the worker ctx at start-up; may return a task to cancel at shutdown.
+StartupHook = Callable[[dict[str, Any]], Awaitable[asyncio.Task[Any] | None]]
+STARTUP: list[StartupHook] = []
+
+
+def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200) -> Worker:
+    from bridge.app import make_redis
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        redis = make_redis(settings)
+        ctx["settings"] = settings
+        ctx["redis_app"] = redis
+        ctx["ocpi"] = OcpiDeps(settings=settings, store=OcpiStore(redis, settings.ocpi_events_maxlen),
+                               creds=CredentialsStore(redis))
+        ctx["tasks"] = []
+        for hook in STARTUP:
+            task = await hook(ctx)
+            if task is not None:
+                ctx["tasks"].append(task)
+        log.info("worker.started", jobs=[j.name for j in JOBS], consumers=len(ctx["tasks"]))
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        for task in ctx.get("tasks", []):
+            task.cancel()
+        await asyncio.gather(*ctx.get("tasks", []), return_exceptions=True)
+        await ctx["ocpi"].close()
+        await ctx["redis_app"].aclose()
+
+    return Worker(
+        functions=JOBS,
+        queue_name=QUEUE,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        max_jobs=max_jobs,
+        handle_signals=not burst,
+        keep_result=3600,
+    )
