@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from bridge.config import ConfigError, load_settings
 from bridge.logs import configure_logging
 
-COMMAND_MODULES = ("bridge.commands.core", "bridge.commands.tariff")
+COMMAND_MODULES = (
+    "bridge.commands.core",
+    "bridge.commands.tariff",
+    "bridge.commands.keys",
+    "bridge.commands.callbacks",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
