@@ -1,0 +1,1 @@
+"""Pure mapping between OCPI and Beckn: tariffs, quotes, settlement."""

@@ -1,0 +1,72 @@
+"""Money: `Decimal` amounts, currency minor units, and one rounding rule.
+
+Amounts are never `float`. Every computation keeps full `Decimal` precision and
+rounds once, at the end, to the currency's minor unit (ISO 4217 exponent) with
+ROUND_HALF_UP: the OCPI 2.2.1 tariff examples (mod_tariffs, "Simple Tariff
+example with alternative URL": 5.625 -> 5.63, 6.2375 -> 6.24) need half-up;
+banker's rounding would print 5.62.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+
+# ISO 4217 exponents that differ from 2; everything else has two decimals.
+_EXPONENTS: dict[str, int] = {
+    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
+    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0,
+    "TND": 3, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}
+_QUANTA: dict[int, Decimal] = {n: Decimal(1).scaleb(-n) for n in range(4)}
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of `currency` (0.01 for INR and EUR, 1 for JPY)."""
+    return _QUANTA[_EXPONENTS.get(currency.upper(), 2)]
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Round `amount` to the currency's minor unit, half up."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceAmount:
+    """An amount excluding and including VAT (OCPI `Price`, §16.5)."""
+
+    excl_vat: Decimal
+    incl_vat: Decimal
+
+    def __add__(self, other: PriceAmount) -> PriceAmount:
+        return PriceAmount(self.excl_vat + other.excl_vat, self.incl_vat + other.incl_vat)
+
+    def rounded(self, currency: str) -> PriceAmount:
+        return PriceAmount(round_money(self.excl_vat, currency), round_money(self.incl_vat, currency))
+
+    def to_json(self) -> dict[str, float]:
+        return {"excl_vat": decimal_to_json(self.excl_vat), "incl_vat": decimal_to_json(self.incl_vat)}
+
+
+PRICE_ZERO = PriceAmount(ZERO, ZERO)
+
+
+def decimal_to_json(value: Decimal) -> float:
+    """A JSON number for a `Decimal`, for output only.
+
+    JSON has one number type. Money here is already rounded to its minor unit,
+    and float's shortest repr prints any such amount exactly ("5.63"), so the
+    conversion happens at the serialisation edge and never feeds arithmetic.
+    """
+    return float(value)
+
+
+def money(value: str | int | Decimal) -> Decimal:
+    """Parse an amount from configuration text without going through float."""
+    if isinstance(value, float):  # pragma: no cover - guarded by callers' types
+        raise TypeError("money must not be a float")
+    return Decimal(value)

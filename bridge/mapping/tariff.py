@@ -1,0 +1,1025 @@
+"""OCPI 2.2.1 tariff engine: the cost of a session's charging periods.
+
+Spec: module "tariffs" (mod_tariffs, §11.3 Tariff object, §11.4 TariffElement,
+PriceComponent, TariffRestrictions) and the `step_size` rules in module "cdrs"
+(mod_cdrs, CDR object description, "step_size").
+
+How a session is priced (`price()`):
+
+1. Periods. Charging period *i* runs from its `start_date_time` to the next
+   period's start (the last one to `end`). Additive volumes (ENERGY, TIME,
+   PARKING_TIME, RESERVATION_TIME) are spread evenly over the period.
+2. Splitting. A period that crosses a restriction boundary is split there, as
+   the spec's worked examples do: a `start_time`/`end_time` (local time, in the
+   location's IANA `time_zone`, DST included), local midnight (for
+   `day_of_week`, `start_date`, `end_date`), `start + min_duration` /
+   `start + max_duration`, the moment the cumulative energy reaches a
+   `min_kwh`/`max_kwh`, and a UTC-offset change of the zone.
+3. Selection. For each piece and each dimension, the first element in list
+   order that has a component of that dimension and whose restrictions all
+   hold prices it (§11.3.1). Restrictions are evaluated at the middle of the
+   piece: after splitting they are constant over it. No element -> the piece
+   is free for that dimension and is reported in `unpriced`.
+4. FLAT is charged once per session phase (charging; reservation), from the
+   first piece in time at which a FLAT component is active.
+5. step_size (mod_cdrs "step_size"): once per session for ENERGY, and once for
+   TIME and PARKING_TIME together: the dimension of the last priced time-based
+   piece has its session total (of priced pieces) rounded up to the step_size
+   of that last piece's component; the difference is billed at that
+   component's price. RESERVATION_TIME is rounded on its own.
+6. VAT per component (`vat` omitted = no VAT: incl == excl), then
+   `min_price`/`max_price` on excl and incl independently, then one rounding
+   to the currency's minor unit.
+
+The hot loop works on integers (UTC microseconds) and `Decimal`, with the
+tariff compiled once (`compile_tariff`) and the zone's offsets looked up once
+per session, so the CDR/Session pydantic objects are only read, never built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bridge.mapping.money import (
+    HUNDRED,
+    ONE,
+    PRICE_ZERO,
+    ZERO,
+    PriceAmount,
+    decimal_to_json,
+)
+from bridge.ocpi.models import (
+    CDR,
+    CdrDimensionType,
+    ChargingPeriod,
+    DayOfWeek,
+    PriceComponent,
+    ReservationRestrictionType,
+    Session,
+    Tariff,
+    TariffDimensionType,
+    TariffRestrictions,
+)
+
+__all__ = [
+    "CompiledTariff",
+    "TariffError",
+    "TariffLine",
+    "TariffResult",
+    "compile_tariff",
+    "price",
+    "price_cdr",
+    "price_session",
+    "zone",
+]
+
+US = 1_000_000
+DAY_US = 86_400 * US
+HOUR_S = Decimal(3600)
+KWH_WH = Decimal(1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_FINE = Decimal("1E-6")  # step_size works in Wh / seconds; kill Decimal noise below 1e-6 first
+_HALF = Decimal("0.5")
+_DOW = {d: i for i, d in enumerate(DayOfWeek)}  # MONDAY=0 .. SUNDAY=6
+
+# Dimension codes of the hot loop.
+ENERGY, TIME, PARKING, RES_TIME, FLAT, RES_FLAT = range(6)
+_DIM_NAMES = ("ENERGY", "TIME", "PARKING_TIME", "TIME", "FLAT", "FLAT")
+_DIM_TYPES = (
+    TariffDimensionType.ENERGY,
+    TariffDimensionType.TIME,
+    TariffDimensionType.PARKING_TIME,
+    TariffDimensionType.TIME,
+    TariffDimensionType.FLAT,
+    TariffDimensionType.FLAT,
+)
+
+
+class TariffError(ValueError):
+    """The input cannot be priced (unknown time zone, CDR without a tariff...)."""
+
+
+@lru_cache(maxsize=256)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name` (cached); TariffError if unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise TariffError(f"unknown time zone {name!r}") from exc
+
+
+def _to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _ONE_US
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _offset_us(tz: ZoneInfo, us: int) -> int:
+    off = _from_us(us).astimezone(tz).utcoffset()
+    return 0 if off is None else off // _ONE_US
+
+
+def _hhmm_us(value: str) -> int:
+    return (int(value[:2]) * 3600 + int(value[3:5]) * 60) * US
+
+
+def _day_number(value: str) -> int:
+    return date.fromisoformat(value).toordinal() - _EPOCH_ORDINAL
+
+
+# --------------------------------------------------------------------------- compiled tariff
+
+
+class _Restriction:
+    """TariffRestrictions (§11.4.6) compiled to integers and Decimals."""
+
+    __slots__ = (
+        "day_from",
+        "day_to",
+        "dows",
+        "has_day",
+        "has_tod",
+        "max_current",
+        "max_dur",
+        "max_kwh",
+        "max_power",
+        "min_current",
+        "min_dur",
+        "min_kwh",
+        "min_power",
+        "tod_end",
+        "tod_start",
+    )
+
+    def __init__(self, r: TariffRestrictions) -> None:
+        self.has_tod = r.start_time is not None or r.end_time is not None
+        self.tod_start = _hhmm_us(r.start_time) if r.start_time else 0
+        # "To stop at end of the day use: 00:00" -> end 00:00 means 24:00.
+        end = _hhmm_us(r.end_time) if r.end_time else 0
+        self.tod_end = end or DAY_US
+        self.dows = frozenset(_DOW[d] for d in r.day_of_week) if r.day_of_week else None
+        self.day_from = _day_number(r.start_date) if r.start_date else None
+        self.day_to = _day_number(r.end_date) if r.end_date else None
+        self.has_day = self.dows is not None or self.day_from is not None or self.day_to is not None
+        self.min_kwh = r.min_kwh
+        self.max_kwh = r.max_kwh
+        self.min_current = r.min_current
+        self.max_current = r.max_current
+        self.min_power = r.min_power
+        self.max_power = r.max_power
+        self.min_dur = None if r.min_duration is None else r.min_duration * US
+        self.max_dur = None if r.max_duration is None else r.max_duration * US
+
+    def active(
+        self,
+        local_us: int,
+        dur_us: int,
+        kwh: Decimal,
+        cur_lo: Decimal | None,
+        cur_hi: Decimal | None,
+        pow_lo: Decimal | None,
+        pow_hi: Decimal | None,
+    ) -> bool:
+        """All restrictions hold at this moment (logical AND, §11.4.6).
+
+        `min_*` limits are inclusive and `max_*` exclusive, as the spec words
+        them; `end_time` < `start_time` wraps past midnight. A current/power
+        limit with no measured value does not hold.
+        """
+        if self.has_tod:
+            tod = local_us % DAY_US
+            s, e = self.tod_start, self.tod_end
+            if s < e:
+                if tod < s or tod >= e:
+                    return False
+            elif s > e and e <= tod < s:
+                return False
+        if self.has_day:
+            day = local_us // DAY_US
+            if self.dows is not None and (day + 3) % 7 not in self.dows:  # 1970-01-01 was a Thursday
+                return False
+            if self.day_from is not None and day < self.day_from:
+                return False
+            if self.day_to is not None and day >= self.day_to:
+                return False
+        if self.min_kwh is not None and kwh < self.min_kwh:
+            return False
+        if self.max_kwh is not None and kwh >= self.max_kwh:
+            return False
+        if self.min_dur is not None and dur_us < self.min_dur:
+            return False
+        if self.max_dur is not None and dur_us >= self.max_dur:
+            return False
+        if self.min_current is not None and (cur_lo is None or cur_lo < self.min_current):
+            return False
+        if self.max_current is not None and (cur_hi is None or cur_hi >= self.max_current):
+            return False
+        if self.min_power is not None and (pow_lo is None or pow_lo < self.min_power):
+            return False
+        return not (self.max_power is not None and (pow_hi is None or pow_hi >= self.max_power))
+
+
+class _Candidate:
+    """One price component of one element, as a candidate for one dimension."""
+
+    __slots__ = ("code", "comp_index", "element_index", "price", "restriction", "step", "vat", "vat_factor")
+
+    def __init__(
+        self, code: int, element_index: int, comp_index: int, comp: PriceComponent,
+        restriction: _Restriction | None,
+    ) -> None:
+        self.code = code
+        self.element_index = element_index
+        self.comp_index = comp_index
+        self.price = comp.price
+        self.vat = comp.vat
+        self.vat_factor = ONE if comp.vat is None else ONE + comp.vat / HUNDRED
+        self.step = comp.step_size
+        self.restriction = restriction
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTariff:
+    """A Tariff prepared for fast repeated pricing (see `compile_tariff`)."""
+
+    tariff: Tariff
+    charging: tuple[tuple[_Candidate, ...], ...]  # by code ENERGY, TIME, PARKING, -, FLAT
+    reservation: tuple[_Candidate, ...]  # TIME candidates of RESERVATION elements
+    reservation_flat: tuple[_Candidate, ...]
+    expires: tuple[_Candidate, ...]  # TIME candidates of RESERVATION_EXPIRES elements
+    expires_flat: tuple[_Candidate, ...]
+    tod_cuts: tuple[int, ...]  # local time-of-day boundaries (µs after midnight)
+    duration_cuts: tuple[int, ...]  # µs after session start
+    kwh_cuts: tuple[Decimal, ...]
+    needs_local: bool
+    needs_power: bool
+    needs_current: bool
+    currency: str
+
+
+def compile_tariff(tariff: Tariff) -> CompiledTariff:
+    """Precompute the per-dimension candidate lists and the split points."""
+    by_code: list[list[_Candidate]] = [[] for _ in range(5)]
+    res_t: list[_Candidate] = []
+    res_f: list[_Candidate] = []
+    exp_t: list[_Candidate] = []
+    exp_f: list[_Candidate] = []
+    tods: set[int] = set()
+    durs: set[int] = set()
+    kwhs: set[Decimal] = set()
+    needs_local = needs_power = needs_current = False
+    codes = {
+        TariffDimensionType.ENERGY: ENERGY,
+        TariffDimensionType.TIME: TIME,
+        TariffDimensionType.PARKING_TIME: PARKING,
+        TariffDimensionType.FLAT: FLAT,
+    }
+    for ei, element in enumerate(tariff.elements):
+        r = element.restrictions
+        restriction = _Restriction(r) if r is not None else None
+        kind = r.reservation if r is not None else None
+        if restriction is not None and r is not None:
+            if restriction.has_tod:
+                tods.update({restriction.tod_start, restriction.tod_end % DAY_US})
+            if restriction.has_day:
+                tods.add(0)
+            needs_local = needs_local or restriction.has_tod or restriction.has_day
+            durs.update(d for d in (restriction.min_dur, restriction.max_dur) if d is not None)
+            kwhs.update(k for k in (r.min_kwh, r.max_kwh) if k is not None)
+            needs_power = needs_power or r.min_power is not None or r.max_power is not None
+            needs_current = needs_current or r.min_current is not None or r.max_current is not None
+        for ci, comp in enumerate(element.price_components):
+            code = codes[comp.type]
+            if kind is None:
+                by_code[code].append(_Candidate(code, ei, ci, comp, restriction))
+            elif comp.type is TariffDimensionType.TIME:
+                target = res_t if kind is ReservationRestrictionType.RESERVATION else exp_t
+                target.append(_Candidate(RES_TIME, ei, ci, comp, restriction))
+            elif comp.type is TariffDimensionType.FLAT:
+                target = res_f if kind is ReservationRestrictionType.RESERVATION else exp_f
+                target.append(_Candidate(RES_FLAT, ei, ci, comp, restriction))
+            # A reservation element can only price FLAT and TIME (§11.4.6 `reservation`):
+            # other components on it are ignored.
+    return CompiledTariff(
+        tariff=tariff,
+        charging=tuple(tuple(c) for c in by_code),
+        reservation=tuple(res_t),
+        reservation_flat=tuple(res_f),
+        expires=tuple(exp_t),
+        expires_flat=tuple(exp_f),
+        tod_cuts=tuple(sorted(tods)),
+        duration_cuts=tuple(sorted(durs)),
+        kwh_cuts=tuple(sorted(kwhs)),
+        needs_local=needs_local,
+        needs_power=needs_power,
+        needs_current=needs_current,
+        currency=tariff.currency.upper(),
+    )
+
+
+_compiled: dict[int, CompiledTariff] = {}
+
+
+def _compile_cached(tariff: Tariff) -> CompiledTariff:
+    # Keyed by identity; the entry holds the tariff itself, so the id cannot be
+    # reused while cached. Tariff objects are treated as immutable.
+    hit = _compiled.get(id(tariff))
+    if hit is not None and hit.tariff is tariff:
+        return hit
+    compiled = compile_tariff(tariff)
+    if len(_compiled) >= 512:
+        _compiled.clear()
+    _compiled[id(tariff)] = compiled
+    return compiled
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, slots=True)
+class TariffLine:
+    """What one price component of one element billed over the session."""
+
+    dimension: TariffDimensionType
+    reservation: bool  # priced by a RESERVATION / RESERVATION_EXPIRES element
+    element_index: int
+    component_index: int
+    price: Decimal  # per kWh, per hour or per session (FLAT), excl. VAT
+    vat: Decimal | None
+    step_size: int
+    volume: Decimal  # consumed: kWh, hours, or 1 for FLAT
+    quantity: Decimal  # billed, after step_size
+    cost_exact: PriceAmount
+    cost: PriceAmount  # rounded to the minor unit, for display
+    start: datetime
+    end: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dimension": self.dimension.value,
+            "reservation": self.reservation,
+            "element_index": self.element_index,
+            "component_index": self.component_index,
+            "price": decimal_to_json(self.price),
+            "vat": None if self.vat is None else decimal_to_json(self.vat),
+            "step_size": self.step_size,
+            "volume": _qty_json(self.volume),
+            "quantity": _qty_json(self.quantity),
+            "cost": self.cost.to_json(),
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TariffResult:
+    """The price of a session under one tariff (amounts rounded to the minor unit)."""
+
+    currency: str
+    tariff_id: str
+    time_zone: str
+    total_cost: PriceAmount
+    total_energy_cost: PriceAmount
+    total_time_cost: PriceAmount
+    total_parking_cost: PriceAmount
+    total_fixed_cost: PriceAmount
+    total_reservation_cost: PriceAmount
+    exact: dict[str, PriceAmount]  # same keys as `to_json()["totals"]`, unrounded
+    min_max_adjustment: PriceAmount  # exact; applied after the components
+    price_limit: str | None  # "min_price", "max_price" or None
+    # consumed volumes (all periods) and billed quantities (priced, after step_size)
+    total_energy: Decimal
+    total_time: Decimal
+    total_parking_time: Decimal
+    total_reservation_time: Decimal
+    billed_energy: Decimal
+    billed_time: Decimal
+    billed_parking_time: Decimal
+    billed_reservation_time: Decimal
+    unpriced: dict[str, Decimal]  # dimension -> volume that no element priced
+    lines: tuple[TariffLine, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "tariff_id": self.tariff_id,
+            "time_zone": self.time_zone,
+            "total_cost": self.total_cost.to_json(),
+            "total_energy_cost": self.total_energy_cost.to_json(),
+            "total_time_cost": self.total_time_cost.to_json(),
+            "total_parking_cost": self.total_parking_cost.to_json(),
+            "total_fixed_cost": self.total_fixed_cost.to_json(),
+            "total_reservation_cost": self.total_reservation_cost.to_json(),
+            "price_limit": self.price_limit,
+            "total_energy": _qty_json(self.total_energy),
+            "total_time": _qty_json(self.total_time),
+            "total_parking_time": _qty_json(self.total_parking_time),
+            "total_reservation_time": _qty_json(self.total_reservation_time),
+            "billed": {
+                "energy": _qty_json(self.billed_energy),
+                "time": _qty_json(self.billed_time),
+                "parking_time": _qty_json(self.billed_parking_time),
+                "reservation_time": _qty_json(self.billed_reservation_time),
+            },
+            "unpriced": {k: _qty_json(v) for k, v in self.unpriced.items()},
+            "lines": [line.to_json() for line in self.lines],
+            "warnings": list(self.warnings),
+        }
+
+
+def _qty_json(value: Decimal) -> float:
+    return decimal_to_json(value.quantize(_FINE).normalize() if value else ZERO)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _segments(tz: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int]]:
+    """[(from_us, utc_offset_us)] covering [lo, hi]: one entry unless the offset changes."""
+    off_lo = _offset_us(tz, lo)
+    off_hi = _offset_us(tz, hi)
+    if off_lo == off_hi and hi - lo < 30 * DAY_US:  # two transitions need months between them
+        return [(lo, off_lo)]
+    segs = [(lo, off_lo)]
+    t, cur = lo, off_lo
+    while t < hi:
+        nt = min(t + DAY_US, hi)
+        o = _offset_us(tz, nt)
+        if o != cur:
+            a, b = t, nt  # offset(a) == cur, offset(b) != cur: find the first µs of the new offset
+            while b - a > 1:
+                m = (a + b) // 2
+                if _offset_us(tz, m) == cur:
+                    a = m
+                else:
+                    b = m
+            segs.append((b, o))
+            cur = o
+        t = nt
+    return segs
+
+
+def _offset_at(segs: list[tuple[int, int]], us: int) -> int:
+    off = segs[0][1]
+    for start, o in segs:
+        if us >= start:
+            off = o
+        else:
+            break
+    return off
+
+
+def _time_cuts(ct: CompiledTariff, segs: list[tuple[int, int]], ps: int, pe: int, start: int) -> list[int]:
+    """Instants strictly inside (ps, pe) where some restriction may change."""
+    cuts: list[int] = []
+    if ct.needs_local:
+        tods = ct.tod_cuts
+        for si, (s_from, off) in enumerate(segs):
+            s_to = segs[si + 1][0] if si + 1 < len(segs) else pe
+            a = max(ps, s_from) if si else ps
+            b = min(pe, s_to)
+            if a >= b:
+                continue
+            if si and ps < s_from < pe:
+                cuts.append(s_from)
+            la, lb = a + off, b + off
+            for day in range(la // DAY_US, (lb - 1) // DAY_US + 1):
+                base = day * DAY_US - off
+                for t in tods:
+                    u = base + t
+                    if a < u < b:
+                        cuts.append(u)
+    for d in ct.duration_cuts:
+        u = start + d
+        if ps < u < pe:
+            cuts.append(u)
+    return cuts
+
+
+def _dim_volumes(p: ChargingPeriod) -> tuple[
+    Decimal, Decimal, Decimal, Decimal,
+    Decimal | None, Decimal | None, Decimal | None,
+    Decimal | None, Decimal | None, Decimal | None,
+]:
+    energy = time_h = parking_h = res_h = ZERO
+    energy_import: Decimal | None = None
+    cur = cmin = cmax = pw = pmin = pmax = None
+    for d in p.dimensions:
+        ty = d.type
+        v = d.volume
+        if ty is CdrDimensionType.ENERGY:
+            energy = v
+        elif ty is CdrDimensionType.TIME:
+            time_h = v
+        elif ty is CdrDimensionType.PARKING_TIME:
+            parking_h = v
+        elif ty is CdrDimensionType.RESERVATION_TIME:
+            res_h = v
+        elif ty is CdrDimensionType.CURRENT:
+            cur = v
+        elif ty is CdrDimensionType.MIN_CURRENT:
+            cmin = v
+        elif ty is CdrDimensionType.MAX_CURRENT:
+            cmax = v
+        elif ty is CdrDimensionType.POWER:
+            pw = v
+        elif ty is CdrDimensionType.MIN_POWER:
+            pmin = v
+        elif ty is CdrDimensionType.MAX_POWER:
+            pmax = v
+        elif ty is CdrDimensionType.ENERGY_IMPORT:
+            energy_import = v
+    if energy == ZERO and energy_import is not None:
+        energy = energy_import  # Sessions may only report ENERGY_IMPORT
+    # Negative volumes (energy fed back to the grid) are not billed by a tariff.
+    return (
+        max(energy, ZERO), max(time_h, ZERO), max(parking_h, ZERO), max(res_h, ZERO),
+        cur, cmin, cmax, pw, pmin, pmax,
+    )
+
+
+def _lo_hi(
+    avg: Decimal | None, lo: Decimal | None, hi: Decimal | None
+) -> tuple[Decimal | None, Decimal | None]:
+    """The value a min_* limit and a max_* limit are compared with.
+
+    The period's average (Session CURRENT/POWER) if known, otherwise the
+    period's MIN_* for a lower limit and MAX_* for an upper limit (CDR
+    periods are split where the value crosses a limit, mod_cdrs §10.4.6).
+    """
+    if avg is not None:
+        return avg, avg
+    return (lo if lo is not None else hi), (hi if hi is not None else lo)
+
+
+def _pick(cands: tuple[_Candidate, ...], local: int, dur: int, kwh: Decimal,
+          clo: Decimal | None, chi: Decimal | None, plo: Decimal | None, phi: Decimal | None,
+          ) -> _Candidate | None:
+    for c in cands:
+        r = c.restriction
+        if r is None or r.active(local, dur, kwh, clo, chi, plo, phi):
+            return c
+    return None
+
+
+def price(
+    tariff: Tariff | CompiledTariff,
+    periods: Sequence[ChargingPeriod],
+    *,
+    start: datetime,
+    end: datetime,
+    time_zone: str,
+    reservation: ReservationRestrictionType | None = None,
+) -> TariffResult:
+    """Price `periods` of a session from `start` to `end` under `tariff`.
+
+    `time_zone` is the Location's IANA `time_zone` (§8.3.1); restrictions are
+    evaluated in it. `reservation` says whether the session began with a
+    reservation that was used (RESERVATION) or expired unused
+    (RESERVATION_EXPIRES); None with RESERVATION_TIME volumes present means
+    RESERVATION. Reservation time is priced only by reservation elements and
+    charging only by the other elements (§11.4.6 `reservation`).
+    """
+    ct = tariff if isinstance(tariff, CompiledTariff) else _compile_cached(tariff)
+    tz = zone(time_zone)
+    start_us = _to_us(start)
+    end_us = _to_us(end)
+    if len(periods) > 1 and any(
+        periods[i].start_date_time > periods[i + 1].start_date_time for i in range(len(periods) - 1)
+    ):
+        periods = sorted(periods, key=lambda p: p.start_date_time)
+    n = len(periods)
+    starts = [_to_us(p.start_date_time) for p in periods]
+    lo = min(start_us, starts[0]) if n else start_us
+    hi = max(end_us, starts[-1]) if n else end_us
+    segs = _segments(tz, lo, hi) if ct.needs_local else [(lo, 0)]
+    single_off = segs[0][1] if len(segs) == 1 else None
+    kwh_cuts = ct.kwh_cuts
+    charging = ct.charging
+    c_energy, c_time, c_parking, c_flat = charging[ENERGY], charging[TIME], charging[PARKING], charging[FLAT]
+    expired = reservation is ReservationRestrictionType.RESERVATION_EXPIRES
+    if expired:
+        # The RESERVATION_EXPIRES element wins for an expired reservation
+        # (§11.4.7 note), whatever the order; RESERVATION elements still apply.
+        c_res = ct.expires + ct.reservation
+        c_res_flat = ct.expires_flat + ct.reservation_flat
+    else:
+        c_res = ct.reservation
+        c_res_flat = ct.reservation_flat
+    needs_power = ct.needs_power
+    needs_current = ct.needs_current
+
+    qty: dict[_Candidate, Decimal] = {}
+    span: dict[_Candidate, list[int]] = {}
+    priced = [ZERO, ZERO, ZERO, ZERO]  # ENERGY, TIME, PARKING, RES_TIME (kWh, s, s, s)
+    consumed = [ZERO, ZERO, ZERO, ZERO]
+    unpriced = [ZERO, ZERO, ZERO, ZERO]
+    last_energy: _Candidate | None = None
+    last_time: _Candidate | None = None
+    last_res: _Candidate | None = None
+    flat_done = expired  # no charging session after an expired reservation: no charging FLAT
+    res_flat_done = not c_res_flat
+    saw_charging = saw_res = False
+    cum_kwh = ZERO
+
+    def add(c: _Candidate, amount: Decimal, a: int, b: int) -> None:
+        q = qty.get(c)
+        if q is None:
+            qty[c] = amount
+            span[c] = [a, b]
+        else:
+            qty[c] = q + amount
+            span[c][1] = b
+
+    for i in range(n):
+        p = periods[i]
+        ps = starts[i]
+        pe = starts[i + 1] if i + 1 < n else end_us
+        if pe < ps:
+            pe = ps
+        dur = pe - ps
+        e, th, pk, rv, cur, cmin, cmax, pw, pmin, pmax = _dim_volumes(p)
+        ts = th * HOUR_S
+        pks = pk * HOUR_S
+        rvs = rv * HOUR_S
+        consumed[ENERGY] += e
+        consumed[TIME] += ts
+        consumed[PARKING] += pks
+        consumed[RES_TIME] += rvs
+        if needs_current:
+            clo, chi = _lo_hi(cur, cmin, cmax)
+        else:
+            clo = chi = None
+        if needs_power:
+            if pw is None and pmin is None and pmax is None and e > 0:
+                hours = th if th > 0 else (Decimal(dur) / (HOUR_S * US) if dur > 0 else ZERO)
+                pw = e / hours if hours > 0 else None  # average power of the period
+            plo, phi = _lo_hi(pw, pmin, pmax)
+        else:
+            plo = phi = None
+
+        # ---- split points, as (fraction of the period, instant)
+        tcuts = _time_cuts(ct, segs, ps, pe, start_us) if dur > 0 else []
+        ecuts: list[Decimal] = []
+        if kwh_cuts and e > 0:
+            e1 = cum_kwh + e
+            ecuts = [(k - cum_kwh) / e for k in kwh_cuts if cum_kwh < k < e1]
+        if not tcuts and not ecuts:
+            pieces: list[tuple[Decimal, Decimal, int, int]] = [(ZERO, ONE, ps, pe)]
+        else:
+            dd = Decimal(dur) if dur > 0 else ONE
+            marks = {Decimal(u - ps) / dd: u for u in tcuts}
+            for f in ecuts:
+                marks.setdefault(f, ps + int(f * dur))
+            pieces = []
+            f0, u0 = ZERO, ps
+            for f in sorted(marks):
+                u = marks[f]
+                pieces.append((f0, f, u0, u))
+                f0, u0 = f, u
+            pieces.append((f0, ONE, u0, pe))
+
+        whole = len(pieces) == 1
+        for f0, f1, a, b in pieces:
+            if whole:
+                se, sts, spk, srv = e, ts, pks, rvs
+            else:
+                se = e * f1 - e * f0
+                sts = ts * f1 - ts * f0
+                spk = pks * f1 - pks * f0
+                srv = rvs * f1 - rvs * f0
+            mid = (a + b) // 2
+            local = mid + (single_off if single_off is not None else _offset_at(segs, mid))
+            d_us = mid - start_us
+            kwh = cum_kwh + se * _HALF
+            is_res = srv > 0 and se == 0 and sts == 0 and spk == 0
+            if is_res:
+                saw_res = True
+            else:
+                saw_charging = True
+            if se > 0:
+                c = _pick(c_energy, local, d_us, kwh, clo, chi, plo, phi)
+                if c is None:
+                    unpriced[ENERGY] += se
+                else:
+                    add(c, se, a, b)
+                    priced[ENERGY] += se
+                    last_energy = c
+            if sts > 0:
+                c = _pick(c_time, local, d_us, kwh, clo, chi, plo, phi)
+                if c is None:
+                    unpriced[TIME] += sts
+                else:
+                    add(c, sts, a, b)
+                    priced[TIME] += sts
+                    last_time = c
+            if spk > 0:
+                c = _pick(c_parking, local, d_us, kwh, clo, chi, plo, phi)
+                if c is None:
+                    unpriced[PARKING] += spk
+                else:
+                    add(c, spk, a, b)
+                    priced[PARKING] += spk
+                    last_time = c
+            if srv > 0:
+                c = _pick(c_res, local, d_us, kwh, clo, chi, plo, phi)
+                if c is None:
+                    unpriced[RES_TIME] += srv
+                else:
+                    add(c, srv, a, b)
+                    priced[RES_TIME] += srv
+                    last_res = c
+                if not res_flat_done:
+                    c = _pick(c_res_flat, local, d_us, kwh, clo, chi, plo, phi)
+                    if c is not None:
+                        add(c, ONE, a, b)
+                        res_flat_done = True
+            if not flat_done and not is_res:
+                c = _pick(c_flat, local, d_us, kwh, clo, chi, plo, phi)
+                if c is not None:
+                    add(c, ONE, a, b)
+                    flat_done = True
+            cum_kwh += se
+
+    # FLAT of a phase that has no piece of its own: evaluated at the phase's start.
+    if not res_flat_done and (reservation is not None) and not saw_res:
+        at = start_us
+        c = _pick(c_res_flat, at + _offset_at(segs, at), 0, ZERO, None, None, None, None)
+        if c is not None:
+            add(c, ONE, at, at)
+    if not flat_done and not saw_charging:
+        at = end_us if (reservation is not None or saw_res) else start_us
+        c = _pick(c_flat, at + _offset_at(segs, at), at - start_us, cum_kwh, None, None, None, None)
+        if c is not None:
+            add(c, ONE, at, at)
+
+    # ---- step_size (mod_cdrs "step_size"), once per group, on the last priced piece
+    billed = list(priced)
+    extras: dict[_Candidate, Decimal] = {}
+    if last_energy is not None:
+        extras[last_energy] = _step_extra(priced[ENERGY] * KWH_WH, last_energy.step) / KWH_WH
+        billed[ENERGY] += extras[last_energy]
+    if last_time is not None:
+        extras[last_time] = _step_extra(priced[last_time.code], last_time.step)
+        billed[last_time.code] += extras[last_time]
+    if last_res is not None:
+        extras[last_res] = _step_extra(priced[RES_TIME], last_res.step)
+        billed[RES_TIME] += extras[last_res]
+
+    return _finish(ct, time_zone, qty, extras, span, consumed, billed, unpriced, start, end)
+
+
+def _step_extra(total: Decimal, step: int) -> Decimal:
+    """How much rounding `total` (Wh or s) up to a multiple of `step` adds."""
+    if step <= 0:  # step_size 0: bill the exact amount
+        return ZERO
+    fine = total.quantize(_FINE)
+    q, r = divmod(fine, step)
+    target = (q + 1) * step if r else fine
+    return target - total
+
+
+def _finish(
+    ct: CompiledTariff,
+    time_zone: str,
+    qty: dict[_Candidate, Decimal],
+    extras: dict[_Candidate, Decimal],
+    span: dict[_Candidate, list[int]],
+    consumed: list[Decimal],
+    billed: list[Decimal],
+    unpriced: list[Decimal],
+    start: datetime,
+    end: datetime,
+) -> TariffResult:
+    cur = ct.currency
+    sums = [PRICE_ZERO] * 6
+    lines: list[TariffLine] = []
+    for c, used in qty.items():
+        code = c.code
+        q = used + extras.get(c, ZERO)
+        if code == ENERGY:
+            excl = q * c.price
+            volume, quantity = used, q
+        elif code in (FLAT, RES_FLAT):
+            excl = c.price
+            volume = quantity = ONE
+        else:
+            excl = q * c.price / HOUR_S
+            volume, quantity = used / HOUR_S, q / HOUR_S
+        amount = PriceAmount(excl, excl * c.vat_factor)
+        sums[code] = sums[code] + amount
+        a, b = span[c]
+        lines.append(
+            TariffLine(
+                dimension=_DIM_TYPES[code],
+                reservation=code in (RES_TIME, RES_FLAT),
+                element_index=c.element_index,
+                component_index=c.comp_index,
+                price=c.price,
+                vat=c.vat,
+                step_size=c.step,
+                volume=volume,
+                quantity=quantity,
+                cost_exact=amount,
+                cost=amount.rounded(cur),
+                start=_from_us(a),
+                end=_from_us(b),
+            )
+        )
+    lines.sort(key=lambda ln: (ln.start, ln.dimension.value))
+    energy, time_c, parking, fixed = sums[ENERGY], sums[TIME], sums[PARKING], sums[FLAT]
+    res = sums[RES_TIME] + sums[RES_FLAT]
+    raw = energy + time_c + parking + fixed + res
+    total, limit = _apply_limits(ct.tariff, raw)
+    warnings = _validity_warnings(ct.tariff, start, end)
+    exact = {
+        "total_cost": total,
+        "total_energy_cost": energy,
+        "total_time_cost": time_c,
+        "total_parking_cost": parking,
+        "total_fixed_cost": fixed,
+        "total_reservation_cost": res,
+    }
+    return TariffResult(
+        currency=cur,
+        tariff_id=ct.tariff.id,
+        time_zone=time_zone,
+        total_cost=total.rounded(cur),
+        total_energy_cost=energy.rounded(cur),
+        total_time_cost=time_c.rounded(cur),
+        total_parking_cost=parking.rounded(cur),
+        total_fixed_cost=fixed.rounded(cur),
+        total_reservation_cost=res.rounded(cur),
+        exact=exact,
+        min_max_adjustment=PriceAmount(total.excl_vat - raw.excl_vat, total.incl_vat - raw.incl_vat),
+        price_limit=limit,
+        total_energy=consumed[ENERGY],
+        total_time=consumed[TIME] / HOUR_S,
+        total_parking_time=consumed[PARKING] / HOUR_S,
+        total_reservation_time=consumed[RES_TIME] / HOUR_S,
+        billed_energy=billed[ENERGY],
+        billed_time=billed[TIME] / HOUR_S,
+        billed_parking_time=billed[PARKING] / HOUR_S,
+        billed_reservation_time=billed[RES_TIME] / HOUR_S,
+        unpriced={
+            name: (v if code == ENERGY else v / HOUR_S)
+            for code, name, v in zip(
+                range(4), ("ENERGY", "TIME", "PARKING_TIME", "RESERVATION_TIME"), unpriced, strict=True
+            )
+            if v > 0
+        },
+        lines=tuple(lines),
+        warnings=warnings,
+    )
+
+
+def _apply_limits(tariff: Tariff, raw: PriceAmount) -> tuple[PriceAmount, str | None]:
+    """min_price / max_price (§11.3.1 notes): excl and incl apply independently.
+
+    A limit without `incl_vat` bounds incl. VAT at the session's own effective
+    VAT rate, so incl. VAT never drops below excl. VAT.
+    """
+    excl, incl = raw.excl_vat, raw.incl_vat
+    limit: str | None = None
+    rate = incl / excl if excl > 0 else ONE
+    lo, hi = tariff.min_price, tariff.max_price
+    if lo is not None:
+        lo_incl = lo.incl_vat if lo.incl_vat is not None else lo.excl_vat * rate
+        if excl < lo.excl_vat or incl < lo_incl:
+            limit = "min_price"
+        excl, incl = max(excl, lo.excl_vat), max(incl, lo_incl)
+    if hi is not None:
+        hi_incl = hi.incl_vat if hi.incl_vat is not None else hi.excl_vat * rate
+        if excl > hi.excl_vat or incl > hi_incl:
+            limit = "max_price"
+        excl, incl = min(excl, hi.excl_vat), min(incl, hi_incl)
+    return PriceAmount(excl, incl), limit
+
+
+def _validity_warnings(tariff: Tariff, start: datetime, end: datetime) -> tuple[str, ...]:
+    out: list[str] = []
+    if tariff.start_date_time is not None and start < tariff.start_date_time:
+        when = _iso(tariff.start_date_time)
+        out.append(f"session starts before tariff {tariff.id} becomes active ({when})")
+    if tariff.end_date_time is not None and start > tariff.end_date_time:
+        out.append(f"session starts after tariff {tariff.id} ended ({_iso(tariff.end_date_time)})")
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- conveniences
+
+
+def _reservation_of(periods: Iterable[ChargingPeriod]) -> ReservationRestrictionType | None:
+    has_res = has_other = False
+    for p in periods:
+        for d in p.dimensions:
+            if d.type is CdrDimensionType.RESERVATION_TIME:
+                has_res = has_res or d.volume > 0
+            elif d.type in (CdrDimensionType.ENERGY, CdrDimensionType.TIME, CdrDimensionType.PARKING_TIME):
+                has_other = has_other or d.volume > 0
+    if not has_res:
+        return None
+    if has_other:
+        return ReservationRestrictionType.RESERVATION
+    return ReservationRestrictionType.RESERVATION_EXPIRES
+
+
+def price_cdr(
+    cdr: CDR,
+    time_zone: str | None = None,
+    *,
+    tariff: Tariff | None = None,
+    reservation: ReservationRestrictionType | None = None,
+) -> TariffResult:
+    """Price a CDR with its own tariff (or `tariff`) as the engine sees it.
+
+    The CDR carries no time zone (CdrLocation has none), so pass the
+    Location's; without one, UTC is used and the result says so. Without
+    `reservation`, RESERVATION_TIME volumes mean a used reservation if the CDR
+    also has charging volumes, an expired one otherwise.
+    """
+    if tariff is None:
+        tariff = _cdr_tariff(cdr)
+    result = price(
+        tariff,
+        cdr.charging_periods,
+        start=cdr.start_date_time,
+        end=cdr.end_date_time,
+        time_zone=time_zone or "UTC",
+        reservation=reservation or _reservation_of(cdr.charging_periods),
+    )
+    warnings = list(result.warnings)
+    if time_zone is None:
+        warnings.append("no time zone given: restrictions evaluated in UTC")
+    if cdr.currency.upper() != result.currency:
+        warnings.append(f"CDR currency {cdr.currency} differs from tariff currency {result.currency}")
+    if len(warnings) == len(result.warnings):
+        return result
+    return _with_warnings(result, warnings)
+
+
+def _cdr_tariff(cdr: CDR) -> Tariff:
+    if not cdr.tariffs:
+        raise TariffError(f"CDR {cdr.id} has no tariffs: pass the tariff to price it")
+    ids = {p.tariff_id for p in cdr.charging_periods if p.tariff_id}
+    if len(ids) > 1:
+        raise TariffError(f"CDR {cdr.id} uses several tariffs ({', '.join(sorted(ids))}): not supported")
+    if ids:
+        wanted = ids.pop()
+        for t in cdr.tariffs:
+            if t.id == wanted:
+                return t
+        raise TariffError(f"CDR {cdr.id}: charging period tariff_id {wanted!r} is not in tariffs")
+    if len(cdr.tariffs) > 1:
+        raise TariffError(f"CDR {cdr.id} lists several tariffs and its periods name none")
+    return cdr.tariffs[0]
+
+
+def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetime) -> TariffResult:
+    """The cost so far of a (possibly ongoing) Session, for `track`.
+
+    An ACTIVE session ends at `now`; one without charging periods is priced as
+    a single period with its `kwh` and its duration as charging time.
+    """
+    end = session.end_date_time or now
+    periods: Sequence[ChargingPeriod] = session.charging_periods or ()
+    if not periods:
+        hours = max(Decimal(_to_us(end) - _to_us(session.start_date_time)) / (HOUR_S * US), ZERO)
+        periods = [
+            ChargingPeriod.model_validate(
+                {
+                    "start_date_time": session.start_date_time,
+                    "dimensions": [
+                        {"type": "ENERGY", "volume": session.kwh},
+                        {"type": "TIME", "volume": hours},
+                    ],
+                }
+            )
+        ]
+    return price(
+        tariff, periods, start=session.start_date_time, end=end, time_zone=time_zone,
+        reservation=_reservation_of(periods),
+    )
+
+
+def _with_warnings(result: TariffResult, warnings: list[str]) -> TariffResult:
+    from dataclasses import replace
+
+    return replace(result, warnings=tuple(warnings))

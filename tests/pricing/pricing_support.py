@@ -1,0 +1,83 @@
+"""Builders shared by the pricing tests (imported by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bridge.ocpi.models import ChargingPeriod, Tariff
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT.parent / "shared" / "reference" / "ocpi" / "examples"
+
+D = Decimal
+
+
+def example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
+    return data
+
+
+def tariff(name: str) -> Tariff:
+    return Tariff.model_validate(example(name))
+
+
+def make_tariff(elements: list[dict[str, Any]], **extra: Any) -> Tariff:
+    return Tariff.model_validate(
+        {
+            "country_code": "DE", "party_id": "ALL", "id": "T", "currency": extra.pop("currency", "EUR"),
+            "elements": elements, "last_updated": "2024-01-01T00:00:00Z", **extra,
+        }
+    )
+
+
+def local(text: str, tz: str = "Europe/Berlin") -> datetime:
+    """A local wall-clock time ("2024-01-15 09:30") as an aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+_KINDS = {
+    "energy": "ENERGY", "time": "TIME", "parking": "PARKING_TIME", "reservation": "RESERVATION_TIME",
+    "current": "CURRENT", "min_current": "MIN_CURRENT", "max_current": "MAX_CURRENT",
+    "power": "POWER", "min_power": "MIN_POWER", "max_power": "MAX_POWER",
+}
+
+
+def period(start: datetime, **dims: Any) -> ChargingPeriod:
+    return ChargingPeriod.model_validate(
+        {
+            "start_date_time": start,
+            "dimensions": [{"type": _KINDS[k], "volume": D(str(v))} for k, v in dims.items()],
+        }
+    )
+
+
+@dataclass
+class Shape:
+    periods: list[ChargingPeriod]
+    start: datetime
+    end: datetime
+
+
+def session(start: datetime, *steps: tuple[str, float | int | str, dict[str, Any]]) -> Shape:
+    """Consecutive periods: ("charge", minutes, {"energy": kWh, ...}), ("park", minutes, {}),
+    ("reserve", minutes, {}). TIME / PARKING_TIME / RESERVATION_TIME volumes are the minutes."""
+    t = start
+    periods = []
+    for kind, minutes, dims in steps:
+        hours = D(str(minutes)) / 60
+        extra = dict(dims)
+        if kind == "charge":
+            extra.setdefault("time", hours)
+        elif kind == "park":
+            extra.setdefault("parking", hours)
+        elif kind == "reserve":
+            extra.setdefault("reservation", hours)
+        periods.append(period(t, **extra))
+        t = t + timedelta(minutes=float(minutes))
+    return Shape(periods, start, t)
