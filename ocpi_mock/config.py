@@ -1,0 +1,43 @@
+"""The mock's settings, frozen. Only `cli.py` reads the environment; it builds
+one `MockConfig` and everything else receives it (or the fields it needs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_NETWORK = Path("config/networks/india.toml")
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    host: str = "127.0.0.1"
+    port: int = 9090
+    public_url: str = "http://127.0.0.1:9090"
+    network: Path = DEFAULT_NETWORK
+    speed: float = 1.0
+    generate: int = 0
+    seed: int = 1
+    # Simulated seconds per meter tick. 180 s = 0.05 h, so every charging
+    # period's TIME volume is an exact decimal and ticks fall on whole local
+    # minutes (IST is UTC+05:30), which is where tariff windows switch.
+    tick_seconds: int = 180
+    # Pushes to the eMSP: bounded attempts, exponential backoff (real seconds).
+    push_attempts: int = 5
+    push_backoff: float = 0.2
+    push_timeout: float = 10.0
+    # CommandResponse.timeout we announce (seconds).
+    command_timeout: int = 30
+    # Simulated seconds between "charger accepted" and the session going ACTIVE.
+    start_delay_seconds: int = 30
+    # Simulated seconds a car stays plugged in after it is full, before the
+    # driver unplugs on their own (parking time).
+    park_after_full_seconds: int = 600
+    # Push the whole network automatically after an eMSP registers with us.
+    push_on_register: bool = True
+    page_limit: int = 100
+    max_page_limit: int = 1000
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/")
