@@ -81,8 +81,8 @@ async def _register(deps: OcpiDeps, request: web.Request, principal: Principal,
     creds = validate(Credentials, await read_json(request))
     roles = _cpo_roles(creds)
     if principal.kind == "A" and not any(
-            (r["country_code"].upper(), r["party_id"].upper()) in principal.parties for r in roles):
-        invited = ", ".join(f"{c}-{p}" for c, p in sorted(principal.parties))
+            (r["country_code"].upper(), r["party_id"].upper()) in principal.invited for r in roles):
+        invited = ", ".join(f"{c}-{p}" for c, p in sorted(principal.invited))
         raise InvalidParameters(f"roles: token A was issued for {invited}, which is not among the roles")
     version_url, endpoints = await _fetch_endpoints(deps, creds)
     conn = Connection(id=previous.id if previous else "", their_token=creds.token,

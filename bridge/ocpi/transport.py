@@ -52,13 +52,15 @@ class Principal:
     """Who is calling, as established from the credentials token.
 
     `kind` is "A" for a one-time registration token (may only use versions
-    and credentials), "C" for a registered platform's token. `parties` are
-    the (country_code, party_id) pairs of the platform's roles.
+    and credentials; `invited` is the party it was issued for), "C" for a
+    registered platform's token. `parties` are the (country_code, party_id)
+    pairs of the platform's roles: the objects it may read and write.
     """
 
     id: str
     kind: str
     parties: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    invited: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
     def owns(self, country_code: str, party_id: str) -> bool:
         return (country_code.upper(), party_id.upper()) in self.parties

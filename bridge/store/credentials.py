@@ -103,7 +103,7 @@ class CredentialsStore:
         kind = h[b"kind"].decode()
         if kind == "A":
             cc, pid = h[b"party"].decode().split(":")
-            return Principal(id=f"invite:{cc}-{pid}", kind="A", parties=frozenset({(cc, pid)}))
+            return Principal(id=f"invite:{cc}-{pid}", kind="A", invited=frozenset({(cc, pid)}))
         conn = await self.get_connection(h[b"conn"].decode())
         if conn is None:
             return None
