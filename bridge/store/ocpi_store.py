@@ -168,7 +168,7 @@ class OcpiStore:
         if cc and pid:
             refs = [(cc, pid, m.decode()) for m in members]
         else:
-            refs = [tuple(m.decode().split(":", 2)) for m in members]  # type: ignore[misc]
+            refs = [tuple(m.decode().split(":", 2)) for m in members]
         out: list[bytes] = []
         if module == "locations":
             for rcc, rpid, rid in refs:
