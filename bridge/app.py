@@ -36,8 +36,7 @@ Extension = Callable[[web.Application], None]
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, max_connections=512,
-                                   health_check_interval=30)
+    return aioredis.Redis.from_url(settings.redis_url, max_connections=512)
 
 
 def build_app(settings: Settings, redis: aioredis.Redis | None = None,

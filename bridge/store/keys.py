@@ -10,9 +10,13 @@ OCPI objects (module = locations | tariffs | sessions | cdrs):
                                              lu  = last_updated, epoch ms
                                              lus = last_updated, OCPI string
                                         locations only, per EVSE uid:
-                                             e:{uid}  = EVSE JSON (with connectors)
-                                             el:{uid} = EVSE last_updated, epoch ms
-                                             eo       = EVSE uids in push order (JSON list)
+                                             e:{uid}   = EVSE JSON (with connectors) less
+                                                         `status` and `last_updated`
+                                             es:{uid}  = EVSE status
+                                             el:{uid}  = EVSE last_updated, epoch ms
+                                             els:{uid} = EVSE last_updated, OCPI string
+                                        (status apart: a status PATCH, most of a CPO's
+                                        traffic, is then one write with no read)
     obb:ocpi:idx:{module}:{cc}:{pid}    ZSET  id -> last_updated ms (GET lists, sync)
     obb:ocpi:idx:{module}               ZSET  "{cc}:{pid}:{id}" -> last_updated ms
                                               (all parties; what the catalog renders)

@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from bridge.ocpi.models import EVSE, Connector, Location, format_datetime
+from bridge.ocpi.models import EVSE, Connector, DateTime, Location, Status, format_datetime
 from bridge.store import keys
 from bridge.store.scripts import DELETE, WRITE
 
@@ -193,7 +193,8 @@ class OcpiStore:
     @staticmethod
     def _assemble(h: Mapping[bytes, bytes]) -> dict[str, Any]:
         loc: dict[str, Any] = orjson.loads(h[b"d"])
-        evses = [orjson.loads(v) for k, v in sorted(h.items()) if k.startswith(b"e:")]
+        evses = [_evse_dict(v, h[b"es" + k[1:]], h[b"els" + k[1:]])
+                 for k, v in sorted(h.items()) if k.startswith(b"e:")]
         if evses:
             loc["evses"] = evses
         loc["last_updated"] = h[b"lus"].decode()
@@ -213,8 +214,7 @@ class OcpiStore:
         lus = format_datetime(loc.last_updated)
         fields: dict[str, bytes | str] = {"d": _json(loc, exclude={"evses"})}
         for evse in loc.evses or []:
-            fields[f"e:{keys.norm_id(evse.uid)}"] = _json(evse)
-            fields[f"el:{keys.norm_id(evse.uid)}"] = str(ms(evse.last_updated))
+            fields.update(_evse_fields(evse))
         event = {"op": op}
         if fields_changed:
             event["fields"] = fields_changed
@@ -240,8 +240,9 @@ class OcpiStore:
 
     async def get_evse(self, cc: str, pid: str, lid: str, uid: str) -> Stored | None:
         key = keys.obj("locations", cc, pid, lid)
-        d, el = await self.redis.hmget(key, f"e:{keys.norm_id(uid)}", f"el:{keys.norm_id(uid)}")
-        return Stored(orjson.loads(d), int(el or 0)) if d is not None else None
+        u = keys.norm_id(uid)
+        d, es, el, els = await self.redis.hmget(key, f"e:{u}", f"es:{u}", f"el:{u}", f"els:{u}")
+        return Stored(_evse_dict(d, es, els), int(el or 0)) if d is not None else None
 
     async def _write_evse(self, cc: str, pid: str, lid: str, evse: EVSE, *, pre: str, op: str,
                           connector_id: str | None = None, fields_changed: str = "") -> int:
@@ -254,8 +255,8 @@ class OcpiStore:
             event["fields"] = fields_changed
         return await self._run_write(
             "locations", cc, pid, lid, guard=f"el:{uid}", guard_ms=lu, pre=pre, mode="merge",
-            lu_ms=lu, lus=format_datetime(evse.last_updated),
-            fields={f"e:{uid}": _json(evse), f"el:{uid}": str(lu)}, event=event)
+            lu_ms=lu, lus=format_datetime(evse.last_updated), fields=_evse_fields(evse),
+            event=event)
 
     async def put_evse(self, cc: str, pid: str, lid: str, evse: EVSE) -> Outcome:
         rc = await self._write_evse(cc, pid, lid, evse, pre="exists", op="put")
@@ -277,6 +278,8 @@ class OcpiStore:
 
     async def patch_evse(self, cc: str, pid: str, lid: str, uid: str,
                          patch: Mapping[str, Any]) -> Outcome:
+        if set(patch) <= {"status", "last_updated"} and "status" in patch:
+            return await self._patch_evse_status(cc, pid, lid, uid, patch)
         def change(data: dict[str, Any]) -> tuple[EVSE, str | None]:
             try:
                 return EVSE.model_validate(merge_patch(data, patch)), None
@@ -284,6 +287,28 @@ class OcpiStore:
                 raise PatchInvalid(exc) from exc
 
         return await self._update_evse(cc, pid, lid, uid, change, "patch", ",".join(sorted(patch)))
+
+    async def _patch_evse_status(self, cc: str, pid: str, lid: str, uid: str,
+                                 patch: Mapping[str, Any]) -> Outcome:
+        """The hot path: status and last_updated live in their own hash fields,
+        so this is one validated write, with no read and no JSON merge."""
+        try:
+            status = Status(patch["status"])
+        except ValueError as exc:
+            raise PatchInvalid(f"status: {patch['status']!r} is not an EVSE Status") from exc
+        try:
+            lu_dt = _DATETIME.validate_python(patch["last_updated"])
+        except ValidationError as exc:
+            raise PatchInvalid(f"last_updated: {exc.errors()[0]['msg']}") from exc
+        u = keys.norm_id(uid)
+        lu, lus = ms(lu_dt), format_datetime(lu_dt)
+        rc = await self._run_write(
+            "locations", cc, pid, lid, guard=f"el:{u}", guard_ms=lu, pre=f"has:e:{u}",
+            mode="merge", lu_ms=lu, lus=lus,
+            fields={f"es:{u}": status.value, f"el:{u}": str(lu), f"els:{u}": lus},
+            event={"op": "patch", "evse_uid": uid, "status": status.value,
+                   "fields": ",".join(sorted(patch))})
+        return {1: Outcome.WRITTEN, 0: Outcome.STALE}.get(rc, Outcome.MISSING)
 
     async def put_connector(self, cc: str, pid: str, lid: str, uid: str,
                             connector: Connector) -> Outcome:
@@ -333,6 +358,23 @@ class OcpiStore:
             return await self._update_evse(cc, pid, lid, uid, change, op, fields_changed)
         except _StaleConnector:
             return Outcome.STALE
+
+
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(DateTime)
+
+
+def _evse_fields(evse: EVSE) -> dict[str, bytes | str]:
+    u = keys.norm_id(evse.uid)
+    return {f"e:{u}": _json(evse, exclude={"status", "last_updated"}),
+            f"es:{u}": evse.status.value, f"el:{u}": str(ms(evse.last_updated)),
+            f"els:{u}": format_datetime(evse.last_updated)}
+
+
+def _evse_dict(body: bytes, status: bytes, lus: bytes) -> dict[str, Any]:
+    evse: dict[str, Any] = orjson.loads(body)
+    evse["status"] = status.decode()
+    evse["last_updated"] = lus.decode()
+    return evse
 
 
 class _StaleConnector(Exception):

@@ -8,7 +8,8 @@ object without its event, and a write costs one round trip.
 from __future__ import annotations
 
 # KEYS: 1 object hash, 2 party index, 3 module index, 4 events stream
-# ARGV: 1 guard field, 2 new guard ms, 3 precondition ("" | "exists" | "absent" | "cas:<ms>"),
+# ARGV: 1 guard field, 2 new guard ms,
+#       3 precondition ("" | "exists" | "absent" | "cas:<ms>" | "has:<field>"),
 #       4 mode ("put" replaces the hash, "merge" sets fields), 5 party-index member,
 #       6 module-index member, 7 object lu ms, 8 object lu string, 9 stream maxlen,
 #       10 n field pairs, then the pairs, then event field/value pairs.
@@ -24,6 +25,8 @@ if pre == 'exists' then
   if redis.call('HEXISTS', key, 'd') == 0 then return -1 end
 elseif pre == 'absent' then
   if redis.call('EXISTS', key) == 1 then return -1 end
+elseif string.sub(pre, 1, 4) == 'has:' then
+  if redis.call('HEXISTS', key, string.sub(pre, 5)) == 0 then return -1 end
 elseif string.sub(pre, 1, 4) == 'cas:' then
   if (stored or '0') ~= string.sub(pre, 5) then return -1 end
 end

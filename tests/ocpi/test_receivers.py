@@ -272,3 +272,29 @@ async def test_every_write_emits_a_change_event(cpo: Ocpi, bridge) -> None:
         ("locations", "put"), ("locations", "patch"), ("tariffs", "put")]
     assert fields[1]["evse_uid"] == "EVSE1" and fields[1]["status"] == "CHARGING"
     assert fields[1]["cc"] == "IN" and fields[1]["pid"] == "TPC" and fields[1]["id"] == "LOC1"
+
+
+@pytest.mark.parametrize("patch, needle", [
+    ({"status": "NOPE", "last_updated": "2026-11-25T11:00:00Z"}, "status"),
+    ({"status": "CHARGING", "last_updated": "soon"}, "last_updated"),
+    ({"status": None, "last_updated": "2026-11-25T11:00:00Z"}, "status"),
+])
+async def test_invalid_status_patch_fast_path(cpo: Ocpi, patch, needle) -> None:
+    await cpo.call("PUT", LOC, location())
+    status, body, _ = await cpo.call("PATCH", f"{LOC}/EVSE1", patch)
+    assert (status, body["status_code"]) == (400, 2001), body
+    assert needle in body["status_message"]
+
+
+async def test_status_patch_then_full_patch_keep_each_other(cpo: Ocpi) -> None:
+    await cpo.call("PUT", LOC, location())
+    await cpo.call("PATCH", f"{LOC}/EVSE1", {"status": "CHARGING",
+                                             "last_updated": "2026-11-25T10:01:00Z"})
+    await cpo.call("PATCH", f"{LOC}/EVSE1", {"physical_reference": "B7",
+                                             "last_updated": "2026-11-25T10:02:00Z"})
+    _, body, _ = await cpo.call("GET", f"{LOC}/EVSE1")
+    assert (body["data"]["status"], body["data"]["physical_reference"]) == ("CHARGING", "B7")
+    assert body["data"]["last_updated"] == "2026-11-25T10:02:00Z"
+    status, body, _ = await cpo.call("PATCH", "/ocpi/2.2.1/locations/IN/TPC/LOC1/NOPE",
+                                     {"status": "CHARGING", "last_updated": "2026-11-25T10:03:00Z"})
+    assert (status, body["status_code"]) == (404, 2003)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make run`: Redis (data under var/redis), the bridge, a worker and the mock CPO,
+# connected by the OCPI credentials handshake; then the demo journeys, then it
+# keeps everything running until Ctrl-C (RUN_ONCE=1: stop after the demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+REDIS_SERVER=${REDIS_SERVER:-$(scripts/ensure-redis.sh)}
+REDIS_PORT=${REDIS_PORT:-6390}
+BRIDGE_PORT=${BRIDGE_PORT:-8080}
+MOCK_PORT=${MOCK_CPO_PORT:-9090}
+export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
+export BRIDGE_PORT BRIDGE_PUBLIC_URL="http://127.0.0.1:${BRIDGE_PORT}"
+export MOCK_CPO_PORT=$MOCK_PORT MOCK_CPO_PUBLIC_URL="http://127.0.0.1:${MOCK_PORT}"
+export BRIDGE_LOG_FORMAT=${BRIDGE_LOG_FORMAT:-json}
+mkdir -p var/redis var/log var/keys
+
+pids=()
+cleanup() {
+  echo; echo "== stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_http() {  # url, name
+  for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not come up at $1 (see var/log/)"; exit 1
+}
+
+echo "== redis-server ($REDIS_SERVER) on 127.0.0.1:$REDIS_PORT, AOF in var/redis"
+"$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/var/redis" \
+  --appendonly yes --appendfsync everysec --save 60 1 >var/log/redis.log 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do "$VENV/bin/python" -c "import redis,sys; redis.Redis(port=int(sys.argv[1])).ping()" "$REDIS_PORT" 2>/dev/null && break; sleep 0.1; done
+
+if [ ! -f var/keys/bridge-ed25519.key ] && "$VENV/bin/bridge" keys --help >/dev/null 2>&1; then
+  "$VENV/bin/bridge" keys generate >var/log/keys.log 2>&1 || true
+fi
+
+echo "== bridge serve on $BRIDGE_PUBLIC_URL (log: var/log/bridge.log)"
+"$VENV/bin/bridge" serve >var/log/bridge.log 2>&1 &
+pids+=($!)
+echo "== bridge worker (log: var/log/worker.log)"
+"$VENV/bin/bridge" worker >var/log/worker.log 2>&1 &
+pids+=($!)
+wait_http "$BRIDGE_PUBLIC_URL/readyz" "bridge"
+
+if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then
+  echo "== mock CPO on $MOCK_CPO_PUBLIC_URL (log: var/log/mock.log)"
+  "$VENV/bin/ocpi-mock" serve --speed "${MOCK_SPEED:-120}" >var/log/mock.log 2>&1 &
+  pids+=($!)
+  wait_http "$MOCK_CPO_PUBLIC_URL/healthz" "mock CPO" || true
+  echo "== OCPI handshake: bridge cpo invite IN TPC + ocpi-mock connect"
+  TOKEN_A=$("$VENV/bin/bridge" cpo invite IN TPC | tail -n 1)
+  "$VENV/bin/ocpi-mock" connect "$BRIDGE_PUBLIC_URL/ocpi/versions" "$TOKEN_A"
+  "$VENV/bin/bridge" cpo list
+fi
+
+if "$VENV/bin/bridge" demo --help >/dev/null 2>&1; then
+  echo "== demo journeys"
+  "$VENV/bin/bridge" demo
+fi
+
+if [ "${RUN_ONCE:-0}" = "1" ]; then exit 0; fi
+echo "== running; Ctrl-C to stop"
+wait
