@@ -131,9 +131,8 @@ class CredentialsStore:
             return Principal(id=f"invite:{cc}-{pid}", kind="A", invited=frozenset({(cc, pid)}))
         # The token record carries the parties (written with the connection), so
         # authenticating a push costs one round trip.
-        parties = frozenset(tuple(p.split(":")) for p in h.get(b"parties", b"").decode().split(",") if p)
-        return Principal(id=h[b"conn"].decode(), kind="C",
-                         parties=parties)  # type: ignore[arg-type]
+        parties = frozenset((p[:2], p[3:]) for p in h.get(b"parties", b"").decode().split(",") if p)
+        return Principal(id=h[b"conn"].decode(), kind="C", parties=parties)
 
     async def get_connection(self, conn_id: str) -> Connection | None:
         h = await self.redis.hgetall(keys.conn(conn_id))
