@@ -52,6 +52,22 @@ class Settings(BaseModel):
     beckn_registry_url: str = ""
     beckn_verify: bool = True
     beckn_domain: str = "beckn.one:deg:ev-charging"
+    # Also accepted in context.domain (the guide's examples say "deg:ev-charging").
+    beckn_domain_aliases: str = "deg:ev-charging"
+    beckn_version: str = "2.0.0"
+    beckn_mode: Literal["signed", "adapter"] = "signed"
+    beckn_adapter_url: str = ""  # adapter mode: on_* go to {adapter_url}/on_{action}, unsigned
+    beckn_static_keys: str = ""  # JSON file of subscriber records (closed networks)
+    beckn_registry_cache_ttl: int = Field(3600, ge=0)
+    beckn_max_clock_skew: float = Field(300.0, ge=0)
+    beckn_signature_ttl: int = Field(300, ge=1)
+    beckn_dedupe_ttl: int = Field(86400, ge=60)
+    beckn_callback_timeout: float = Field(10.0, gt=0)
+    beckn_callback_max_attempts: int = Field(8, ge=1)
+    beckn_callback_backoff: float = Field(1.0, gt=0)
+    beckn_callback_default_ttl: float = Field(60.0, gt=0)
+    beckn_discover_max_limit: int = Field(100, ge=1)
+    beckn_network_id: str = ""  # beckn:networkId of our items; empty: the request's network_id
 
     @field_validator("public_url")
     @classmethod

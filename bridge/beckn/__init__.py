@@ -1,0 +1,1 @@
+"""Beckn 2.0 BPP: transport, signing, callbacks, discover."""

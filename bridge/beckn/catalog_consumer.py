@@ -1,0 +1,120 @@
+"""Worker side of the catalog: consume the OCPI change stream and re-render.
+
+Reads `obb:ocpi:events` in the consumer group `beckn-catalog` (any number of
+workers share the work; an entry is acknowledged after its render is
+written). A location event re-renders that location; a tariff event
+re-renders every location whose connectors use the tariff. Events of one
+batch are merged, so a burst of EVSE status PATCHes renders a location once.
+
+On the group's first start the whole catalog is rebuilt from the OCPI store
+(the stream is trimmed, so it cannot be replayed from the beginning); the
+group is created at the stream's end *before* the rebuild, so changes made
+during it are processed afterwards. Entries left pending by a dead worker
+are claimed after `CLAIM_IDLE_MS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import ResponseError
+
+from bridge.store import beckn_keys as bk
+from bridge.store import keys
+from bridge.store.catalog import CatalogStore
+
+log = structlog.get_logger("bridge.beckn.catalog")
+
+CLAIM_IDLE_MS = 60_000
+BATCH = 500
+
+
+async def ensure_group(redis: aioredis.Redis, store: CatalogStore) -> bool:
+    """Create the consumer group (and rebuild) if it does not exist. True if created."""
+    try:
+        await redis.xgroup_create(keys.EVENTS, bk.CATALOG_GROUP, id="$", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise
+    n = await store.rebuild_all()
+    log.info("catalog.rebuilt", locations=n)
+    return True
+
+
+def _targets(fields: dict[bytes, bytes]) -> tuple[str, str, str, str] | None:
+    module = fields.get(b"module", b"").decode()
+    if module not in ("locations", "tariffs"):
+        return None
+    return (module, fields[b"cc"].decode(), fields[b"pid"].decode(), fields[b"id"].decode())
+
+
+async def process(store: CatalogStore, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+    """Render what a batch of events touched; returns the number of renders."""
+    locations: set[tuple[str, str, str]] = set()
+    for _id, fields in entries:
+        t = _targets(fields)
+        if t is None:
+            continue
+        module, cc, pid, oid = t
+        if module == "locations":
+            locations.add((cc, pid, oid))
+        else:
+            for ref in await store.locations_of_tariff(cc, pid, oid):
+                rcc, rpid, rlid = ref.split(":", 2)
+                locations.add((rcc, rpid, rlid))
+    for cc, pid, lid in locations:
+        await store.render(cc, pid, lid)
+    return len(locations)
+
+
+async def consume(redis: aioredis.Redis, store: CatalogStore, consumer: str | None = None,
+                  stop: asyncio.Event | None = None, block_ms: int = 1000) -> None:
+    consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    await ensure_group(redis, store)
+    claim_from = "0-0"
+    pending_first = True
+    while stop is None or not stop.is_set():
+        try:
+            if pending_first:  # our own unacknowledged entries after a restart
+                resp: Any = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {keys.EVENTS: "0"},
+                                                   count=BATCH)
+                pending_first = bool(resp and resp[0][1])
+            else:
+                resp = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {keys.EVENTS: ">"},
+                                              count=BATCH, block=block_ms)
+            entries = resp[0][1] if resp else []
+            if not entries:
+                claimed = await redis.xautoclaim(keys.EVENTS, bk.CATALOG_GROUP, consumer,
+                                                 CLAIM_IDLE_MS, start_id=claim_from, count=BATCH)
+                claim_from = claimed[0].decode() if isinstance(claimed[0], bytes) else claimed[0]
+                entries = [e for e in claimed[1] if e and e[1]]
+                if not entries:
+                    continue
+            await process(store, entries)
+            await redis.xack(keys.EVENTS, bk.CATALOG_GROUP, *[e[0] for e in entries])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # keep consuming; the entries stay pending and are retried
+            log.exception("catalog.consume_error")
+            pending_first = True
+            await asyncio.sleep(1.0)
+
+
+async def drain(redis: aioredis.Redis, store: CatalogStore, consumer: str = "drain") -> int:
+    """Process everything currently in the stream for the group, then return (tests, CLI)."""
+    await ensure_group(redis, store)
+    total = 0
+    while True:
+        resp: Any = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {keys.EVENTS: ">"},
+                                           count=BATCH)
+        entries = resp[0][1] if resp else []
+        if not entries:
+            return total
+        total += await process(store, entries)
+        await redis.xack(keys.EVENTS, bk.CATALOG_GROUP, *[e[0] for e in entries])

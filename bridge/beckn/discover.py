@@ -1,0 +1,380 @@
+"""`discover` -> `on_discover`: search the pre-rendered catalog, answer one catalog per CPO.
+
+Query forms (all may be combined; docs/beckn.md lists them):
+- place: `message.spatial[]` s_dwithin (Point + distanceMeters) or s_within
+  (Polygon, or a geometry `bbox`); the guide's latitude/longitude range filter.
+- connector type, minimum power, availability, provider: answered from indexes
+  when they appear in the JSONPath as top-level `&&` terms (or in text search
+  for connector names); the JSONPath itself (RFC 9535, python-jsonpath) is then
+  evaluated over each remaining pre-rendered item.
+- text: tokens of name, address, city, operator (AND), stopwords ignored.
+- walk-in: an EVSE id or a charger QR payload (URL or text carrying the EVSE
+  id) in `text_search`, or `evseId == '...'` in the JSONPath -> that charger.
+- pagination: `page`/`limit` (message.pagination or beside context), ordered
+  by distance when a point is given, else by location.
+
+The search runs before the ACK (it only reads indexes and pre-rendered JSON,
+a few ms), so a bad filter is NACKed at once and an ACK means the on_discover
+is durably queued.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jsonpath
+import orjson
+
+from bridge.beckn.callbacks import callback_context, enqueue_callback
+from bridge.beckn.errors import BadFilter, SchemaError
+from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
+from bridge.beckn.routes import register_action
+from bridge.beckn.transport import BecknRequest, validate
+from bridge.mapping.catalog import POWER_BANDS, Facet, catalog_header, normalise_evse_id
+from bridge.store import beckn_keys as bk
+from bridge.store.catalog import CatalogStore
+
+CONNECTOR_WORDS = {"ccs2": "CCS2", "ccs": "CCS2", "combo2": "CCS2", "type2": "Type2",
+                   "t2": "Type2", "mennekes": "Type2", "chademo": "CHAdeMO", "gbt": "GB_T",
+                   "ccs1": "CCS1", "type1": "Type1", "chaoji": "ChaoJi",
+                   "iec62196t2combo": "CCS2", "iec62196t2": "Type2"}
+CHUNK = 256
+SCAN_MAX = 20_000  # candidate locations looked at for one page at most
+
+
+def canonical_connector(value: str) -> str | None:
+    return CONNECTOR_WORDS.get(re.sub(r"[^a-z0-9]", "", value.lower()))
+
+
+@lru_cache(maxsize=512)
+def compile_filter(expression: str) -> Any:
+    try:
+        return jsonpath.compile(expression)
+    except jsonpath.JSONPathError as exc:
+        raise BadFilter(f"filters.expression: {exc.args[0] if exc.args else exc}",
+                        {"field": "message.filters.expression"}) from exc
+
+
+@dataclass
+class Plan:
+    """A discover query turned into index look-ups and per-item checks."""
+
+    point: tuple[float, float] | None = None  # lon, lat
+    radius: float | None = None  # m
+    polygon: list[tuple[float, float]] | None = None
+    lat_range: tuple[float, float] | None = None
+    lon_range: tuple[float, float] | None = None
+    connector_types: set[str] = field(default_factory=set)
+    min_kw: float | None = None
+    available: bool = False
+    provider: str | None = None
+    text_tokens: set[str] = field(default_factory=set)
+    path: Any = None  # compiled JSONPath
+    evse_ids: set[str] = field(default_factory=set)  # normalised
+
+
+# --- the guide's filter dialect: `$[?(@.a.b == 'x' && @.c[*].d >= 1)]`
+
+_CLAUSE = re.compile(r"^@\.?([\w\-.\[\]*'\":]+?)\s*(==|!=|>=|<=|>|<)\s*"
+                     r"('(?:[^']*)'|\"(?:[^\"]*)\"|-?\d+(?:\.\d+)?|true|false)$")
+
+
+def _literal(text: str) -> Any:
+    if text[0] in "'\"":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    return float(text)
+
+
+def _guide_filter(expr: str, plan: Plan) -> bool:
+    """Read the guide's example filter, which is not valid RFC 9535 (it compares
+    non-singular queries and uses names like `connector-type`). True if every
+    `&&` term was understood and put into `plan`."""
+    m = re.fullmatch(r"\s*\$\[\?\s*\(?(.*?)\)?\s*\]\s*", expr, re.S)
+    if not m or "||" in m.group(1):
+        return False
+    lat = [-90.0, 90.0]
+    lon = [-180.0, 180.0]
+    for term in m.group(1).split("&&"):
+        c = _CLAUSE.match(term.strip().strip("()").strip())
+        if not c:
+            return False
+        path = re.sub(r"[\[\]'\"*]", ".", c.group(1)).lower()
+        path = re.sub(r"\.+", ".", path).strip(".")
+        op, value = c.group(2), _literal(c.group(3))
+        last = path.rsplit(".", 1)[-1].replace("-", "").replace("_", "").split(":")[-1]
+        if last in ("connectortype",) and op == "==" and isinstance(value, str):
+            ct = canonical_connector(value) or value
+            plan.connector_types.add(ct)
+        elif last == "latitude" and isinstance(value, float) and op in (">=", ">", "<=", "<"):
+            lat[0 if op[0] == ">" else 1] = value
+        elif last == "longitude" and isinstance(value, float) and op in (">=", ">", "<=", "<"):
+            lon[0 if op[0] == ">" else 1] = value
+        elif last in ("maxpowerkw", "powerrating") and isinstance(value, float) and op in (">=", ">"):
+            plan.min_kw = value
+        else:
+            return False
+    if lat != [-90.0, 90.0]:
+        plan.lat_range = (lat[0], lat[1])
+    if lon != [-180.0, 180.0]:
+        plan.lon_range = (lon[0], lon[1])
+    return True
+
+
+# hints of a valid JSONPath that indexes can answer (sound only for top-level `&&`)
+_HINT_CT = re.compile(r"connectorType['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
+_HINT_KW = re.compile(r"maxPowerKW['\"]?\]?\s*(>=|>)\s*(\d+(?:\.\d+)?)")
+_HINT_AV = re.compile(r"stationStatus['\"]?\]?\s*==\s*['\"]Available['\"]")
+_HINT_PROV = re.compile(r"beckn:provider['\"]?\]\s*\[\s*['\"]beckn:id['\"]\s*\]\s*==\s*['\"]([^'\"]+)['\"]")
+_HINT_EVSE = re.compile(r"evseId['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
+
+
+def _hints(expr: str, plan: Plan) -> None:
+    if "||" in expr or "!" in expr.replace("!=", ""):
+        return
+    if m := _HINT_CT.search(expr):
+        plan.connector_types.add(m.group(1))
+    if m := _HINT_KW.search(expr):
+        plan.min_kw = float(m.group(2))
+    if _HINT_AV.search(expr):
+        plan.available = True
+    if m := _HINT_PROV.search(expr):
+        plan.provider = m.group(1)
+    if m := _HINT_EVSE.search(expr):
+        plan.evse_ids.add(normalise_evse_id(m.group(1)))
+
+
+def _spatial(c: SpatialConstraint, plan: Plan) -> None:
+    g = c.geometry
+    assert g is not None  # validated
+    if c.op == "s_dwithin":
+        if g.type != "Point" or not g.coordinates or len(g.coordinates) < 2:
+            raise SchemaError("s_dwithin needs a Point geometry", {"field": "message.spatial"})
+        plan.point = (float(g.coordinates[0]), float(g.coordinates[1]))
+        plan.radius = float(c.distance_meters or 0)
+    elif c.op in ("s_within", "s_intersects"):
+        if g.bbox:
+            w, s, e, n = (float(x) for x in g.bbox)
+            plan.polygon = [(w, s), (e, s), (e, n), (w, n), (w, s)]
+        elif g.type == "Polygon" and g.coordinates:
+            plan.polygon = [(float(p[0]), float(p[1])) for p in g.coordinates[0]]
+        else:
+            raise SchemaError(f"{c.op} needs a Polygon or a bbox", {"field": "message.spatial"})
+    else:
+        raise SchemaError(f"spatial op {c.op} is not supported (s_dwithin, s_within)",
+                          {"field": "message.spatial.op"})
+
+
+def _walk_in_candidates(text: str) -> list[str]:
+    """EVSE id candidates in a text search or a QR payload."""
+    text = text.strip()
+    out = [text]
+    if "://" in text:
+        parts = urlsplit(text)
+        for values in parse_qs(parts.query).values():
+            out.extend(values)
+        out.extend(s for s in parts.path.split("/") if s)
+    out.extend(text.split())
+    return [normalise_evse_id(c) for c in out if len(normalise_evse_id(c)) >= 5]
+
+
+async def plan_query(q: DiscoverQuery, store: CatalogStore) -> Plan:
+    plan = Plan()
+    for c in q.spatial:
+        _spatial(c, plan)
+    if q.filter:
+        try:
+            plan.path = compile_filter(q.filter)
+            _hints(q.filter, plan)
+        except BadFilter:
+            if not _guide_filter(q.filter, plan):
+                raise
+    if q.text:
+        for cand in _walk_in_candidates(q.text):
+            if await store.evse(cand) is not None:
+                plan.evse_ids.add(cand)
+                return plan
+        from bridge.mapping.catalog import tokens
+
+        for tok in tokens(q.text):
+            ct = canonical_connector(tok)
+            if ct:
+                plan.connector_types.add(ct)
+            else:
+                plan.text_tokens.add(tok)
+    return plan
+
+
+def _inside(pt: tuple[float, float], poly: list[tuple[float, float]]) -> bool:
+    x, y = pt
+    inside = False
+    j = len(poly) - 1
+    for i in range(len(poly)):
+        xi, yi = poly[i]
+        xj, yj = poly[j]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / ((yj - yi) or 1e-12) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def _haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
+        (lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(h))
+
+
+async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
+    """Location refs to look at, in answer order, narrowed by the indexes."""
+    single_ct = next(iter(plan.connector_types)) if len(plan.connector_types) == 1 else None
+    refs: list[str]
+    if plan.evse_ids:
+        found = [await store.evse(e) for e in plan.evse_ids]
+        refs = sorted({f[0] for f in found if f})
+    elif plan.point is not None and plan.radius is not None:
+        refs = [r for r, _ in await store.geo_radius(plan.point[0], plan.point[1], plan.radius,
+                                                     single_ct)]
+    elif plan.polygon or plan.lat_range or plan.lon_range:
+        if plan.polygon:
+            xs = [p[0] for p in plan.polygon]
+            ys = [p[1] for p in plan.polygon]
+            lon_r, lat_r = (min(xs), max(xs)), (min(ys), max(ys))
+        else:
+            lon_r = plan.lon_range or (-180.0, 180.0)
+            lat_r = plan.lat_range or (-85.0, 85.0)
+        center = ((lon_r[0] + lon_r[1]) / 2, (lat_r[0] + lat_r[1]) / 2)
+        width = max(_haversine_m((lon_r[0], center[1]), (lon_r[1], center[1])), 1.0) * 1.02
+        height = max(_haversine_m((center[0], lat_r[0]), (center[0], lat_r[1])), 1.0) * 1.02
+        rows = await store.geo_box(center[0], center[1], width, height, single_ct)
+        refs = []
+        for row in rows:
+            ref, _d, pos = row  # type: ignore[misc]
+            if plan.polygon and not _inside(pos, plan.polygon):
+                continue
+            if not (lon_r[0] <= pos[0] <= lon_r[1] and lat_r[0] <= pos[1] <= lat_r[1]):
+                continue
+            refs.append(ref)
+        if plan.point is None:
+            plan.point = center
+    else:
+        sets = [bk.token(t) for t in plan.text_tokens]
+        if plan.provider:
+            sets.append(bk.prov_idx(plan.provider))
+        if single_ct:
+            sets.append(bk.geo_ct(single_ct))  # a GEO set is a zset: use it below instead
+            sets.pop()
+        if sets:
+            refs = await store.inter(sets)
+        elif single_ct:
+            refs = sorted(m.decode() for m in await store.redis.zrange(bk.geo_ct(single_ct), 0, -1))
+        else:
+            refs = await store.all_refs(0, SCAN_MAX)
+        plan.text_tokens = set()
+        plan.provider = None
+    # narrow by the other set indexes
+    checks: list[str] = [bk.token(t) for t in plan.text_tokens]
+    if plan.provider:
+        checks.append(bk.prov_idx(plan.provider))
+    if plan.available:
+        checks.append(bk.AVAIL)
+    if plan.min_kw:
+        checks.append(bk.power(max(b for b in POWER_BANDS if plan.min_kw >= b)))
+    for key in checks:
+        keep = await store.members(refs, key)
+        refs = [r for r, k in zip(refs, keep, strict=True) if k]
+    return refs[:SCAN_MAX]
+
+
+def _facet_ok(f: Facet, plan: Plan, connector_types: set[str]) -> bool:
+    if connector_types and f.connector_type.lower() not in connector_types:
+        return False
+    if plan.min_kw is not None and f.kw < plan.min_kw:
+        return False
+    if plan.available and f.status != "Available":
+        return False
+    return not (plan.evse_ids and f.evse_id not in plan.evse_ids)
+
+
+async def search(q: DiscoverQuery, store: CatalogStore) -> list[tuple[str, bytes, bytes | None]]:
+    """The page of matching items: (provider id, item JSON, offer JSON or None)."""
+    plan = await plan_query(q, store)
+    refs = await _candidates(plan, store)
+    cts = {c.lower() for c in plan.connector_types}
+    skip = (q.page - 1) * q.limit
+    out: list[tuple[str, bytes, bytes | None]] = []
+    for start in range(0, len(refs), CHUNK):
+        chunk = refs[start:start + CHUNK]
+        facets = await store.facets(chunk)
+        pairs = [(ref, f) for ref, fs in zip(chunk, facets, strict=True) for f in fs
+                 if _facet_ok(f, plan, cts)]
+        if not pairs:
+            continue
+        if plan.path is None and skip >= len(pairs):
+            skip -= len(pairs)
+            continue
+        if plan.path is None:
+            pairs = pairs[skip:skip + q.limit - len(out)]
+            skip = 0
+        rows = await store.items([(ref, f.item_id) for ref, f in pairs])
+        for (ref, _f), (item, offer) in zip(pairs, rows, strict=True):
+            if item is None:
+                continue
+            if plan.path is not None:
+                if not plan.path.findall([orjson.loads(item)]):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+            out.append((ref.split(":")[0] + "-" + ref.split(":")[1], item, offer))
+            if len(out) >= q.limit:
+                return out
+    return out
+
+
+async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str,
+                              bpp_uri: str) -> dict[str, Any]:
+    """`message` of on_discover: one catalog per CPO, items and offers as stored."""
+    page = await search(q, store)
+    by_prov: dict[str, list[tuple[bytes, bytes | None]]] = {}
+    for prov, item, offer in page:
+        by_prov.setdefault(prov, []).append((item, offer))
+    headers = await store.providers(by_prov)
+    catalogs = []
+    for prov, rows in by_prov.items():
+        p = orjson.loads(headers[prov]) if prov in headers else {
+            "beckn:id": prov, "beckn:descriptor": {"@type": "beckn:Descriptor",
+                                                   "schema:name": prov}}
+        cat = catalog_header(p, bpp_id, bpp_uri)
+        cat["beckn:items"] = [orjson.Fragment(i) for i, _ in rows]
+        offers = [orjson.Fragment(o) for _, o in rows if o is not None]
+        if offers:
+            cat["beckn:offers"] = offers
+        catalogs.append(cat)
+    return {"catalogs": catalogs}
+
+
+async def handle_discover(req: BecknRequest) -> None:
+    services = req.services
+    settings = services.settings
+    dreq = validate(DiscoverRequest, req.body)
+    q = dreq.query()
+    q.limit = min(q.limit, settings.beckn_discover_max_limit)
+    store = services.extra.get("catalog")
+    if not isinstance(store, CatalogStore):
+        store = CatalogStore(services.redis)
+        services.extra["catalog"] = store
+    message = await on_discover_message(q, store, settings.beckn_subscriber_id,
+                                        f"{settings.public_url}/beckn")
+    ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
+    await enqueue_callback(services.redis, settings, ctx, message)
+
+
+register_action("discover", handle_discover)

@@ -1,0 +1,124 @@
+"""Beckn errors: each exception carries the Beckn error code and the HTTP status
+of the NACK it becomes. One middleware (`bridge.beckn.transport`) turns them
+into the AckResponse envelope; nothing else builds a NACK.
+
+    BecknError                      (base; code, http_status, message, details)
+    +-- RequestError                30000  400  the request is not acceptable
+    |   +-- InvalidJson             30000  400  body is not JSON / not an object
+    |   +-- SchemaError             30000  400  a field is missing or wrong (details.field)
+    |   +-- WrongDomain             30000  400  context.domain / context.version not ours
+    |   +-- WrongRecipient          30000  400  context.bpp_id / bpp_uri is not this bridge
+    |   +-- StaleRequest            30000  400  ttl elapsed, timestamp too old or in the future
+    |   +-- BadFilter               30000  400  filters.expression is not a usable JSONPath
+    +-- AuthError                   10001  401  signature missing, malformed, expired or wrong
+    |   +-- UnknownSubscriber       10001  401  the registry does not know the key
+    +-- NotApplicable               40001  400  action not implemented (yet) by this BPP
+    |   +-- UnknownAction           40001  404  no such Beckn action
+    +-- ItemNotFound                30004  400  (for the order flows) item id unknown
+    +-- InternalError               31001  500  a bug or an unavailable dependency
+
+Codes come from the Beckn error code list (BECKN-005: 30000 invalid request,
+30004 item not found, 40001 action not applicable) and from the network-wide
+v1 list for signatures (10001 "Invalid Signature"); 31001 "Internal error" is
+the ONDC extension of the same list. The RC2 Error schema types `code` as a
+string, so codes are sent as strings ("30000").
+
+Lower layers (pydantic, cryptography, aiohttp) never leak: the module that
+calls them raises one of these `from` the original exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BecknError(Exception):
+    code = "30000"
+    http_status = 400
+    default_message = "Invalid request error"
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def to_error(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            err["details"] = self.details
+        return err
+
+
+class RequestError(BecknError):
+    pass
+
+
+class InvalidJson(RequestError):
+    default_message = "request body is not a JSON object"
+
+
+class SchemaError(RequestError):
+    default_message = "request does not match the schema"
+
+
+class WrongDomain(RequestError):
+    default_message = "domain or version not served by this BPP"
+
+
+class WrongRecipient(RequestError):
+    default_message = "bpp_id is not this BPP"
+
+
+class StaleRequest(RequestError):
+    default_message = "stale request"
+
+
+class BadFilter(RequestError):
+    default_message = "filters.expression is not a valid JSONPath (RFC 9535)"
+
+
+class AuthError(BecknError):
+    code = "10001"
+    http_status = 401
+    default_message = "Invalid Signature"
+
+
+class UnknownSubscriber(AuthError):
+    default_message = "subscriber or key not found in the registry"
+
+
+class NotApplicable(BecknError):
+    code = "40001"
+    default_message = "Action not applicable"
+
+
+class UnknownAction(NotApplicable):
+    http_status = 404
+    default_message = "unknown Beckn action"
+
+
+class ItemNotFound(BecknError):
+    code = "30004"
+    default_message = "Item not found"
+
+
+class InternalError(BecknError):
+    code = "31001"
+    http_status = 500
+    default_message = "Internal error"
+
+
+# Every code the bridge sends, for the README table and `bridge` docs.
+ERROR_TABLE: tuple[tuple[type[BecknError], str], ...] = (
+    (InvalidJson, "body is not a JSON object"),
+    (SchemaError, "a field is missing or has a wrong type/value; details.field names it"),
+    (WrongDomain, "context.domain/version is not ours"),
+    (WrongRecipient, "context.bpp_id (or bpp_uri) is not this bridge"),
+    (StaleRequest, "ttl elapsed, timestamp too far in the past or the future"),
+    (BadFilter, "filters.expression does not compile"),
+    (AuthError, "Authorization signature missing, malformed, expired or wrong"),
+    (UnknownSubscriber, "signing key not found in the registry / static keys"),
+    (NotApplicable, "action exists but is not implemented yet"),
+    (UnknownAction, "no such action (HTTP 404)"),
+    (InternalError, "unexpected failure (HTTP 500)"),
+)

@@ -1,0 +1,128 @@
+"""Public keys of network participants: the Beckn registry, cached in Redis, or
+a static list for closed networks.
+
+Registry lookup: `POST {registry_url}/lookup` with `{"subscriber_id", "unique_key_id"}`
+(the v1 body; 2.0 registries accept it too). The answer is a list of subscriber
+records with `signing_public_key` (base64 raw ed25519) and `subscriber_url`.
+Found records are cached for `beckn_registry_cache_ttl` seconds; "not found" for
+60 seconds, so a flood of unknown keys does not hammer the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+import structlog
+
+from bridge.beckn.errors import InternalError, UnknownSubscriber
+from bridge.config import Settings
+from bridge.store import beckn_keys
+
+log = structlog.get_logger("bridge.beckn.registry")
+
+NEGATIVE_TTL = 60
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    subscriber_id: str
+    key_id: str
+    signing_public_key: str
+    subscriber_url: str = ""
+
+
+def _record(data: dict[str, Any], key_id: str) -> Subscriber:
+    return Subscriber(subscriber_id=str(data["subscriber_id"]),
+                      key_id=str(data.get("unique_key_id") or data.get("ukId") or key_id),
+                      signing_public_key=str(data["signing_public_key"]),
+                      subscriber_url=str(data.get("subscriber_url") or data.get("url") or ""))
+
+
+def load_static_keys(path: str) -> dict[tuple[str, str], Subscriber]:
+    """A JSON list of records like the registry's (subscriber_id, unique_key_id,
+    signing_public_key, subscriber_url)."""
+    if not path:
+        return {}
+    records = json.loads(Path(path).read_text())
+    out: dict[tuple[str, str], Subscriber] = {}
+    for rec in records:
+        sub = _record(rec, str(rec.get("unique_key_id", "")))
+        out[(sub.subscriber_id, sub.key_id)] = sub
+    return out
+
+
+class KeyDirectory:
+    """Finds the public key of (subscriber_id, unique_key_id)."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis,
+                 session: aiohttp.ClientSession | None = None) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.static = load_static_keys(settings.beckn_static_keys)
+        self._session = session
+
+    async def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def lookup(self, subscriber_id: str, key_id: str) -> Subscriber:
+        static = self.static.get((subscriber_id, key_id))
+        if static is not None:
+            return static
+        if not self.settings.beckn_registry_url:
+            raise UnknownSubscriber(details={"subscriber_id": subscriber_id, "key_id": key_id})
+        cache_key = beckn_keys.registry(subscriber_id, key_id)
+        cached = await self.redis.get(cache_key)
+        if cached is not None:
+            if cached == b"":
+                raise UnknownSubscriber(details={"subscriber_id": subscriber_id, "key_id": key_id})
+            return Subscriber(**orjson.loads(cached))
+        found = await self._ask_registry(subscriber_id, key_id)
+        if found is None:
+            await self.redis.set(cache_key, b"", ex=NEGATIVE_TTL)
+            raise UnknownSubscriber(details={"subscriber_id": subscriber_id, "key_id": key_id})
+        if self.settings.beckn_registry_cache_ttl:
+            await self.redis.set(cache_key, orjson.dumps(found.__dict__),
+                                 ex=self.settings.beckn_registry_cache_ttl)
+        return found
+
+    async def _ask_registry(self, subscriber_id: str, key_id: str) -> Subscriber | None:
+        url = self.settings.beckn_registry_url.rstrip("/") + "/lookup"
+        body = {"subscriber_id": subscriber_id, "unique_key_id": key_id}
+        try:
+            session = await self._http()
+            async with session.post(url, json=body) as resp:
+                if resp.status >= 500:
+                    raise InternalError("registry unavailable", {"registry_status": resp.status})
+                if resp.status >= 400:
+                    return None
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("beckn.registry.unreachable", url=url, error=type(exc).__name__)
+            raise InternalError("registry unreachable") from exc
+        records = data if isinstance(data, list) else data.get("subscribers", []) if isinstance(
+            data, dict) else []
+        for rec in records:
+            if not isinstance(rec, dict) or "signing_public_key" not in rec:
+                continue
+            if str(rec.get("subscriber_id")) != subscriber_id:
+                continue
+            rec_key = rec.get("unique_key_id") or rec.get("ukId")
+            if rec_key not in (None, key_id):
+                continue
+            status = str(rec.get("status", "SUBSCRIBED")).upper()
+            if status not in ("SUBSCRIBED", "INITIATED", "UNDER_SUBSCRIPTION"):
+                continue
+            return _record(rec, key_id)
+        return None

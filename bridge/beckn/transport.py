@@ -1,0 +1,243 @@
+"""Beckn BPP transport: authenticate, validate, dedupe, hand to the action, ACK.
+
+Every request to `/beckn/{action}` goes through `receive()`:
+
+    1. action known?                               UnknownAction (404)
+    2. signature (signed mode) / loopback peer (adapter mode) / nothing (verify off)
+    3. JSON object?                                InvalidJson
+    4. envelope (context) valid?                   SchemaError, details.field
+    5. context.action == path, domain, version     SchemaError / WrongDomain
+    6. bpp_id is ours (required except discover)   WrongRecipient
+    7. timestamp not in the future, ttl not over   StaleRequest
+    8. keyId subscriber == context.bap_id          AuthError
+    9. (bap_id, message_id) seen before?           ACK, not processed again
+   10. the action's handler (validates its message, queues its work)
+   -> ACK
+
+`middleware` is the one place where exceptions become the NACK AckResponse.
+Handlers should be quick: they validate and queue (the on_* callback, or an
+arq job for slow work); the ACK means the work is durably queued.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from bridge.beckn import signing
+from bridge.beckn.errors import (
+    AuthError,
+    BecknError,
+    InternalError,
+    InvalidJson,
+    SchemaError,
+    StaleRequest,
+    UnknownAction,
+    WrongDomain,
+    WrongRecipient,
+)
+from bridge.beckn.models import AckResponse, Context, Envelope, ErrorBody, format_timestamp
+from bridge.beckn.registry import KeyDirectory, Subscriber
+from bridge.config import Settings
+from bridge.store import beckn_keys
+
+log = structlog.get_logger("bridge.beckn")
+
+PREFIX = "/beckn"
+
+
+@dataclass
+class BecknRequest:
+    """What an action handler gets: the checked context and the raw body."""
+
+    action: str
+    context: Context
+    body: dict[str, Any]
+    raw: bytes
+    received_at: datetime
+    services: BecknServices
+    subscriber: Subscriber | None = None
+
+
+Handler = Callable[[BecknRequest], Awaitable[None]]
+
+
+@dataclass
+class BecknServices:
+    settings: Settings
+    redis: aioredis.Redis
+    keys: KeyDirectory
+    handlers: Mapping[str, Handler]
+    extra: dict[str, Any] = field(default_factory=dict)  # per-action dependencies
+
+
+def schema_error(exc: ValidationError, prefix: str = "") -> SchemaError:
+    """pydantic's first error as a Beckn SchemaError naming the field."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(p) for p in (*([prefix] if prefix else []), *first["loc"]))
+    return SchemaError(f"{where or 'body'}: {first['msg']}",
+                       {"field": where, "errors": [
+                           {"field": ".".join(str(p) for p in (*([prefix] if prefix else []),
+                                                                 *e["loc"])),
+                            "message": e["msg"]} for e in errors[:10]]})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise schema_error(exc, prefix) from exc
+
+
+def ack(transaction_id: str, error: BecknError | None = None) -> AckResponse:
+    return AckResponse(
+        transaction_id=transaction_id, timestamp=format_timestamp(datetime.now(UTC)),
+        ack_status="NACK" if error else "ACK",
+        error=ErrorBody(**error.to_error()) if error else None)
+
+
+def _json(resp: AckResponse, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(resp.wire()), status=status,
+                        content_type="application/json")
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+async def _authenticate(request: web.Request, raw: bytes, services: BecknServices
+                        ) -> tuple[signing.SignatureHeader | None, Subscriber | None]:
+    settings = services.settings
+    if settings.beckn_mode == "adapter":
+        # The ONIX adapter verified the network signature; trust only it.
+        if not _is_loopback(request.remote):
+            raise AuthError("adapter mode accepts requests from loopback only",
+                            {"reason": "not_adapter"})
+        return None, None
+    if not settings.beckn_verify:
+        return None, None
+    header = signing.parse_header(request.headers.get("Authorization"))
+    sub = await services.keys.lookup(header.subscriber_id, header.key_id)
+    signing.verify(header, raw, signing.public_key_from_b64(sub.signing_public_key), time.time(),
+                   skew=settings.beckn_max_clock_skew)
+    return header, sub
+
+
+def check_context(ctx: Context, action: str, settings: Settings, now: datetime) -> None:
+    if ctx.action != action:
+        raise SchemaError(f"context.action is {ctx.action!r}, the path says {action!r}",
+                          {"field": "context.action"})
+    domains = {settings.beckn_domain, *(d.strip() for d in settings.beckn_domain_aliases.split(",")
+                                        if d.strip())}
+    if ctx.domain not in domains:
+        raise WrongDomain(f"domain {ctx.domain!r} is not served here", {"field": "context.domain",
+                                                                        "expected": sorted(domains)})
+    if ctx.version != settings.beckn_version:
+        raise WrongDomain(f"version {ctx.version!r} is not supported",
+                          {"field": "context.version", "expected": settings.beckn_version})
+    if ctx.bpp_id is None:
+        if action != "discover":
+            raise SchemaError("context.bpp_id: Field required", {"field": "context.bpp_id"})
+    elif ctx.bpp_id != settings.beckn_subscriber_id:
+        raise WrongRecipient(f"bpp_id {ctx.bpp_id!r} is not this BPP",
+                             {"field": "context.bpp_id", "expected": settings.beckn_subscriber_id})
+    skew = settings.beckn_max_clock_skew
+    age = (now - ctx.timestamp).total_seconds()
+    if age < -skew:
+        raise StaleRequest("context.timestamp is in the future", {"field": "context.timestamp"})
+    ttl = ctx.ttl_delta
+    if ttl is not None:
+        if age > ttl.total_seconds() + min(skew, 5.0):
+            raise StaleRequest("ttl has elapsed", {"field": "context.ttl"})
+    elif age > skew:
+        raise StaleRequest("context.timestamp is too old", {"field": "context.timestamp"})
+
+
+async def receive(request: web.Request, services: BecknServices) -> web.Response:
+    action = request.match_info["action"]
+    handler = services.handlers.get(action)
+    if handler is None:
+        raise UnknownAction(f"no action {action!r}", {"action": action})
+    raw = await request.read()
+    body: Any = None
+    parse_error: orjson.JSONDecodeError | None = None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        parse_error = exc
+    if isinstance(body, dict) and isinstance(body.get("context"), dict):
+        request["beckn_txn"] = str(body["context"].get("transaction_id", ""))
+    header, sub = await _authenticate(request, raw, services)
+    if parse_error is not None:
+        raise InvalidJson(f"invalid JSON: {parse_error}") from parse_error
+    if not isinstance(body, dict):
+        raise InvalidJson()
+    env = validate(Envelope, body)
+    ctx = env.context
+    now = datetime.now(UTC)
+    check_context(ctx, action, services.settings, now)
+    if header is not None and header.subscriber_id != ctx.bap_id:
+        raise AuthError("signed by another subscriber than context.bap_id",
+                        {"reason": "subscriber_mismatch"})
+    structlog.contextvars.bind_contextvars(beckn_action=action, bap_id=ctx.bap_id,
+                                           transaction_id=ctx.transaction_id,
+                                           message_id=ctx.message_id)
+    seen = beckn_keys.seen(ctx.bap_id, ctx.message_id)
+    if not await services.redis.set(seen, b"1", nx=True, ex=services.settings.beckn_dedupe_ttl):
+        log.info("beckn.duplicate", action=action)
+        return _json(ack(ctx.transaction_id))
+    try:
+        await handler(BecknRequest(action=action, context=ctx, body=body, raw=raw,
+                                   received_at=now, services=services, subscriber=sub))
+    except BaseException:
+        # Not processed: a corrected or retried request must not be taken for a duplicate.
+        await services.redis.delete(seen)
+        raise
+    log.info("beckn.ack", action=action)
+    return _json(ack(ctx.transaction_id))
+
+
+def make_middleware(prefix: str = PREFIX) -> Any:
+    """The one place where Beckn errors become NACKs (only under `prefix`)."""
+
+    @web.middleware
+    async def middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        if not request.path.startswith(prefix + "/") and request.path != prefix:
+            return await handler(request)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(protocol="beckn")
+        try:
+            return await handler(request)
+        except BecknError as exc:
+            error: BecknError = exc
+        except web.HTTPNotFound:
+            error = UnknownAction(f"no Beckn endpoint at {request.path}")
+        except web.HTTPMethodNotAllowed:
+            error = UnknownAction(f"{request.method} is not supported on {request.path}")
+        except Exception:  # the NACK must go out even for our own bugs
+            log.exception("beckn.server_error", path=request.path)
+            error = InternalError()
+        log.info("beckn.nack", path=request.path, code=error.code, http_status=error.http_status,
+                 reason=error.message)
+        return _json(ack(request.get("beckn_txn", ""), error), status=error.http_status)
+
+    return middleware
