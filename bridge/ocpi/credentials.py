@@ -89,7 +89,10 @@ async def _register(deps: OcpiDeps, request: web.Request, principal: Principal,
                       versions_url=creds.url, version_url=version_url, endpoints=endpoints,
                       roles=roles, created=previous.created if previous else "")
     our_token = new_token()
-    invite = None
+    try:
+        await deps.creds.check_parties(conn)  # before token A is spent
+    except PartyTaken as exc:
+        raise InvalidParameters(str(exc)) from exc
     if principal.kind == "A":
         invite = request["token"]
         if not await deps.creds.consume_invite(invite):

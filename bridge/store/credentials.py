@@ -160,10 +160,7 @@ class CredentialsStore:
             conn.id = uuid.uuid4().hex
         if not conn.created:
             conn.created = datetime.now(UTC).isoformat()
-        for cc, pid in conn.parties:
-            owner = await self.redis.get(keys.party(cc, pid))
-            if owner is not None and owner.decode() != conn.id:
-                raise PartyTaken(f"party {cc}-{pid} is already registered by another platform")
+        await self.check_parties(conn)
         if our_token is not None:
             conn.our_token_hash = token_hash(our_token)
         self._cache.clear()
@@ -182,6 +179,12 @@ class CredentialsStore:
             if previous_token_hash and previous_token_hash != conn.our_token_hash:
                 pipe.delete(keys.token(previous_token_hash))
             await pipe.execute()
+
+    async def check_parties(self, conn: Connection) -> None:
+        for cc, pid in sorted(conn.parties):
+            owner = await self.redis.get(keys.party(cc, pid))
+            if owner is not None and owner.decode() != conn.id:
+                raise PartyTaken(f"party {cc}-{pid} is already registered by another platform")
 
     async def consume_invite(self, token: str) -> bool:
         """Atomically take token A out of use; False if someone else already did."""

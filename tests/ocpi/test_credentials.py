@@ -173,3 +173,11 @@ async def test_bridge_registers_with_a_cpo(bridge: Bridge, cpo_double: CpoDouble
     assert body["status_code"] == 1000, body
     sent = cpo_double.received_credentials[0]
     assert sent["roles"][0]["role"] == "EMSP" and sent["url"] == f"{bridge.url}/ocpi/versions"
+
+
+async def test_party_taken_leaves_token_a_usable(bridge: Bridge, cpo_double, http) -> None:
+    await register_cpo(bridge, cpo_double, http)
+    cpo_a = Ocpi(bridge.url, await bridge.invite(), http)
+    status, _, _ = await cpo_a.call("POST", "/ocpi/2.2.1/credentials", creds_body(cpo_double))
+    assert status == 400
+    assert (await cpo_a.call("GET", "/ocpi/versions"))[0] == 200
