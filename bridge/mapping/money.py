@@ -9,7 +9,6 @@ banker's rounding would print 5.62.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 ZERO = Decimal(0)
@@ -35,18 +34,44 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
-@dataclass(frozen=True, slots=True)
 class PriceAmount:
-    """An amount excluding and including VAT (OCPI `Price`, §16.5)."""
+    """An amount excluding and including VAT (OCPI `Price`, §16.5). Immutable by convention.
 
-    excl_vat: Decimal
-    incl_vat: Decimal
+    A plain slotted class rather than a frozen dataclass: the tariff engine
+    creates several per evaluation and frozen dataclasses are slow to build.
+    """
+
+    __slots__ = ("excl_vat", "incl_vat")
+
+    def __init__(self, excl_vat: Decimal, incl_vat: Decimal) -> None:
+        self.excl_vat = excl_vat
+        self.incl_vat = incl_vat
+
+    def __repr__(self) -> str:
+        return f"PriceAmount(excl_vat={self.excl_vat!r}, incl_vat={self.incl_vat!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PriceAmount):
+            return NotImplemented
+        return self.excl_vat == other.excl_vat and self.incl_vat == other.incl_vat
+
+    def __hash__(self) -> int:
+        return hash((self.excl_vat, self.incl_vat))
 
     def __add__(self, other: PriceAmount) -> PriceAmount:
         return PriceAmount(self.excl_vat + other.excl_vat, self.incl_vat + other.incl_vat)
 
+    def __sub__(self, other: PriceAmount) -> PriceAmount:
+        return PriceAmount(self.excl_vat - other.excl_vat, self.incl_vat - other.incl_vat)
+
     def rounded(self, currency: str) -> PriceAmount:
-        return PriceAmount(round_money(self.excl_vat, currency), round_money(self.incl_vat, currency))
+        return self.quantized(minor_unit(currency))
+
+    def quantized(self, quantum: Decimal) -> PriceAmount:
+        return PriceAmount(
+            self.excl_vat.quantize(quantum, rounding=ROUND_HALF_UP),
+            self.incl_vat.quantize(quantum, rounding=ROUND_HALF_UP),
+        )
 
     def to_json(self) -> dict[str, float]:
         return {"excl_vat": decimal_to_json(self.excl_vat), "incl_vat": decimal_to_json(self.incl_vat)}

@@ -41,18 +41,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from math import floor
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.mapping.money import (
     HUNDRED,
     ONE,
-    PRICE_ZERO,
     ZERO,
     PriceAmount,
     decimal_to_json,
+    minor_unit,
 )
 from bridge.ocpi.models import (
     CDR,
@@ -117,9 +118,11 @@ def zone(name: str) -> ZoneInfo:
 
 
 def _to_us(dt: datetime) -> int:
+    """Microseconds since the epoch, exactly (whole seconds from the float
+    timestamp, which is exact for them, plus the datetime's own microseconds)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // _ONE_US
+    return floor(dt.timestamp()) * US + dt.microsecond
 
 
 def _from_us(us: int) -> datetime:
@@ -267,6 +270,7 @@ class CompiledTariff:
     needs_power: bool
     needs_current: bool
     currency: str
+    quantum: Decimal  # the currency's minor unit
 
 
 def compile_tariff(tariff: Tariff) -> CompiledTariff:
@@ -326,6 +330,7 @@ def compile_tariff(tariff: Tariff) -> CompiledTariff:
         needs_power=needs_power,
         needs_current=needs_current,
         currency=tariff.currency.upper(),
+        quantum=minor_unit(tariff.currency),
     )
 
 
@@ -348,9 +353,13 @@ def _compile_cached(tariff: Tariff) -> CompiledTariff:
 # --------------------------------------------------------------------------- result
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TariffLine:
-    """What one price component of one element billed over the session."""
+    """What one price component of one element billed over the session (read-only).
+
+    Not frozen: a frozen dataclass costs a microsecond per instance and the
+    engine builds a few per evaluation.
+    """
 
     dimension: TariffDimensionType
     reservation: bool  # priced by a RESERVATION / RESERVATION_EXPIRES element
@@ -362,9 +371,22 @@ class TariffLine:
     volume: Decimal  # consumed: kWh, hours, or 1 for FLAT
     quantity: Decimal  # billed, after step_size
     cost_exact: PriceAmount
-    cost: PriceAmount  # rounded to the minor unit, for display
-    start: datetime
-    end: datetime
+    currency: str
+    start_us: int  # first and last instant priced (µs since the epoch, UTC)
+    end_us: int
+
+    @property
+    def cost(self) -> PriceAmount:
+        """`cost_exact` rounded to the minor unit, for display."""
+        return self.cost_exact.rounded(self.currency)
+
+    @property
+    def start(self) -> datetime:
+        return _from_us(self.start_us)
+
+    @property
+    def end(self) -> datetime:
+        return _from_us(self.end_us)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -383,34 +405,86 @@ class TariffLine:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TariffResult:
-    """The price of a session under one tariff (amounts rounded to the minor unit)."""
+    """The price of a session under one tariff (amounts rounded to the minor unit).
+
+    Read-only by convention (not frozen: that costs ~2 µs per evaluation).
+    """
 
     currency: str
     tariff_id: str
     time_zone: str
-    total_cost: PriceAmount
-    total_energy_cost: PriceAmount
-    total_time_cost: PriceAmount
-    total_parking_cost: PriceAmount
-    total_fixed_cost: PriceAmount
-    total_reservation_cost: PriceAmount
-    exact: dict[str, PriceAmount]  # same keys as `to_json()["totals"]`, unrounded
+    quantum: Decimal  # the currency's minor unit
+    exact: dict[str, PriceAmount]  # keys: total_cost, total_energy_cost, ... unrounded
     min_max_adjustment: PriceAmount  # exact; applied after the components
     price_limit: str | None  # "min_price", "max_price" or None
-    # consumed volumes (all periods) and billed quantities (priced, after step_size)
-    total_energy: Decimal
-    total_time: Decimal
-    total_parking_time: Decimal
-    total_reservation_time: Decimal
-    billed_energy: Decimal
-    billed_time: Decimal
-    billed_parking_time: Decimal
-    billed_reservation_time: Decimal
-    unpriced: dict[str, Decimal]  # dimension -> volume that no element priced
+    consumed_s: tuple[Decimal, Decimal, Decimal, Decimal]  # kWh, TIME s, PARKING s, RESERVATION s
+    billed_s: tuple[Decimal, Decimal, Decimal, Decimal]  # priced, after step_size; same units
+    unpriced: dict[str, Decimal]  # dimension -> volume (kWh / hours) that no element priced
     lines: tuple[TariffLine, ...]
     warnings: tuple[str, ...] = field(default=())
+
+    # Rounded amounts and hour conversions are computed on access: the hot
+    # path (a `track` update, a quote search) often needs only one of them.
+    @property
+    def total_cost(self) -> PriceAmount:
+        return self.exact["total_cost"].quantized(self.quantum)
+
+    @property
+    def total_energy_cost(self) -> PriceAmount:
+        return self.exact["total_energy_cost"].quantized(self.quantum)
+
+    @property
+    def total_time_cost(self) -> PriceAmount:
+        return self.exact["total_time_cost"].quantized(self.quantum)
+
+    @property
+    def total_parking_cost(self) -> PriceAmount:
+        return self.exact["total_parking_cost"].quantized(self.quantum)
+
+    @property
+    def total_fixed_cost(self) -> PriceAmount:
+        return self.exact["total_fixed_cost"].quantized(self.quantum)
+
+    @property
+    def total_reservation_cost(self) -> PriceAmount:
+        return self.exact["total_reservation_cost"].quantized(self.quantum)
+
+    @property
+    def total_energy(self) -> Decimal:
+        """kWh consumed (all periods)."""
+        return self.consumed_s[ENERGY]
+
+    @property
+    def total_time(self) -> Decimal:
+        """Hours charging (all periods)."""
+        return _hours(self.consumed_s[TIME])
+
+    @property
+    def total_parking_time(self) -> Decimal:
+        return _hours(self.consumed_s[PARKING])
+
+    @property
+    def total_reservation_time(self) -> Decimal:
+        return _hours(self.consumed_s[RES_TIME])
+
+    @property
+    def billed_energy(self) -> Decimal:
+        """kWh billed: priced energy after step_size."""
+        return self.billed_s[ENERGY]
+
+    @property
+    def billed_time(self) -> Decimal:
+        return _hours(self.billed_s[TIME])
+
+    @property
+    def billed_parking_time(self) -> Decimal:
+        return _hours(self.billed_s[PARKING])
+
+    @property
+    def billed_reservation_time(self) -> Decimal:
+        return _hours(self.billed_s[RES_TIME])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -486,73 +560,33 @@ def _offset_at(segs: list[tuple[int, int]], us: int) -> int:
     return off
 
 
-def _time_cuts(ct: CompiledTariff, segs: list[tuple[int, int]], ps: int, pe: int, start: int) -> list[int]:
-    """Instants strictly inside (ps, pe) where some restriction may change."""
-    cuts: list[int] = []
+def _global_cuts(ct: CompiledTariff, segs: list[tuple[int, int]], lo: int, hi: int, start: int) -> list[int]:
+    """Sorted instants strictly inside (lo, hi) where a time restriction may change."""
+    cuts: set[int] = set()
     if ct.needs_local:
         tods = ct.tod_cuts
         for si, (s_from, off) in enumerate(segs):
-            s_to = segs[si + 1][0] if si + 1 < len(segs) else pe
-            a = max(ps, s_from) if si else ps
-            b = min(pe, s_to)
+            a = lo if si == 0 else s_from
+            b = segs[si + 1][0] if si + 1 < len(segs) else hi
+            if si:
+                cuts.add(s_from)  # the UTC offset changes: local time jumps
             if a >= b:
                 continue
-            if si and ps < s_from < pe:
-                cuts.append(s_from)
-            la, lb = a + off, b + off
-            for day in range(la // DAY_US, (lb - 1) // DAY_US + 1):
+            for day in range((a + off) // DAY_US, (b + off - 1) // DAY_US + 1):
                 base = day * DAY_US - off
                 for t in tods:
                     u = base + t
                     if a < u < b:
-                        cuts.append(u)
+                        cuts.add(u)
     for d in ct.duration_cuts:
-        u = start + d
-        if ps < u < pe:
-            cuts.append(u)
-    return cuts
+        cuts.add(start + d)
+    return sorted(u for u in cuts if lo < u < hi)
 
 
-def _dim_volumes(p: ChargingPeriod) -> tuple[
-    Decimal, Decimal, Decimal, Decimal,
-    Decimal | None, Decimal | None, Decimal | None,
-    Decimal | None, Decimal | None, Decimal | None,
-]:
-    energy = time_h = parking_h = res_h = ZERO
-    energy_import: Decimal | None = None
-    cur = cmin = cmax = pw = pmin = pmax = None
-    for d in p.dimensions:
-        ty = d.type
-        v = d.volume
-        if ty is CdrDimensionType.ENERGY:
-            energy = v
-        elif ty is CdrDimensionType.TIME:
-            time_h = v
-        elif ty is CdrDimensionType.PARKING_TIME:
-            parking_h = v
-        elif ty is CdrDimensionType.RESERVATION_TIME:
-            res_h = v
-        elif ty is CdrDimensionType.CURRENT:
-            cur = v
-        elif ty is CdrDimensionType.MIN_CURRENT:
-            cmin = v
-        elif ty is CdrDimensionType.MAX_CURRENT:
-            cmax = v
-        elif ty is CdrDimensionType.POWER:
-            pw = v
-        elif ty is CdrDimensionType.MIN_POWER:
-            pmin = v
-        elif ty is CdrDimensionType.MAX_POWER:
-            pmax = v
-        elif ty is CdrDimensionType.ENERGY_IMPORT:
-            energy_import = v
-    if energy == ZERO and energy_import is not None:
-        energy = energy_import  # Sessions may only report ENERGY_IMPORT
-    # Negative volumes (energy fed back to the grid) are not billed by a tariff.
-    return (
-        max(energy, ZERO), max(time_h, ZERO), max(parking_h, ZERO), max(res_h, ZERO),
-        cur, cmin, cmax, pw, pmin, pmax,
-    )
+@lru_cache(maxsize=4096)
+def _day_segments(time_zone: str, day_lo: int, day_hi: int) -> list[tuple[int, int]]:
+    # A pure function of its arguments, memoised: most sessions share a day.
+    return _segments(zone(time_zone), day_lo * DAY_US, (day_hi + 1) * DAY_US)
 
 
 def _lo_hi(
@@ -579,6 +613,18 @@ def _pick(cands: tuple[_Candidate, ...], local: int, dur: int, kwh: Decimal,
     return None
 
 
+_WHOLE = ((ZERO, ONE, 0, 0),)  # one piece: the whole period (a, b set from the period)
+_D_ENERGY = CdrDimensionType.ENERGY
+_D_TIME = CdrDimensionType.TIME
+_D_PARKING = CdrDimensionType.PARKING_TIME
+_D_RES = CdrDimensionType.RESERVATION_TIME
+_D_IMPORT = CdrDimensionType.ENERGY_IMPORT
+_D_LIMITS = {
+    CdrDimensionType.CURRENT: 0, CdrDimensionType.MIN_CURRENT: 1, CdrDimensionType.MAX_CURRENT: 2,
+    CdrDimensionType.POWER: 3, CdrDimensionType.MIN_POWER: 4, CdrDimensionType.MAX_POWER: 5,
+}
+
+
 def price(
     tariff: Tariff | CompiledTariff,
     periods: Sequence[ChargingPeriod],
@@ -598,19 +644,28 @@ def price(
     charging only by the other elements (§11.4.6 `reservation`).
     """
     ct = tariff if isinstance(tariff, CompiledTariff) else _compile_cached(tariff)
-    tz = zone(time_zone)
+    zone(time_zone)  # an unknown zone is an error even for a tariff without time restrictions
     start_us = _to_us(start)
     end_us = _to_us(end)
-    if len(periods) > 1 and any(
-        periods[i].start_date_time > periods[i + 1].start_date_time for i in range(len(periods) - 1)
-    ):
-        periods = sorted(periods, key=lambda p: p.start_date_time)
+    # _to_us inlined; ChargingPeriod datetimes are always aware (models.DateTime)
+    starts = [floor(p.start_date_time.timestamp()) * US + p.start_date_time.microsecond for p in periods]
+    if starts != sorted(starts):
+        order = sorted(range(len(starts)), key=starts.__getitem__)
+        periods = [periods[i] for i in order]
+        starts = [starts[i] for i in order]
     n = len(periods)
-    starts = [_to_us(p.start_date_time) for p in periods]
     lo = min(start_us, starts[0]) if n else start_us
     hi = max(end_us, starts[-1]) if n else end_us
-    segs = _segments(tz, lo, hi) if ct.needs_local else [(lo, 0)]
+    needs_local = ct.needs_local
+    if needs_local:
+        segs = _day_segments(time_zone, lo // DAY_US, hi // DAY_US)
+        if len(segs) > 1:
+            segs = [sg for k, sg in enumerate(segs) if k + 1 == len(segs) or segs[k + 1][0] > lo]
+    else:
+        segs = [(lo, 0)]
     single_off = segs[0][1] if len(segs) == 1 else None
+    gcuts = _global_cuts(ct, segs, lo, hi, start_us) if (needs_local or ct.duration_cuts) else []
+    ncuts = len(gcuts)
     kwh_cuts = ct.kwh_cuts
     charging = ct.charging
     c_energy, c_time, c_parking, c_flat = charging[ENERGY], charging[TIME], charging[PARKING], charging[FLAT]
@@ -625,28 +680,26 @@ def price(
         c_res_flat = ct.reservation_flat
     needs_power = ct.needs_power
     needs_current = ct.needs_current
+    # Time-only tariffs: the choice per dimension is constant between two
+    # consecutive cuts ("regime"), so it is looked up once per regime.
+    time_only = not (kwh_cuts or needs_power or needs_current)
+    regimes: list[list[_Candidate | None] | None] = [None] * (ncuts + 1)
+    all_cands = (c_energy, c_time, c_parking, c_res, c_flat, c_res_flat)
 
     qty: dict[_Candidate, Decimal] = {}
     span: dict[_Candidate, list[int]] = {}
-    priced = [ZERO, ZERO, ZERO, ZERO]  # ENERGY, TIME, PARKING, RES_TIME (kWh, s, s, s)
-    consumed = [ZERO, ZERO, ZERO, ZERO]
     unpriced = [ZERO, ZERO, ZERO, ZERO]
     last_energy: _Candidate | None = None
     last_time: _Candidate | None = None
     last_res: _Candidate | None = None
-    flat_done = expired  # no charging session after an expired reservation: no charging FLAT
+    flat_done = expired or not c_flat  # no charging FLAT after an expired reservation
     res_flat_done = not c_res_flat
     saw_charging = saw_res = False
     cum_kwh = ZERO
-
-    def add(c: _Candidate, amount: Decimal, a: int, b: int) -> None:
-        q = qty.get(c)
-        if q is None:
-            qty[c] = amount
-            span[c] = [a, b]
-        else:
-            qty[c] = q + amount
-            span[c][1] = b
+    clo = chi = plo = phi = None
+    local = 0
+    k = 0  # number of global cuts <= the current period's start
+    sel: list[_Candidate | None] = [None] * 6
 
     for i in range(n):
         p = periods[i]
@@ -654,121 +707,188 @@ def price(
         pe = starts[i + 1] if i + 1 < n else end_us
         if pe < ps:
             pe = ps
-        dur = pe - ps
-        e, th, pk, rv, cur, cmin, cmax, pw, pmin, pmax = _dim_volumes(p)
-        ts = th * HOUR_S
-        pks = pk * HOUR_S
-        rvs = rv * HOUR_S
-        consumed[ENERGY] += e
-        consumed[TIME] += ts
-        consumed[PARKING] += pks
-        consumed[RES_TIME] += rvs
+        # ---- volumes of the period (inlined: this loop is the hot path)
+        e = ts = pks = rvs = ZERO
+        e_import: Decimal | None = None
+        limits: list[Decimal | None] | None = None
+        for dim in p.dimensions:
+            ty = dim.type
+            if ty is _D_ENERGY:
+                e = dim.volume
+            elif ty is _D_TIME:
+                ts = dim.volume * HOUR_S
+            elif ty is _D_PARKING:
+                pks = dim.volume * HOUR_S
+            elif ty is _D_RES:
+                rvs = dim.volume * HOUR_S
+            elif ty is _D_IMPORT:
+                e_import = dim.volume
+            else:
+                li = _D_LIMITS.get(ty)
+                if li is not None:
+                    if limits is None:
+                        limits = [None] * 6
+                    limits[li] = dim.volume
+        if not e and e_import is not None:
+            e = e_import  # Sessions may only report ENERGY_IMPORT
+        # Negative volumes (energy fed back to the grid) are not billed by a tariff.
+        if e < ZERO or ts < ZERO or pks < ZERO or rvs < ZERO:
+            e, ts, pks, rvs = max(e, ZERO), max(ts, ZERO), max(pks, ZERO), max(rvs, ZERO)
         if needs_current:
-            clo, chi = _lo_hi(cur, cmin, cmax)
-        else:
-            clo = chi = None
+            clo, chi = _lo_hi(*(limits[0:3] if limits else (None, None, None)))
         if needs_power:
+            pw, pmin, pmax = limits[3:6] if limits else (None, None, None)
             if pw is None and pmin is None and pmax is None and e > 0:
-                hours = th if th > 0 else (Decimal(dur) / (HOUR_S * US) if dur > 0 else ZERO)
+                hours = ts / HOUR_S if ts > 0 else Decimal(pe - ps) / (HOUR_S * US)
                 pw = e / hours if hours > 0 else None  # average power of the period
             plo, phi = _lo_hi(pw, pmin, pmax)
-        else:
-            plo = phi = None
 
-        # ---- split points, as (fraction of the period, instant)
-        tcuts = _time_cuts(ct, segs, ps, pe, start_us) if dur > 0 else []
-        ecuts: list[Decimal] = []
+        # ---- split points inside the period, as (fraction, instant)
+        while k < ncuts and gcuts[k] <= ps:
+            k += 1
+        j = k
+        while j < ncuts and gcuts[j] < pe:
+            j += 1
+        ecuts: list[Decimal] | None = None
         if kwh_cuts and e > 0:
             e1 = cum_kwh + e
-            ecuts = [(k - cum_kwh) / e for k in kwh_cuts if cum_kwh < k < e1]
-        if not tcuts and not ecuts:
-            pieces: list[tuple[Decimal, Decimal, int, int]] = [(ZERO, ONE, ps, pe)]
+            ecuts = [(kc - cum_kwh) / e for kc in kwh_cuts if cum_kwh < kc < e1]
+        if j == k and not ecuts:
+            pieces: Iterable[tuple[Decimal, Decimal, int, int]] = _WHOLE
+            split = False
         else:
-            dd = Decimal(dur) if dur > 0 else ONE
-            marks = {Decimal(u - ps) / dd: u for u in tcuts}
-            for f in ecuts:
+            dur = pe - ps
+            dd = Decimal(dur)
+            marks = {Decimal(u - ps) / dd: u for u in gcuts[k:j]}
+            for f in ecuts or ():
                 marks.setdefault(f, ps + int(f * dur))
-            pieces = []
+            plist = []
             f0, u0 = ZERO, ps
             for f in sorted(marks):
                 u = marks[f]
-                pieces.append((f0, f, u0, u))
+                plist.append((f0, f, u0, u))
                 f0, u0 = f, u
-            pieces.append((f0, ONE, u0, pe))
+            plist.append((f0, ONE, u0, pe))
+            pieces = plist
+            split = True
 
-        whole = len(pieces) == 1
+        regime = k
         for f0, f1, a, b in pieces:
-            if whole:
-                se, sts, spk, srv = e, ts, pks, rvs
+            if split:
+                se = e * f1 - e * f0 if e else ZERO
+                sts = ts * f1 - ts * f0 if ts else ZERO
+                spk = pks * f1 - pks * f0 if pks else ZERO
+                srv = rvs * f1 - rvs * f0 if rvs else ZERO
             else:
-                se = e * f1 - e * f0
-                sts = ts * f1 - ts * f0
-                spk = pks * f1 - pks * f0
-                srv = rvs * f1 - rvs * f0
-            mid = (a + b) // 2
-            local = mid + (single_off if single_off is not None else _offset_at(segs, mid))
-            d_us = mid - start_us
-            kwh = cum_kwh + se * _HALF
-            is_res = srv > 0 and se == 0 and sts == 0 and spk == 0
-            if is_res:
+                se, sts, spk, srv, a, b = e, ts, pks, rvs, ps, pe
+            if time_only:
+                got = regimes[regime]
+                if got is None:
+                    mid = (a + b) // 2
+                    if needs_local:
+                        local = mid + (single_off if single_off is not None else _offset_at(segs, mid))
+                    d_us = mid - start_us
+                    got = [_pick(cs, local, d_us, ZERO, None, None, None, None) for cs in all_cands]
+                    regimes[regime] = got
+                sel = got
+                regime += 1
+            else:
+                mid = (a + b) // 2
+                if needs_local:
+                    local = mid + (single_off if single_off is not None else _offset_at(segs, mid))
+                d_us = mid - start_us
+                kwh = cum_kwh + se * _HALF if se else cum_kwh
+                sel = [_pick(cs, local, d_us, kwh, clo, chi, plo, phi) for cs in all_cands]
+            if srv and not (se or sts or spk):
                 saw_res = True
             else:
                 saw_charging = True
-            if se > 0:
-                c = _pick(c_energy, local, d_us, kwh, clo, chi, plo, phi)
+                if not flat_done:
+                    c = sel[4]
+                    if c is not None:
+                        qty[c] = ONE
+                        span[c] = [a, b]
+                        flat_done = True
+            if se:
+                c = sel[0]
                 if c is None:
                     unpriced[ENERGY] += se
                 else:
-                    add(c, se, a, b)
-                    priced[ENERGY] += se
+                    q = qty.get(c)
+                    if q is None:
+                        qty[c] = se
+                        span[c] = [a, b]
+                    else:
+                        qty[c] = q + se
+                        span[c][1] = b
                     last_energy = c
-            if sts > 0:
-                c = _pick(c_time, local, d_us, kwh, clo, chi, plo, phi)
+                cum_kwh += se
+            if sts:
+                c = sel[1]
                 if c is None:
                     unpriced[TIME] += sts
                 else:
-                    add(c, sts, a, b)
-                    priced[TIME] += sts
+                    q = qty.get(c)
+                    if q is None:
+                        qty[c] = sts
+                        span[c] = [a, b]
+                    else:
+                        qty[c] = q + sts
+                        span[c][1] = b
                     last_time = c
-            if spk > 0:
-                c = _pick(c_parking, local, d_us, kwh, clo, chi, plo, phi)
+            if spk:
+                c = sel[2]
                 if c is None:
                     unpriced[PARKING] += spk
                 else:
-                    add(c, spk, a, b)
-                    priced[PARKING] += spk
+                    q = qty.get(c)
+                    if q is None:
+                        qty[c] = spk
+                        span[c] = [a, b]
+                    else:
+                        qty[c] = q + spk
+                        span[c][1] = b
                     last_time = c
-            if srv > 0:
-                c = _pick(c_res, local, d_us, kwh, clo, chi, plo, phi)
+            if srv:
+                c = sel[3]
                 if c is None:
                     unpriced[RES_TIME] += srv
                 else:
-                    add(c, srv, a, b)
-                    priced[RES_TIME] += srv
+                    q = qty.get(c)
+                    if q is None:
+                        qty[c] = srv
+                        span[c] = [a, b]
+                    else:
+                        qty[c] = q + srv
+                        span[c][1] = b
                     last_res = c
                 if not res_flat_done:
-                    c = _pick(c_res_flat, local, d_us, kwh, clo, chi, plo, phi)
+                    c = sel[5]
                     if c is not None:
-                        add(c, ONE, a, b)
+                        qty[c] = ONE
+                        span[c] = [a, b]
                         res_flat_done = True
-            if not flat_done and not is_res:
-                c = _pick(c_flat, local, d_us, kwh, clo, chi, plo, phi)
-                if c is not None:
-                    add(c, ONE, a, b)
-                    flat_done = True
-            cum_kwh += se
 
     # FLAT of a phase that has no piece of its own: evaluated at the phase's start.
     if not res_flat_done and (reservation is not None) and not saw_res:
         at = start_us
         c = _pick(c_res_flat, at + _offset_at(segs, at), 0, ZERO, None, None, None, None)
         if c is not None:
-            add(c, ONE, at, at)
+            qty[c] = ONE
+            span[c] = [at, at]
     if not flat_done and not saw_charging:
         at = end_us if (reservation is not None or saw_res) else start_us
         c = _pick(c_flat, at + _offset_at(segs, at), at - start_us, cum_kwh, None, None, None, None)
         if c is not None:
-            add(c, ONE, at, at)
+            qty[c] = ONE
+            span[c] = [at, at]
+
+    # Priced totals per dimension (kWh, s, s, s), from the per-component sums.
+    priced = [ZERO, ZERO, ZERO, ZERO]
+    for c, q in qty.items():
+        if c.code < FLAT:
+            priced[c.code] += q
+    consumed = [priced[x] + unpriced[x] for x in range(4)]
 
     # ---- step_size (mod_cdrs "step_size"), once per group, on the last priced piece
     billed = list(priced)
@@ -809,94 +929,93 @@ def _finish(
     end: datetime,
 ) -> TariffResult:
     cur = ct.currency
-    sums = [PRICE_ZERO] * 6
+    quantum = ct.quantum
+    sx = [ZERO] * 6  # exact sums excl / incl VAT per dimension code
+    si = [ZERO] * 6
     lines: list[TariffLine] = []
     for c, used in qty.items():
         code = c.code
-        q = used + extras.get(c, ZERO)
+        x = extras.get(c)
+        q = used if x is None else used + x
         if code == ENERGY:
             excl = q * c.price
             volume, quantity = used, q
-        elif code in (FLAT, RES_FLAT):
+        elif code >= FLAT:
             excl = c.price
             volume = quantity = ONE
         else:
             excl = q * c.price / HOUR_S
             volume, quantity = used / HOUR_S, q / HOUR_S
-        amount = PriceAmount(excl, excl * c.vat_factor)
-        sums[code] = sums[code] + amount
+        incl = excl * c.vat_factor
+        sx[code] += excl
+        si[code] += incl
         a, b = span[c]
         lines.append(
             TariffLine(
-                dimension=_DIM_TYPES[code],
-                reservation=code in (RES_TIME, RES_FLAT),
-                element_index=c.element_index,
-                component_index=c.comp_index,
-                price=c.price,
-                vat=c.vat,
-                step_size=c.step,
-                volume=volume,
-                quantity=quantity,
-                cost_exact=amount,
-                cost=amount.rounded(cur),
-                start=_from_us(a),
-                end=_from_us(b),
+                _DIM_TYPES[code], code >= RES_TIME and code != FLAT, c.element_index, c.comp_index,
+                c.price, c.vat, c.step, volume, quantity, PriceAmount(excl, incl), cur, a, b,
             )
         )
-    lines.sort(key=lambda ln: (ln.start, ln.dimension.value))
-    energy, time_c, parking, fixed = sums[ENERGY], sums[TIME], sums[PARKING], sums[FLAT]
-    res = sums[RES_TIME] + sums[RES_FLAT]
-    raw = energy + time_c + parking + fixed + res
-    total, limit = _apply_limits(ct.tariff, raw)
-    warnings = _validity_warnings(ct.tariff, start, end)
-    exact = {
-        "total_cost": total,
-        "total_energy_cost": energy,
-        "total_time_cost": time_c,
-        "total_parking_cost": parking,
-        "total_fixed_cost": fixed,
-        "total_reservation_cost": res,
-    }
+    if len(lines) > 1:
+        lines.sort(key=_line_order)
+    rx = sx[RES_TIME] + sx[RES_FLAT]
+    ri = si[RES_TIME] + si[RES_FLAT]
+    raw_x = sx[ENERGY] + sx[TIME] + sx[PARKING] + sx[FLAT] + rx
+    raw_i = si[ENERGY] + si[TIME] + si[PARKING] + si[FLAT] + ri
+    tariff = ct.tariff
+    if tariff.min_price is None and tariff.max_price is None:
+        tot_x, tot_i, limit = raw_x, raw_i, None
+    else:
+        tot_x, tot_i, limit = _apply_limits(tariff, raw_x, raw_i)
+    warnings = (
+        _validity_warnings(tariff, start, end)
+        if tariff.start_date_time is not None or tariff.end_date_time is not None
+        else ()
+    )
     return TariffResult(
         currency=cur,
-        tariff_id=ct.tariff.id,
+        tariff_id=tariff.id,
         time_zone=time_zone,
-        total_cost=total.rounded(cur),
-        total_energy_cost=energy.rounded(cur),
-        total_time_cost=time_c.rounded(cur),
-        total_parking_cost=parking.rounded(cur),
-        total_fixed_cost=fixed.rounded(cur),
-        total_reservation_cost=res.rounded(cur),
-        exact=exact,
-        min_max_adjustment=PriceAmount(total.excl_vat - raw.excl_vat, total.incl_vat - raw.incl_vat),
+        quantum=quantum,
+        exact={
+            "total_cost": PriceAmount(tot_x, tot_i),
+            "total_energy_cost": PriceAmount(sx[ENERGY], si[ENERGY]),
+            "total_time_cost": PriceAmount(sx[TIME], si[TIME]),
+            "total_parking_cost": PriceAmount(sx[PARKING], si[PARKING]),
+            "total_fixed_cost": PriceAmount(sx[FLAT], si[FLAT]),
+            "total_reservation_cost": PriceAmount(rx, ri),
+        },
+        min_max_adjustment=PriceAmount(tot_x - raw_x, tot_i - raw_i),
         price_limit=limit,
-        total_energy=consumed[ENERGY],
-        total_time=consumed[TIME] / HOUR_S,
-        total_parking_time=consumed[PARKING] / HOUR_S,
-        total_reservation_time=consumed[RES_TIME] / HOUR_S,
-        billed_energy=billed[ENERGY],
-        billed_time=billed[TIME] / HOUR_S,
-        billed_parking_time=billed[PARKING] / HOUR_S,
-        billed_reservation_time=billed[RES_TIME] / HOUR_S,
+        consumed_s=(consumed[0], consumed[1], consumed[2], consumed[3]),
+        billed_s=(billed[0], billed[1], billed[2], billed[3]),
         unpriced={
-            name: (v if code == ENERGY else v / HOUR_S)
-            for code, name, v in zip(
-                range(4), ("ENERGY", "TIME", "PARKING_TIME", "RESERVATION_TIME"), unpriced, strict=True
-            )
-            if v > 0
+            _UNPRICED_NAMES[k]: (v if k == ENERGY else v / HOUR_S) for k, v in enumerate(unpriced) if v
         },
         lines=tuple(lines),
         warnings=warnings,
     )
 
 
-def _apply_limits(tariff: Tariff, raw: PriceAmount) -> tuple[PriceAmount, str | None]:
+_UNPRICED_NAMES = ("ENERGY", "TIME", "PARKING_TIME", "RESERVATION_TIME")
+qz = Decimal.quantize
+HALF_UP = ROUND_HALF_UP
+
+
+def _hours(seconds: Decimal) -> Decimal:
+    return seconds / HOUR_S if seconds else ZERO
+
+
+def _line_order(line: TariffLine) -> tuple[int, str]:
+    return (line.start_us, line.dimension.value)
+
+
+def _apply_limits(tariff: Tariff, excl: Decimal, incl: Decimal) -> tuple[Decimal, Decimal, str | None]:
     """min_price / max_price (§11.3.1 notes): excl and incl apply independently.
 
     A limit without `incl_vat` bounds incl. VAT at the session's own effective
     VAT rate, so incl. VAT never drops below excl. VAT.
     """
-    excl, incl = raw.excl_vat, raw.incl_vat
     limit: str | None = None
     rate = incl / excl if excl > 0 else ONE
     lo, hi = tariff.min_price, tariff.max_price
@@ -910,7 +1029,7 @@ def _apply_limits(tariff: Tariff, raw: PriceAmount) -> tuple[PriceAmount, str | 
         if excl > hi.excl_vat or incl > hi_incl:
             limit = "max_price"
         excl, incl = min(excl, hi.excl_vat), min(incl, hi_incl)
-    return PriceAmount(excl, incl), limit
+    return excl, incl, limit
 
 
 def _validity_warnings(tariff: Tariff, start: datetime, end: datetime) -> tuple[str, ...]:

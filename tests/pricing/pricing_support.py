@@ -1,4 +1,4 @@
-"""Builders shared by the pricing tests (imported by name: pytest puts this folder on sys.path)."""
+"""Builders shared by the pricing tests (`from tests.pricing.pricing_support import ...`)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from pricing_support import D, Shape, local, make_tariff, session, tariff
 
 from bridge.mapping.tariff import TariffResult, price
 from bridge.ocpi.models import ReservationRestrictionType, Tariff
+from tests.pricing.pricing_support import D, Shape, local, make_tariff, session, tariff
 
 TZ = "Europe/Berlin"
 RES = ReservationRestrictionType.RESERVATION
@@ -209,10 +209,9 @@ def test_tariff_cases(case: Case) -> None:
 
 
 def test_case_27_cdr_example() -> None:
-    from pricing_support import example
-
     from bridge.mapping.tariff import price_cdr
     from bridge.ocpi.models import CDR
+    from tests.pricing.pricing_support import example
 
     cdr = CDR.model_validate(example("cdr_example.json"))
     r = price_cdr(cdr, "Europe/Brussels")
