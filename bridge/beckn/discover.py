@@ -45,6 +45,7 @@ CONNECTOR_WORDS = {"ccs2": "CCS2", "ccs": "CCS2", "combo2": "CCS2", "type2": "Ty
                    "ccs1": "CCS1", "type1": "Type1", "chaoji": "ChaoJi",
                    "iec62196t2combo": "CCS2", "iec62196t2": "Type2"}
 CHUNK = 256
+EARTH_M = 6_371_000.0
 SCAN_MAX = 20_000  # candidate locations looked at for one page at most
 
 
@@ -229,7 +230,7 @@ def _haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
         (lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(h))
+    return 2 * EARTH_M * math.asin(math.sqrt(h))
 
 
 async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
@@ -251,8 +252,11 @@ async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
             lon_r = plan.lon_range or (-180.0, 180.0)
             lat_r = plan.lat_range or (-85.0, 85.0)
         center = ((lon_r[0] + lon_r[1]) / 2, (lat_r[0] + lat_r[1]) / 2)
-        width = max(_haversine_m((lon_r[0], center[1]), (lon_r[1], center[1])), 1.0) * 1.02
-        height = max(_haversine_m((center[0], lat_r[0]), (center[0], lat_r[1])), 1.0) * 1.02
+        # box size along the parallel / meridian (haversine would wrap at 180 degrees)
+        widest = max(abs(lat_r[0]), abs(lat_r[1]))
+        width = max(math.radians(lon_r[1] - lon_r[0]) * EARTH_M * math.cos(math.radians(
+            min(widest, 89.0))), 1.0) * 1.02
+        height = max(math.radians(lat_r[1] - lat_r[0]) * EARTH_M, 1.0) * 1.02
         rows = await store.geo_box(center[0], center[1], width, height, single_ct)
         refs = []
         for row in rows:

@@ -208,7 +208,7 @@ SAMPLE = [
         evse("E3", "IN*TPC*E0003", "CHARGING", connector("1", "CHADEMO", "DC", 50)),
     ], name="MG Road Hub"),
     # ~3 km east, Indiranagar: CCS2 150 kW
-    location("LOC-IND", 77.6408, 12.9784, [
+    location("LOC-IND", 77.6250, 12.9784, [
         evse("E1", "IN*TPC*E0101", "AVAILABLE", connector("1", "IEC_62196_T2_COMBO", "DC", 150)),
     ], name="Indiranagar Mall"),
     # ~20 km away, another CPO: Type2 7 kW

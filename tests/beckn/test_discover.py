@@ -1,0 +1,217 @@
+"""discover end to end: signed request -> ACK -> worker -> signed on_discover at the test BAP."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from bridge.beckn import signing
+from bridge.beckn.catalog_consumer import drain
+from bridge.mapping.catalog import parse_item_id
+from bridge.ocpi.models import EVSE
+from bridge.store.catalog import CatalogStore
+from bridge.store.ocpi_store import OcpiStore
+from tests.beckn.conftest import (
+    CENTER,
+    Bridge,
+    LoopbackBap,
+    connector,
+    evse,
+    load_sample,
+    run_worker,
+)
+from tests.conftest import BECKN_EXAMPLES
+
+
+async def discover(bridge: Bridge, bap: LoopbackBap, message: dict[str, Any], **top: Any
+                   ) -> dict[str, Any]:
+    body = {"context": bap.context("discover", bpp_id=None), "message": message, **top}
+    if not message:
+        del body["message"]
+    status, ack = await bridge.post("discover", body, bap)
+    assert (status, ack["ack_status"]) == (200, "ACK"), ack
+    await run_worker(bridge.settings)
+    got = [c for c in bap.callbacks() if c["context"]["message_id"] == body["context"]["message_id"]]
+    assert len(got) == 1
+    return got[0]
+
+
+def items(cb: dict[str, Any]) -> list[dict[str, Any]]:
+    return [i for c in cb["message"]["catalogs"] for i in c["beckn:items"]]
+
+
+def ids(cb: dict[str, Any]) -> list[str]:
+    out = []
+    for i in items(cb):
+        ref = parse_item_id(i["beckn:id"])
+        assert ref is not None
+        out.append(f"{ref.location_id}/{ref.evse_uid}/{ref.connector_id}")
+    return out
+
+
+def near(meters: float, lon: float = CENTER[0], lat: float = CENTER[1]) -> list[dict[str, Any]]:
+    return [{"op": "s_dwithin", "targets": "$['beckn:availableAt'][*]['geo']",
+             "geometry": {"type": "Point", "coordinates": [lon, lat]}, "distanceMeters": meters}]
+
+
+@pytest.fixture
+async def catalog(redis_client: Any, settings: Any) -> CatalogStore:
+    return await load_sample(redis_client, settings)
+
+
+async def test_place_and_radius_signed_callback(bridge: Bridge, bap: LoopbackBap,
+                                                catalog: CatalogStore, bridge_key: Any) -> None:
+    cb = await discover(bridge, bap, {"spatial": near(5000)})
+    # ordered by distance; REMOVED EVSE and unpublished location not listed
+    assert ids(cb) == ["loc-mg/e1/1", "loc-mg/e1/2", "loc-mg/e3/1", "loc-ind/e1/1"]
+    assert cb["context"]["action"] == "on_discover"
+    assert cb["context"]["bpp_id"] == bridge.settings.beckn_subscriber_id
+    # signed with the bridge's key, over the exact body
+    path, headers, raw = next(r for r in bap.received if r[0].endswith("on_discover"))
+    assert path == "/bap/on_discover"
+    header = signing.parse_header(headers["Authorization"])
+    assert header.subscriber_id == bridge.settings.beckn_subscriber_id
+    signing.verify(header, raw, bridge_key[0].public_key(), time.time())
+    # one catalog per CPO, with offers carrying the ENERGY price and the peak window
+    cats = cb["message"]["catalogs"]
+    assert [c["beckn:providerId"] for c in cats] == ["IN-TPC"]
+    assert cats[0]["beckn:bppId"] == bridge.settings.beckn_subscriber_id
+    offer = cats[0]["beckn:offers"][0]
+    assert offer["beckn:price"]["value"] == 21.24  # 18 + 18 % VAT
+    assert offer["beckn:price"]["currency"] == "INR"
+    peak = offer["beckn:price"]["components"][0]
+    assert (peak["startTime"], peak["endTime"], peak["value"]) == ("18:00", "22:00", 28.32)
+    assert offer["beckn:offerAttributes"]["tariffModel"] == "TIME_OF_DAY"
+    attrs = items(cb)[0]["beckn:itemAttributes"]
+    assert attrs["connectorType"] == "CCS2"
+    assert attrs["maxPowerKW"] == 60
+    assert attrs["evseId"] == "IN*TPC*E0001"
+    assert attrs["stationStatus"] == "Available"
+
+
+async def test_connector_type_and_power(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore
+                                        ) -> None:
+    f = "$[?@['beckn:itemAttributes']['connectorType'] == 'CCS2']"
+    cb = await discover(bridge, bap, {"spatial": near(5000),
+                                      "filters": {"type": "jsonpath", "expression": f}})
+    assert ids(cb) == ["loc-mg/e1/1", "loc-ind/e1/1"]
+    f = "$[?@['beckn:itemAttributes']['maxPowerKW'] >= 100]"
+    cb = await discover(bridge, bap, {"spatial": near(50_000),
+                                      "filters": {"type": "jsonpath", "expression": f}})
+    assert ids(cb) == ["loc-ind/e1/1"]
+
+
+async def test_jsonpath_without_place(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore
+                                      ) -> None:
+    f = ("$[?@['beckn:itemAttributes']['stationStatus'] == 'Available' && "
+         "@['beckn:provider']['beckn:id'] == 'IN-ZAP']")
+    cb = await discover(bridge, bap, {"filters": {"type": "jsonpath", "expression": f}})
+    assert ids(cb) == ["loc-wf/e1/1"]
+    assert [c["beckn:providerId"] for c in cb["message"]["catalogs"]] == ["IN-ZAP"]
+
+
+async def test_text_search(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore) -> None:
+    cb = await discover(bridge, bap, {"text_search": "Indiranagar"})
+    assert ids(cb) == ["loc-ind/e1/1"]
+    cb = await discover(bridge, bap, {"text_search": "zap charge whitefield"})
+    assert ids(cb) == ["loc-wf/e1/1"]
+    cb = await discover(bridge, bap, {"text_search": "CCS2 charger", "spatial": near(5000)})
+    assert ids(cb) == ["loc-mg/e1/1", "loc-ind/e1/1"]
+    cb = await discover(bridge, bap, {"text_search": "nowhere-to-be-found"})
+    assert cb["message"]["catalogs"] == []
+
+
+async def test_pagination(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore) -> None:
+    pages = []
+    for page in (1, 2, 3):
+        cb = await discover(bridge, bap, {"spatial": near(50_000),
+                                          "pagination": {"page": page, "limit": 2}})
+        pages.append(ids(cb))
+    assert pages == [["loc-mg/e1/1", "loc-mg/e1/2"], ["loc-mg/e3/1", "loc-ind/e1/1"],
+                     ["loc-wf/e1/1"]]
+
+
+async def test_polygon_within(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore) -> None:
+    poly = [[77.62, 12.95], [77.66, 12.95], [77.66, 13.0], [77.62, 13.0], [77.62, 12.95]]
+    cb = await discover(bridge, bap, {"spatial": [{"op": "s_within", "targets": "$",
+                                                   "geometry": {"type": "Polygon",
+                                                                "coordinates": [poly]}}]})
+    assert ids(cb) == ["loc-ind/e1/1"]
+
+
+@pytest.mark.parametrize("text", ["IN*TPC*E0101", "intpce0101",
+                                  "https://qr.tatapower.example/c?evse_id=IN*TPC*E0101"])
+async def test_walk_in_by_evse_id_or_qr(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore,
+                                        text: str) -> None:
+    cb = await discover(bridge, bap, {"text_search": text})
+    assert ids(cb) == ["loc-ind/e1/1"]
+
+
+async def test_guide_example_01_is_accepted(bridge: Bridge, bap: LoopbackBap,
+                                            catalog: CatalogStore) -> None:
+    body = json.loads((BECKN_EXAMPLES / "01-discover.json").read_text())
+    # Fresh timestamp/ids, our test BAP as the sender; the rest as the guide has it.
+    body["context"].update(bap_id="bap.test", bap_uri=bap.bap_uri,
+                           timestamp=datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    status, ack = await bridge.post("discover", body, bap)
+    assert (status, ack["ack_status"]) == (200, "ACK"), ack
+    await run_worker(bridge.settings)
+    (cb,) = bap.callbacks()
+    # "CCS2" from text and filter, latitude 12..13 from the guide's filter dialect
+    assert ids(cb) == ["loc-mg/e1/1", "loc-ind/e1/1"]
+    assert cb["context"]["domain"] == "deg:ev-charging"
+
+
+async def test_bad_filter_is_nacked(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore
+                                    ) -> None:
+    body = {"context": bap.context("discover"),
+            "message": {"filters": {"type": "jsonpath", "expression": "$[?@.a =="}}}
+    status, ack = await bridge.post("discover", body, bap)
+    assert status == 400 and ack["error"]["code"] == "30000"
+    assert ack["error"]["details"]["field"] == "message.filters.expression"
+
+
+async def test_catalog_follows_ocpi_changes(bridge: Bridge, bap: LoopbackBap,
+                                            catalog: CatalogStore, redis_client: Any) -> None:
+    store = OcpiStore(redis_client)
+    # EVSE goes out of order, then the location gets a new EVSE; the worker re-renders
+    e1 = await store.get_evse("IN", "TPC", "LOC-IND", "E1")
+    assert e1 is not None
+    await store.patch_evse("IN", "TPC", "LOC-IND", "E1",
+                           {"status": "OUTOFORDER", "last_updated": "2025-02-01T00:00:00Z"})
+    await store.put_evse("IN", "TPC", "LOC-IND", EVSE.model_validate(
+        {**evse("E9", "IN*TPC*E0109", "AVAILABLE", connector("1", "CHADEMO", "DC", 50)),
+         "last_updated": "2025-02-01T00:00:00Z"}))
+    assert await drain(redis_client, catalog) == 1  # both events, one render
+    f = "$[?@['beckn:itemAttributes']['stationStatus'] == 'Available']"
+    cb = await discover(bridge, bap, {"spatial": near(500, 77.6250, 12.9784),
+                                      "filters": {"type": "jsonpath", "expression": f}})
+    assert ids(cb) == ["loc-ind/e9/1"]
+    # tariff change re-renders every location using it
+    from tests.beckn.conftest import tariff
+
+    t = tariff(price=20).model_copy(update={"last_updated": datetime(2025, 3, 1, tzinfo=UTC)})
+    await store.put("tariffs", t)
+    assert await drain(redis_client, catalog) == 2  # both locations using T1
+    cb = await discover(bridge, bap, {"spatial": near(100)})
+    offers = cb["message"]["catalogs"][0]["beckn:offers"]
+    assert offers[0]["beckn:price"]["value"] == 23.6
+    # location unpublished: gone
+    await store.patch_location("IN", "TPC", "LOC-MG", {"publish": False,
+                                                       "last_updated": "2025-04-01T00:00:00Z"})
+    await drain(redis_client, catalog)
+    cb = await discover(bridge, bap, {"spatial": near(100)})
+    assert cb["message"]["catalogs"] == []
+
+
+async def test_memory_of_rendered_location(catalog: CatalogStore, redis_client: Any) -> None:
+    raw = await redis_client.hgetall("obb:beckn:cat:IN:TPC:loc-mg")
+    assert {k.decode()[:2] for k in raw} >= {"f", "i:", "o:", "k", "p"}
+    item = orjson.loads(raw[b"i:IN:TPC:loc-mg:e1:1"])
+    assert item["@type"] == "beckn:Item"
+    assert item["beckn:availableAt"][0]["geo"]["coordinates"] == [CENTER[0], CENTER[1]]
