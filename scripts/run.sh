@@ -53,7 +53,7 @@ if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then
   echo "== mock CPO on $MOCK_CPO_PUBLIC_URL (log: var/log/mock.log)"
   "$VENV/bin/ocpi-mock" serve --speed "${MOCK_SPEED:-120}" >var/log/mock.log 2>&1 &
   pids+=($!)
-  wait_http "$MOCK_CPO_PUBLIC_URL/healthz" "mock CPO" || true
+  wait_http "$MOCK_CPO_PUBLIC_URL/admin/health" "mock CPO"
   echo "== OCPI handshake: bridge cpo invite IN TPC + ocpi-mock connect"
   TOKEN_A=$("$VENV/bin/bridge" cpo invite IN TPC | tail -n 1)
   "$VENV/bin/ocpi-mock" connect "$BRIDGE_PUBLIC_URL/ocpi/versions" "$TOKEN_A"
