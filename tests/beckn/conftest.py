@@ -41,7 +41,9 @@ class LoopbackBap:
     received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     registry: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     fail: bool = False
+    fail_times: int = 0  # fail this many callbacks, then accept
     lookups: int = 0
+    status: int = 200
 
     @property
     def bap_uri(self) -> str:
@@ -78,9 +80,12 @@ async def bap() -> AsyncIterator[LoopbackBap]:
         return web.json_response([rec] if rec else [])
 
     async def callback(request: web.Request) -> web.Response:
-        if tb.fail:
+        if tb.fail or tb.fail_times > 0:
+            tb.fail_times -= 1
             return web.Response(status=503)
         tb.received.append((request.path, dict(request.headers), await request.read()))
+        if tb.status != 200:
+            return web.Response(status=tb.status)
         return web.json_response({"message": {"ack": {"status": "ACK"}}})
 
     app = web.Application()

@@ -1,0 +1,77 @@
+"""Callbacks: retries, dead letter, replay through the CLI, order per transaction, any 2xx."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.beckn.callbacks import callback_context, dead_letters, enqueue_callback
+from bridge.beckn.models import Context
+from bridge.commands.callbacks import cmd_failed, cmd_replay
+from tests.beckn.conftest import Bridge, LoopbackBap, run_worker
+
+
+def request_context(bap: LoopbackBap, **over: Any) -> Context:
+    return Context.model_validate(bap.context("select", **over))
+
+
+async def test_bap_down_retries_then_dead_letter_then_replay(
+        bridge: Bridge, bap: LoopbackBap, redis_client: Any, capsys: Any) -> None:
+    bap.fail = True
+    body = {"context": bap.context("discover"), "message": {"text_search": "anything"}}
+    status, ack = await bridge.post("discover", body, bap)
+    assert (status, ack["ack_status"]) == (200, "ACK")
+    t0 = time.monotonic()
+    await run_worker(bridge.settings)
+    assert time.monotonic() - t0 < 10
+    (dead,) = await dead_letters(redis_client)
+    assert dead.attempts == bridge.settings.beckn_callback_max_attempts == 3
+    assert dead.last_error == "HTTP 503"
+    assert dead.action == "on_discover"
+    assert bap.received == []
+
+    await asyncio.to_thread(cmd_failed, argparse.Namespace(limit=10), bridge.settings)
+    assert dead.id in capsys.readouterr().out
+
+    bap.fail = False
+    code = await asyncio.to_thread(cmd_replay, argparse.Namespace(id=dead.id), bridge.settings)
+    assert code == 0
+    await run_worker(bridge.settings)
+    (cb,) = bap.callbacks()
+    assert cb["context"]["message_id"] == body["context"]["message_id"]
+    assert await dead_letters(redis_client) == []
+    # replaying something that is not dead is refused
+    assert await asyncio.to_thread(cmd_replay, argparse.Namespace(id=dead.id),
+                                   bridge.settings) == 1
+
+
+async def test_retry_stops_at_ttl(bridge: Bridge, bap: LoopbackBap, redis_client: Any) -> None:
+    bap.fail = True
+    settings = bridge.settings.replace(beckn_callback_max_attempts=50, beckn_callback_backoff=0.2)
+    ctx = callback_context(request_context(bap, ttl="PT1S"), "select", settings,
+                           datetime.now(UTC))
+    await enqueue_callback(redis_client, settings, ctx, {"order": {}})
+    t0 = time.monotonic()
+    await run_worker(settings)
+    (dead,) = await dead_letters(redis_client)
+    assert dead.attempts < 5  # 0.2 + 0.4 + 0.8 > the 1 s ttl
+    assert time.monotonic() - t0 < 5
+
+
+async def test_order_per_transaction_and_any_2xx(bridge: Bridge, bap: LoopbackBap,
+                                                 redis_client: Any) -> None:
+    settings = bridge.settings
+    bap.fail_times = 1  # the first one needs a retry; the others must wait for it
+    bap.status = 202  # no Beckn ACK body at all: still success
+    req = request_context(bap)
+    for n in range(4):
+        ctx = callback_context(req, ["select", "init", "confirm", "status"][n], settings,
+                               datetime.now(UTC), message_id=f"m{n}")
+        await enqueue_callback(redis_client, settings, ctx, {"n": n})
+    await run_worker(settings)
+    got = [p.rsplit("/", 1)[-1] for p, _h, _b in bap.received]
+    assert got == ["on_select", "on_init", "on_confirm", "on_status"]
+    assert await dead_letters(redis_client) == []
