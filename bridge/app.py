@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from bridge.config import Settings
-from bridge.ocpi import cdrs, credentials, locations, sessions, tariffs, versions
+from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import OcpiDeps
 from bridge.ocpi.transport import make_middleware
 from bridge.store.credentials import CredentialsStore
@@ -28,7 +28,7 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
 OCPI = web.AppKey("ocpi", OcpiDeps)
 
-OCPI_MODULES = (versions, credentials, locations, tariffs, sessions, cdrs)
+OCPI_MODULES = (versions, credentials, locations, tariffs, sessions, cdrs, tokens, commands)
 
 # Other parts of the bridge (Beckn BPP, orders...) add their routes and
 # start-up work here: each is called with the app and returns nothing.

@@ -9,6 +9,7 @@ import aiohttp
 from bridge.config import Settings
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
+from bridge.store.tokens import TokenStore
 
 VERSION_PATH = "/ocpi/2.2.1"
 
@@ -31,6 +32,10 @@ class OcpiDeps:
     @property
     def version_url(self) -> str:
         return f"{self.settings.public_url}{VERSION_PATH}"
+
+    @property
+    def tokens(self) -> TokenStore:
+        return TokenStore(self.store.redis, self.settings.ocpi_events_maxlen)
 
     def module_url(self, module: str) -> str:
         return f"{self.version_url}/{module}"

@@ -21,6 +21,8 @@ MODULES: list[tuple[str, str]] = [
     ("tariffs", "RECEIVER"),
     ("sessions", "RECEIVER"),
     ("cdrs", "RECEIVER"),
+    ("tokens", "SENDER"),
+    ("commands", "SENDER"),
 ]
 
 
