@@ -1,0 +1,320 @@
+"""Discover benchmark: 20,000 locations / 100,000 EVSEs, end to end on loopback.
+
+    .venv/bin/python bench/discover.py [--locations 20000] [--evses-per-location 5]
+
+Starts its own redis-server (temporary, no persistence), loads the data through
+OcpiStore + the catalog renderer (a direct loader), starts `bridge serve` and
+`bridge worker` as two processes, and acts as a signing test BAP (closed
+network: its key is in a static key file). Each request is discover by point
++ 5 km + connector type (CCS2); latency is from sending the request to
+receiving the signed on_discover. Phases: 100 req/s open loop (p50/p99), then
+rising rates to find the maximum sustained rate (completed >= 95 % of offered,
+p99 < 1 s). All traffic is to 127.0.0.1; every phase is time-bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bridge.beckn import signing  # noqa: E402
+from bridge.ocpi.models import Location, Tariff  # noqa: E402
+from bridge.store.catalog import CatalogStore  # noqa: E402
+from bridge.store.ocpi_store import OcpiStore  # noqa: E402
+
+CENTER = (77.5946, 12.9716)
+SPAN = 0.6  # degrees: about 65 km x 65 km around Bengaluru
+STANDARDS = [("IEC_62196_T2_COMBO", "DC", 60), ("IEC_62196_T2", "AC_3_PHASE", 22),
+             ("CHADEMO", "DC", 50), ("GBT_DC", "DC", 30), ("IEC_62196_T2_COMBO", "DC", 150)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_location(i: int, evses: int, rnd: random.Random) -> Location:
+    pid = ["TPC", "ZAP", "CHG", "STA"][i % 4]
+    lon = CENTER[0] + rnd.uniform(-SPAN / 2, SPAN / 2)
+    lat = CENTER[1] + rnd.uniform(-SPAN / 2, SPAN / 2)
+    ev = []
+    for e in range(evses):
+        std, pt, kw = STANDARDS[rnd.randrange(len(STANDARDS))]
+        ev.append({"uid": f"E{e}", "evse_id": f"IN*{pid}*E{i:06d}{e}",
+                   "status": rnd.choice(["AVAILABLE", "AVAILABLE", "CHARGING", "OUTOFORDER"]),
+                   "capabilities": ["RESERVABLE"],
+                   "connectors": [{"id": "1", "standard": std, "format": "CABLE", "power_type": pt,
+                                   "max_voltage": 400, "max_amperage": 200,
+                                   "max_electric_power": kw * 1000, "tariff_ids": ["T1"],
+                                   "last_updated": "2025-01-01T00:00:00Z"}],
+                   "last_updated": "2025-01-01T00:00:00Z"})
+    return Location.model_validate({
+        "country_code": "IN", "party_id": pid, "id": f"L{i:06d}", "publish": True,
+        "name": f"Station {i}", "address": f"{i} Ring Road", "city": "Bengaluru", "country": "IND",
+        "coordinates": {"latitude": f"{lat:.6f}", "longitude": f"{lon:.6f}"}, "evses": ev,
+        "operator": {"name": f"Operator {pid}"}, "time_zone": "Asia/Kolkata",
+        "parking_type": "PARKING_LOT", "facilities": ["CAFE"],
+        "last_updated": "2025-01-01T00:00:00Z"})
+
+
+async def load(redis_url: str, n: int, evses: int) -> float:
+    redis = aioredis.Redis.from_url(redis_url, max_connections=64)
+    store = OcpiStore(redis)
+    rnd = random.Random(42)
+    t0 = time.monotonic()
+    for pid in ("TPC", "ZAP", "CHG", "STA"):
+        await store.put("tariffs", Tariff.model_validate({
+            "country_code": "IN", "party_id": pid, "id": "T1", "currency": "INR",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": 24, "vat": 18,
+                                                "step_size": 1}],
+                          "restrictions": {"start_time": "18:00", "end_time": "22:00"}},
+                         {"price_components": [{"type": "ENERGY", "price": 18, "vat": 18,
+                                                "step_size": 1}]}],
+            "last_updated": "2025-01-01T00:00:00Z"}))
+    catalog = CatalogStore(redis, store)
+    sem = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        async with sem:
+            loc = make_location(i, evses, rnd)
+            await store.put_location(loc)
+            await catalog.render("IN", loc.party_id, loc.id)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    # the worker's consumer must not rebuild again: create its group at the stream's end
+    await redis.xgroup_create("obb:ocpi:events", "beckn-catalog", id="$", mkstream=True)
+    await redis.aclose()
+    return time.monotonic() - t0
+
+
+class Bap:
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.signer = signing.Signer("bench-bap", "k1", key)
+        self.sent: dict[str, float] = {}
+        self.latency: list[float] = []
+        self.items: list[int] = []
+        self.bad_sig = 0
+        self.bpp_key: Any = None
+
+    async def on_discover(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        t = time.monotonic()
+        if self.bpp_key is not None:
+            try:
+                signing.verify(signing.parse_header(request.headers.get("Authorization")), raw,
+                               self.bpp_key, time.time())
+            except Exception:
+                self.bad_sig += 1
+        body = orjson.loads(raw)
+        mid = body["context"]["message_id"]
+        if mid in self.sent:
+            self.latency.append(t - self.sent.pop(mid))
+            self.items.append(sum(len(c["beckn:items"]) for c in body["message"]["catalogs"]))
+        return web.json_response({"message": {"ack": {"status": "ACK"}}})
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * p))]
+
+
+async def phase(http: aiohttp.ClientSession, bap: Bap, bpp: str, bap_uri: str, rate: float,
+                seconds: float, rnd: random.Random) -> dict[str, Any]:
+    bap.latency.clear()
+    bap.items.clear()
+    bap.sent.clear()
+    nacks = 0
+    n = int(rate * seconds)
+    start = time.monotonic()
+    tasks = []
+
+    async def send(i: int) -> None:
+        nonlocal nacks
+        lon = CENTER[0] + rnd.uniform(-0.2, 0.2)
+        lat = CENTER[1] + rnd.uniform(-0.2, 0.2)
+        mid = str(uuid.uuid4())
+        body = {"context": {"domain": "beckn.one:deg:ev-charging", "action": "discover",
+                            "version": "2.0.0", "bap_id": "bench-bap", "bap_uri": bap_uri,
+                            "transaction_id": mid, "message_id": mid,
+                            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                            "ttl": "PT30S"},
+                "message": {"spatial": [{"op": "s_dwithin", "targets": "$",
+                                         "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                                         "distanceMeters": 5000}],
+                            "filters": {"type": "jsonpath", "expression":
+                                        "$[?@['beckn:itemAttributes']['connectorType'] == 'CCS2']"},
+                            "pagination": {"page": 1, "limit": 20}}}
+        raw = orjson.dumps(body)
+        bap.sent[mid] = time.monotonic()
+        async with http.post(f"{bpp}/beckn/discover", data=raw, headers={
+                "Content-Type": "application/json",
+                "Authorization": bap.signer.header(raw, time.time())}) as r:
+            await r.read()
+            if r.status != 200:
+                nacks += 1
+
+    for i in range(n):
+        target = start + i / rate
+        delay = target - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(i)))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    deadline = time.monotonic() + 5
+    while bap.sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - start
+    done = len(bap.latency)
+    return {"offered_rps": rate, "sent": n, "completed": done, "nacks": nacks,
+            "achieved_rps": round(done / max(elapsed, 1e-9), 1),
+            "p50_ms": round(pct(bap.latency, 0.5) * 1000, 1),
+            "p99_ms": round(pct(bap.latency, 0.99) * 1000, 1),
+            "mean_items": round(sum(bap.items) / max(len(bap.items), 1), 1)}
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--locations", type=int, default=20_000)
+    ap.add_argument("--evses-per-location", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rates", default="200,400,600,800,1000")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results-discover.json"))
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="obb-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        rport = free_port()
+        redis_bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
+        procs.append(subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                                      stdout=subprocess.DEVNULL))
+        redis_url = f"redis://127.0.0.1:{rport}/0"
+        await asyncio.sleep(0.5)
+        r = aioredis.Redis.from_url(redis_url)
+        base_mem = int((await r.info("memory"))["used_memory"])
+        load_s = await load(redis_url, args.locations, args.evses_per_location)
+        mem = int((await r.info("memory"))["used_memory"])
+        evse_count = args.locations * args.evses_per_location
+        print(f"loaded {args.locations} locations / {evse_count} EVSEs in {load_s:.1f} s; "
+              f"used_memory {mem / 1e6:.1f} MB = {(mem - base_mem) / evse_count:.0f} B/EVSE",
+              flush=True)
+
+        # keys: the bridge's, and the bench BAP's in a static key file (closed network)
+        bpp_key = signing.generate_private_key()
+        (tmp / "bpp.key").write_bytes(signing.private_key_pem(bpp_key))
+        bap_key = signing.generate_private_key()
+        (tmp / "keys.json").write_text(json.dumps([{
+            "subscriber_id": "bench-bap", "unique_key_id": "k1",
+            "signing_public_key": signing.public_key_b64(bap_key.public_key())}]))
+        port = free_port()
+        env = {**os.environ, "BRIDGE_CONFIG": str(ROOT / "config" / "bridge.toml"),
+               "BRIDGE_REDIS_URL": redis_url, "BRIDGE_PORT": str(port),
+               "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", "BRIDGE_LOG_LEVEL": "warning",
+               "BRIDGE_LOG_FORMAT": "json", "BRIDGE_BECKN_SUBSCRIBER_ID": "bench-bpp",
+               "BRIDGE_BECKN_PRIVATE_KEY": str(tmp / "bpp.key"),
+               "BRIDGE_BECKN_STATIC_KEYS": str(tmp / "keys.json"),
+               "BRIDGE_BECKN_REGISTRY_URL": ""}
+        py = sys.executable
+        procs.append(subprocess.Popen([py, "-m", "bridge.cli", "serve"], env=env, cwd=ROOT,
+                                      stderr=open(tmp / "serve.log", "wb")))
+        procs.append(subprocess.Popen([py, "-m", "bridge.cli", "worker"], env=env, cwd=ROOT,
+                                      stderr=open(tmp / "worker.log", "wb")))
+
+        bap = Bap(bap_key)
+        bap.bpp_key = bpp_key.public_key()
+        app = web.Application()
+        app.router.add_post("/bap/on_discover", bap.on_discover)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        bport = free_port()
+        await web.TCPSite(runner, "127.0.0.1", bport, backlog=2048).start()
+        bap_uri = f"http://127.0.0.1:{bport}/bap"
+        bpp = f"http://127.0.0.1:{port}"
+
+        connector = aiohttp.TCPConnector(limit=512)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"{bpp}/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            rnd = random.Random(7)
+            await phase(http, bap, bpp, bap_uri, 50, 2, rnd)  # warm-up
+            results: dict[str, Any] = {"locations": args.locations, "evses": evse_count,
+                                       "used_memory_bytes": mem,
+                                       "bytes_per_evse": round((mem - base_mem) / evse_count),
+                                       "load_seconds": round(load_s, 1),
+                                       "nproc": os.cpu_count(), "cpu": _cpu(), "phases": []}
+            p100 = await phase(http, bap, bpp, bap_uri, 100, args.seconds, rnd)
+            print("100 req/s:", p100, flush=True)
+            results["phases"].append(p100)
+            best = 0.0
+            for rate in (float(x) for x in args.rates.split(",")):
+                res = await phase(http, bap, bpp, bap_uri, rate, min(args.seconds, 6), rnd)
+                print(f"{rate:.0f} req/s:", res, flush=True)
+                results["phases"].append(res)
+                ok = res["completed"] >= 0.95 * res["sent"] and res["p99_ms"] < 1000 and \
+                    res["nacks"] == 0
+                if not ok:
+                    break
+                best = max(best, res["achieved_rps"])
+            results["max_sustained_rps"] = best
+            results["bad_signatures"] = bap.bad_sig
+        await runner.cleanup()
+        print(json.dumps(results, indent=2))
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        await r.aclose()
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
