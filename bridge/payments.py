@@ -1,0 +1,190 @@
+"""Payments: the gateway interface, and the sandbox gateway built into the bridge.
+
+A real gateway (a UPI PSP, a card acquirer) plugs in by implementing
+`PaymentGateway`: four calls, each idempotent under its `key` (the bridge
+retries; a refund keyed by a CDR id must happen once however often it is
+asked). Amounts are `Decimal` in the currency's major unit.
+
+The sandbox keeps everything in Redis and serves a payment page:
+
+    GET  /pay/{payment_id}           an HTML page with the amount and a Pay button
+    POST /pay/{payment_id}           pays (PREPAID) or places the hold (HOLD)
+
+A payment event is appended to `obb:pay:events` (payment id, order id, status),
+which the worker turns into the unsolicited `on_status` PAID.
+
+    obb:pay:{payment_id}   HASH order, currency, mode (PREPAID | HOLD | POSTPAID),
+                                amount, status, paid, held, captured, refunded, released
+    obb:pay:op:{key}       STRING result of an idempotent operation (JSON), 30 days
+    obb:pay:events         STREAM payment events
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+PREFIX = "obb:pay:"
+EVENTS = "obb:pay:events"
+OP_TTL = 30 * 86400
+
+
+class PaymentError(Exception):
+    """The gateway refused an operation (amount over what is available, unknown payment)."""
+
+
+@dataclass(frozen=True)
+class PaymentLink:
+    payment_id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PaymentOp:
+    payment_id: str
+    kind: str  # capture | refund | release
+    amount: Decimal
+    reference: str
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    payment_id: str
+    order_id: str
+    mode: str
+    currency: str
+    amount: Decimal
+    status: str  # CREATED | PAID | HELD | CLOSED
+    paid: Decimal
+    held: Decimal
+    captured: Decimal
+    refunded: Decimal
+    released: Decimal
+
+
+class PaymentGateway(Protocol):
+    async def create_link(self, order_id: str, amount: Decimal, currency: str,
+                          mode: str) -> PaymentLink: ...
+
+    async def capture(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp: ...
+
+    async def refund(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp: ...
+
+    async def release(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp: ...
+
+    async def get(self, payment_id: str) -> PaymentState | None: ...
+
+
+def _d(v: bytes | None) -> Decimal:
+    return Decimal(v.decode()) if v else Decimal(0)
+
+
+class SandboxGateway:
+    """Development gateway: payments succeed when the page's button is pressed."""
+
+    def __init__(self, redis: aioredis.Redis, public_url: str) -> None:
+        self.redis = redis
+        self.public_url = public_url.rstrip("/")
+
+    async def create_link(self, order_id: str, amount: Decimal, currency: str,
+                          mode: str) -> PaymentLink:
+        payment_id = "pay_" + secrets.token_hex(8)
+        await self.redis.hset(PREFIX + payment_id, mapping={
+            "order": order_id, "currency": currency, "mode": mode, "amount": str(amount),
+            "status": "CREATED", "paid": "0", "held": "0", "captured": "0", "refunded": "0",
+            "released": "0"})
+        return PaymentLink(payment_id, f"{self.public_url}/pay/{payment_id}")
+
+    async def get(self, payment_id: str) -> PaymentState | None:
+        h = await self.redis.hgetall(PREFIX + payment_id)
+        if not h:
+            return None
+        return PaymentState(
+            payment_id=payment_id, order_id=h[b"order"].decode(), mode=h[b"mode"].decode(),
+            currency=h[b"currency"].decode(), amount=_d(h[b"amount"]),
+            status=h[b"status"].decode(), paid=_d(h.get(b"paid")), held=_d(h.get(b"held")),
+            captured=_d(h.get(b"captured")), refunded=_d(h.get(b"refunded")),
+            released=_d(h.get(b"released")))
+
+    async def pay(self, payment_id: str) -> PaymentState:
+        """The driver pressed Pay: money taken (PREPAID) or held (HOLD). Idempotent."""
+        state = await self.get(payment_id)
+        if state is None:
+            raise PaymentError(f"unknown payment {payment_id}")
+        if state.status != "CREATED":
+            return state
+        field, status = ("held", "HELD") if state.mode == "HOLD" else ("paid", "PAID")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(PREFIX + payment_id, mapping={field: str(state.amount), "status": status})
+            pipe.xadd(EVENTS, {"payment": payment_id, "order": state.order_id, "status": status,
+                               "amount": str(state.amount)}, maxlen=100_000, approximate=True)
+            await pipe.execute()
+        new = await self.get(payment_id)
+        assert new is not None
+        return new
+
+    async def _op(self, payment_id: str, kind: str, amount: Decimal, key: str) -> PaymentOp:
+        done = await self.redis.get(f"{PREFIX}op:{key}")
+        if done is not None:
+            d = orjson.loads(done)
+            return PaymentOp(d["payment_id"], d["kind"], Decimal(d["amount"]), d["reference"])
+        state = await self.get(payment_id)
+        if state is None:
+            raise PaymentError(f"unknown payment {payment_id}")
+        if amount < 0:
+            raise PaymentError("amount must not be negative")
+        if kind == "refund" and amount > state.paid + state.captured - state.refunded:
+            raise PaymentError(f"refund {amount} exceeds what was paid")
+        if kind in ("capture", "release") and amount > state.held - state.captured - state.released:
+            raise PaymentError(f"{kind} {amount} exceeds what is held")
+        field = {"capture": "captured", "refund": "refunded", "release": "released"}[kind]
+        op = PaymentOp(payment_id, kind, amount, f"{kind}_{secrets.token_hex(6)}")
+        body = orjson.dumps({"payment_id": payment_id, "kind": kind, "amount": str(amount),
+                             "reference": op.reference})
+        # SET NX first: a concurrent duplicate of the same key loses and reads ours.
+        if not await self.redis.set(f"{PREFIX}op:{key}", body, nx=True, ex=OP_TTL):
+            return await self._op(payment_id, kind, amount, key)
+        key_p = PREFIX + payment_id
+        while True:  # optimistic add of a Decimal string (HINCRBYFLOAT would round)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key_p)
+                    current = _d(await pipe.hget(key_p, field))
+                    pipe.multi()
+                    pipe.hset(key_p, field, str(current + amount))
+                    await pipe.execute()
+                    return op
+                except WatchError:
+                    continue
+
+    async def capture(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp:
+        return await self._op(payment_id, "capture", amount, key)
+
+    async def refund(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp:
+        return await self._op(payment_id, "refund", amount, key)
+
+    async def release(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp:
+        return await self._op(payment_id, "release", amount, key)
+
+
+def payment_page(state: PaymentState, order_summary: dict[str, Any]) -> str:
+    """The sandbox's payment page: what is being paid and one button."""
+    verb = "Authorise hold of" if state.mode == "HOLD" else "Pay"
+    done = state.status != "CREATED"
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in order_summary.items())
+    button = ("<p><strong>Done: " + html.escape(state.status) + "</strong></p>" if done else
+              f'<form method="post"><button type="submit">{verb} ₹{state.amount}</button></form>')
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Sandbox payment</title>"
+            f"</head><body><h1>Sandbox payment {html.escape(state.payment_id)}</h1>"
+            f"<p>Order {html.escape(state.order_id)}: {verb.lower()} "
+            f"{html.escape(state.currency)} {state.amount}</p><table>{rows}</table>{button}"
+            f"<p><small>This is the bridge's development gateway; no money moves.</small></p>"
+            f"</body></html>")

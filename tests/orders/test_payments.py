@@ -1,0 +1,66 @@
+"""The sandbox payment gateway on a real Redis: links, pay, hold, idempotent operations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bridge.notify import Outbox
+from bridge.payments import EVENTS, PaymentError, SandboxGateway, payment_page
+
+D = Decimal
+
+
+async def test_prepaid_pay_refund_idempotent(redis_client) -> None:
+    gw = SandboxGateway(redis_client, "http://127.0.0.1:8080/")
+    link = await gw.create_link("ord1", D("100.00"), "INR", "PREPAID")
+    assert link.url == f"http://127.0.0.1:8080/pay/{link.payment_id}"
+    state = await gw.pay(link.payment_id)
+    assert (state.status, state.paid) == ("PAID", D("100.00"))
+    assert (await gw.pay(link.payment_id)).paid == D("100.00")  # twice: once
+    events = await redis_client.xrange(EVENTS)
+    assert len(events) == 1 and events[0][1][b"order"] == b"ord1"
+    op1 = await gw.refund(link.payment_id, D("22.00"), key="cdr-1")
+    op2 = await gw.refund(link.payment_id, D("22.00"), key="cdr-1")
+    assert op1 == op2
+    assert (await gw.get(link.payment_id)).refunded == D("22.00")
+    with pytest.raises(PaymentError):
+        await gw.refund(link.payment_id, D("80.00"), key="cdr-2")
+
+
+async def test_hold_capture_release(redis_client) -> None:
+    gw = SandboxGateway(redis_client, "http://h")
+    link = await gw.create_link("ord2", D("550"), "INR", "HOLD")
+    assert (await gw.pay(link.payment_id)).status == "HELD"
+    await gw.capture(link.payment_id, D("520"), key="c")
+    await gw.release(link.payment_id, D("30"), key="r")
+    s = await gw.get(link.payment_id)
+    assert (s.held, s.captured, s.released) == (D("550"), D("520"), D("30"))
+    with pytest.raises(PaymentError):
+        await gw.capture(link.payment_id, D("0.01"), key="c2")
+
+
+async def test_unknown_payment(redis_client) -> None:
+    gw = SandboxGateway(redis_client, "http://h")
+    with pytest.raises(PaymentError):
+        await gw.pay("pay_nope")
+    with pytest.raises(PaymentError):
+        await gw.refund("pay_nope", D(1), key="k")
+    assert await gw.get("pay_nope") is None
+
+
+async def test_page_escapes_and_shows_amount(redis_client) -> None:
+    gw = SandboxGateway(redis_client, "http://h")
+    link = await gw.create_link("ord<3>", D("85.00"), "INR", "PREPAID")
+    page = payment_page(await gw.get(link.payment_id), {"<b>": "x"})
+    assert "ord&lt;3&gt;" in page and "₹85.00" in page and "&lt;b&gt;" in page
+
+
+async def test_outbox(redis_client) -> None:
+    box = Outbox(redis_client)
+    await box.send("+919800000001", "otp", "Your start code is 4821", "ord1")
+    await box.send("+919800000002", "info", "Charging started", "ord2")
+    msgs = await box.messages("+919800000001")
+    assert [m.text for m in msgs] == ["Your start code is 4821"]
+    assert len(await box.messages()) == 2
