@@ -81,3 +81,33 @@ def session(start: datetime, *steps: tuple[str, float | int | str, dict[str, Any
         periods.append(period(t, **extra))
         t = t + timedelta(minutes=float(minutes))
     return Shape(periods, start, t)
+
+
+def inr_tariff(*elements: dict[str, Any], party: str = "TPC") -> Tariff:
+    """An INR tariff of the given elements (default: ENERGY ₹16/kWh, no VAT)."""
+    els = list(elements) or [{"price_components": [{"type": "ENERGY", "price": "16", "step_size": 1}]}]
+    return Tariff.model_validate(
+        {"country_code": "IN", "party_id": party, "id": "T1", "currency": "INR", "elements": els,
+         "last_updated": "2025-01-01T00:00:00Z"}
+    )
+
+
+def inr_cdr(periods: list[ChargingPeriod], end: datetime, total: str, *, tariff: Tariff | None = None,
+            incl: str | None = None, cdr_id: str = "CDR-1", **extra: Any) -> Any:
+    """A CDR of IN-TPC at LOC-1 with these periods and total_cost (incl. VAT = `incl` or `total`)."""
+    from bridge.ocpi.models import CDR
+
+    doc = example("cdr_example.json")
+    energy = sum((d.volume for p in periods for d in p.dimensions if d.type.value == "ENERGY"), Decimal(0))
+    doc.update(
+        country_code="IN", party_id="TPC", id=cdr_id, currency="INR",
+        start_date_time=periods[0].start_date_time, end_date_time=end,
+        tariffs=[(tariff or inr_tariff()).model_dump(mode="json", exclude_none=True)],
+        charging_periods=[p.model_dump(mode="json", exclude_none=True) for p in periods],
+        total_cost={"excl_vat": total, "incl_vat": incl or total},
+        total_energy=str(energy), total_time="1", total_time_cost=None, **extra,
+    )
+    doc["cdr_location"]["id"] = "LOC-1"
+    for p in doc["charging_periods"]:
+        p["tariff_id"] = "T1"
+    return CDR.model_validate(doc)
