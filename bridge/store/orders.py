@@ -1,0 +1,199 @@
+"""Redis repository of orders, and the slot calendar of each EVSE.
+
+    obb:order:{transaction_id}          STRING Order JSON (one order per Beckn transaction)
+    obb:order:id:{order_id}             STRING transaction id
+    obb:order:session:{CC}:{PID}:{sid}  STRING transaction id of the OCPI session's order
+    obb:order:active                    ZSET   transaction id -> last session update ms
+                                               (the interruption watchdog scans it)
+    obb:slots:{CC}:{PID}:{evse_uid}     ZSET   "{order_id}|{end_ms}" -> start ms
+
+Updates are optimistic (WATCH/MULTI): `update()` re-reads and re-applies the
+change when another process wrote the same order in between, so two workers
+handling two events of one order never lose one of them. A change function
+that raises leaves the order as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+from redis.exceptions import WatchError
+
+from bridge.orders import State
+
+P = "obb:"
+ACTIVE = f"{P}order:active"
+
+
+def order_key(txn: str) -> str:
+    return f"{P}order:{txn}"
+
+
+def order_id_key(order_id: str) -> str:
+    return f"{P}order:id:{order_id}"
+
+
+def session_key(cc: str, pid: str, sid: str) -> str:
+    return f"{P}order:session:{cc.upper()}:{pid.upper()}:{sid.lower()}"
+
+
+def slots_key(cc: str, pid: str, evse_uid: str) -> str:
+    return f"{P}slots:{cc.upper()}:{pid.upper()}:{evse_uid.lower()}"
+
+
+class OrderItem(BaseModel):
+    item_id: str
+    cc: str
+    pid: str
+    location_id: str
+    evse_uid: str
+    evse_id: str | None = None
+    connector_id: str
+    tariff_id: str | None = None
+    time_zone: str = "Asia/Kolkata"
+    max_power_kw: float | None = None
+    connector_type: str | None = None
+    location_name: str | None = None
+    address: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+    provider_name: str | None = None
+
+
+class Order(BaseModel):
+    """Everything the bridge knows about one Beckn order. Money as strings of Decimals."""
+
+    id: str
+    transaction_id: str
+    bap_id: str
+    bap_uri: str
+    state: State = State.DRAFT
+    created: datetime
+    updated: datetime
+    version: int = 0
+    item: OrderItem | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    quote: dict[str, Any] | None = None
+    customer: dict[str, Any] = Field(default_factory=dict)
+    buyer_finder_fee: dict[str, Any] | None = None
+    payment: dict[str, Any] = Field(default_factory=dict)
+    otp_hash: str | None = None
+    otp_attempts: int = 0
+    token_uid: str | None = None
+    reservation_id: str | None = None
+    slot: dict[str, str] | None = None
+    commands: dict[str, Any] = Field(default_factory=dict)
+    session: dict[str, Any] = Field(default_factory=dict)
+    track: dict[str, Any] = Field(default_factory=dict)
+    interrupted_since: datetime | None = None
+    cdr_id: str | None = None
+    settlement: dict[str, Any] | None = None
+    rating: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# Reserve a slot if no other order's slot on that EVSE overlaps it.
+# KEYS[1] slots zset; ARGV: member, start ms, end ms, order id. Returns 1 taken, 0 conflict.
+_RESERVE = """
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])) do
+  local sep = string.find(m, '|', 1, true)
+  if tonumber(string.sub(m, sep + 1)) > tonumber(ARGV[2]) and string.sub(m, 1, sep - 1) ~= ARGV[4] then
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+class OrderNotFound(Exception):
+    pass
+
+
+class OrderStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._reserve = redis.register_script(_RESERVE)
+
+    async def get(self, txn: str) -> Order | None:
+        raw = await self.redis.get(order_key(txn))
+        return Order.model_validate_json(raw) if raw else None
+
+    async def by_order_id(self, order_id: str) -> Order | None:
+        txn = await self.redis.get(order_id_key(order_id))
+        return await self.get(txn.decode()) if txn else None
+
+    async def by_session(self, cc: str, pid: str, sid: str) -> Order | None:
+        txn = await self.redis.get(session_key(cc, pid, sid))
+        return await self.get(txn.decode()) if txn else None
+
+    async def create(self, order: Order) -> bool:
+        """Store a new order; False if the transaction already has one."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(order_key(order.transaction_id), order.model_dump_json(), nx=True)
+            pipe.set(order_id_key(order.id), order.transaction_id)
+            created, _ = await pipe.execute()
+        return bool(created)
+
+    async def update(self, txn: str, change: Callable[[Order], Awaitable[Order] | Order],
+                     ) -> tuple[Order, Order]:
+        """Apply `change` atomically; returns (before, after). Raises OrderNotFound."""
+        key = order_key(txn)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        raise OrderNotFound(txn)
+                    before = Order.model_validate_json(raw)
+                    result = change(before.model_copy(deep=True))
+                    after = await result if isinstance(result, Awaitable) else result
+                    after.version = before.version + 1
+                    pipe.multi()
+                    pipe.set(key, after.model_dump_json())
+                    if after.session.get("id") and after.item:
+                        pipe.set(session_key(after.item.cc, after.item.pid, after.session["id"]),
+                                 txn)
+                    await pipe.execute()
+                    return before, after
+                except WatchError:
+                    continue
+
+    async def reserve_slot(self, item: OrderItem, order_id: str, start: datetime,
+                           end: datetime) -> bool:
+        member = f"{order_id}|{int(end.timestamp() * 1000)}"
+        return bool(await self._reserve(keys=[slots_key(item.cc, item.pid, item.evse_uid)],
+                                        args=[member, int(start.timestamp() * 1000),
+                                              int(end.timestamp() * 1000), order_id]))
+
+    async def slot_free(self, item: OrderItem, start: datetime, end: datetime,
+                        order_id: str = "") -> bool:
+        lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        for m in await self.redis.zrangebyscore(slots_key(item.cc, item.pid, item.evse_uid),
+                                                "-inf", f"({hi}"):
+            oid, _, other_end = m.decode().partition("|")
+            if int(other_end) > lo and oid != order_id:
+                return False
+        return True
+
+    async def release_slot(self, item: OrderItem, order_id: str) -> None:
+        key = slots_key(item.cc, item.pid, item.evse_uid)
+        for m in await self.redis.zrange(key, 0, -1):
+            if m.decode().startswith(order_id + "|"):
+                await self.redis.zrem(key, m)
+
+    async def mark_active(self, txn: str, at: datetime) -> None:
+        await self.redis.zadd(ACTIVE, {txn: int(at.timestamp() * 1000)})
+
+    async def unmark_active(self, txn: str) -> None:
+        await self.redis.zrem(ACTIVE, txn)
+
+    async def silent_since(self, before: datetime) -> list[str]:
+        """Active orders whose session has not been updated since `before` (watchdog)."""
+        members = await self.redis.zrangebyscore(ACTIVE, "-inf", int(before.timestamp() * 1000))
+        return [m.decode() for m in members]
