@@ -1,0 +1,139 @@
+"""`bridge tariff price`: output and every error path (exit 2 naming the file and field)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.commands import tariff as cmd
+from tests.pricing.pricing_support import EXAMPLES, ROOT, example
+
+TARIFF = str(EXAMPLES / "tariff_1_simple_2hour.json")
+CDR_TARIFF = example("cdr_example.json")["tariffs"][0]
+
+
+def write(tmp_path: Path, name: str, doc: Any) -> str:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cmd.main(["price", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prices_the_cdr_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tariff = write(tmp_path, "t.json", CDR_TARIFF | {"last_updated": "2015-02-02T14:15:01Z"})
+    code, out, err = run(capsys, tariff, str(EXAMPLES / "cdr_example.json"), "--time-zone", "Europe/Brussels")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["total_cost"] == {"excl_vat": 4.0, "incl_vat": 4.4}
+    assert doc["total_time_cost"] == {"excl_vat": 4.0, "incl_vat": 4.4}
+    assert doc["record"] == {"type": "CDR", "id": "12345"} and doc["matches_reported"] is True
+    assert doc["billed"]["time"] == 2 and doc["warnings"] == []
+
+
+def test_cdr_without_time_zone_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, TARIFF, str(EXAMPLES / "cdr_example.json"))
+    doc = json.loads(out)
+    assert code == 0 and any("UTC" in w for w in doc["warnings"])
+    assert doc["total_cost"]["excl_vat"] == 3.97 and doc["matches_reported"] is False  # step 60, not 300
+
+
+def test_prices_a_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    energy = write(tmp_path, "t.json", example("tariff_8_simple_025kwh.json"))
+    code, out, err = run(capsys, energy, str(EXAMPLES / "session_example_2_short_finished.json"),
+                         "--time-zone", "Europe/Amsterdam")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["record"]["type"] == "Session" and doc["total_cost"]["excl_vat"] > 0
+
+
+def test_active_session_with_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, TARIFF, str(EXAMPLES / "session_example_1_simple_start.json"),
+                         "--now", "2020-03-09T11:17:00Z")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["total_cost"]["excl_vat"] == 2.0 and any("UTC" in w for w in doc["warnings"])
+
+
+def test_accepts_an_ocpi_envelope(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wrapped = write(tmp_path, "env.json", {"data": example("cdr_example.json"), "status_code": 1000,
+                                           "timestamp": "2015-06-30T21:59:59Z"})
+    code, _, err = run(capsys, TARIFF, wrapped)
+    assert code == 0, err
+
+
+def _bad_cdr() -> dict[str, Any]:
+    doc = example("cdr_example.json")
+    doc["charging_periods"][0]["dimensions"][0]["type"] = "WATTS"
+    return doc
+
+
+ERRORS = [
+    ("tariff not JSON", "{nope", None, None, "t.json: not JSON"),
+    ("tariff missing last_updated", example("tariff_put_example.json"), None, None,
+     "not a valid OCPI Tariff: field last_updated: Field required"),
+    ("tariff with a bad step_size", example("tariff_1_simple_2hour.json")
+     | {"elements": [{"price_components": [{"type": "TIME", "price": 1}]}]}, None, None,
+     "field elements.0.price_components.0.step_size"),
+    ("tariff is a list", [1, 2], None, None, "expected a JSON object, found list"),
+    ("record is neither", None, {"hello": "world"}, None, "neither a CDR nor a Session"),
+    ("CDR with a bad dimension", None, _bad_cdr(), None,
+     "not a valid OCPI CDR: field charging_periods.0.dimensions.0.type"),
+    ("Session without kwh", None, {k: v for k, v in example("session_example_2_short_finished.json").items()
+                                   if k != "kwh"}, None, "not a valid OCPI Session: field kwh"),
+    ("unknown time zone", None, None, ["--time-zone", "Mars/Olympus"], "--time-zone: unknown time zone"),
+    ("bad --now", None, example("session_example_1_simple_start.json"), ["--now", "yesterday"],
+     "--now: not an RFC 3339 time"),
+    ("naive --now", None, example("session_example_1_simple_start.json"), ["--now", "2020-03-09T11:17:00"],
+     "has no time zone offset"),
+]
+
+
+@pytest.mark.parametrize(("name", "tariff", "record", "extra", "message"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_bad_input_exits_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, tariff: Any, record: Any,
+    extra: list[str] | None, message: str,
+) -> None:
+    t = write(tmp_path, "t.json", tariff) if tariff is not None else TARIFF
+    r = write(tmp_path, "r.json", record) if record is not None else str(EXAMPLES / "cdr_example.json")
+    code, out, err = run(capsys, t, r, *(extra or []))
+    assert code == 2 and out == ""
+    assert message in err and err.startswith("bridge tariff price: ")
+
+
+def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, str(tmp_path / "missing.json"), TARIFF)
+    assert code == 2 and "missing.json: cannot read" in err
+
+
+def test_register_with_any_argparse() -> None:
+    parser = argparse.ArgumentParser(prog="bridge")
+    cmd.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["tariff", "price", "a.json", "b.json", "--time-zone", "Asia/Kolkata"])
+    assert args.func is cmd.cmd_price and args.needs_settings is False
+    assert (args.tariff, args.record, args.time_zone) == ("a.json", "b.json", "Asia/Kolkata")
+
+
+def test_through_the_bridge_command_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(EXAMPLES / "tariff_5_free_of_charge.json")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )
+    assert proc.returncode == 2 and "neither a CDR nor a Session" in proc.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(EXAMPLES / "cdr_example.json"),
+         "--time-zone", "Europe/Brussels"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["total_cost"]["incl_vat"] == 4.36
