@@ -44,7 +44,7 @@ CONNECTOR_WORDS = {"ccs2": "CCS2", "ccs": "CCS2", "combo2": "CCS2", "type2": "Ty
                    "t2": "Type2", "mennekes": "Type2", "chademo": "CHAdeMO", "gbt": "GB_T",
                    "ccs1": "CCS1", "type1": "Type1", "chaoji": "ChaoJi",
                    "iec62196t2combo": "CCS2", "iec62196t2": "Type2"}
-CHUNK = 256
+CHUNK = 64
 EARTH_M = 6_371_000.0
 SCAN_MAX = 20_000  # candidate locations looked at for one page at most
 
@@ -137,6 +137,24 @@ _HINT_PROV = re.compile(r"beckn:provider['\"]?\]\s*\[\s*['\"]beckn:id['\"]\s*\]\
 _HINT_EVSE = re.compile(r"evseId['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
 
 
+_ATTR = r"@\[\s*'beckn:itemAttributes'\s*\]\s*\[\s*'{}'\s*\]"
+_COVERED = (
+    re.compile(_ATTR.format("connectorType") + r"\s*==\s*'[^']+'"),
+    re.compile(_ATTR.format("maxPowerKW") + r"\s*>=\s*\d+(?:\.\d+)?"),
+    re.compile(_ATTR.format("stationStatus") + r"\s*==\s*'Available'"),
+    re.compile(r"@\[\s*'beckn:provider'\s*\]\s*\[\s*'beckn:id'\s*\]\s*==\s*'[^']+'"),
+)
+
+
+def covered(expr: str) -> bool:
+    """True if the indexes answer the whole filter (a `&&` of the common terms),
+    so it need not be evaluated item by item."""
+    m = re.fullmatch(r"\s*\$\[\?\s*\(?(.*?)\)?\s*\]\s*", expr, re.S)
+    if not m or "||" in m.group(1):
+        return False
+    return all(any(t.fullmatch(term.strip()) for t in _COVERED) for term in m.group(1).split("&&"))
+
+
 def _hints(expr: str, plan: Plan) -> None:
     if "||" in expr or "!" in expr.replace("!=", ""):
         return
@@ -194,6 +212,8 @@ async def plan_query(q: DiscoverQuery, store: CatalogStore) -> Plan:
         try:
             plan.path = compile_filter(q.filter)
             _hints(q.filter, plan)
+            if covered(q.filter):
+                plan.path = None
         except BadFilter:
             if not _guide_filter(q.filter, plan):
                 raise
@@ -297,8 +317,8 @@ async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
     return refs[:SCAN_MAX]
 
 
-def _facet_ok(f: Facet, plan: Plan, connector_types: set[str]) -> bool:
-    if connector_types and f.connector_type.lower() not in connector_types:
+def _facet_ok(f: Facet, plan: Plan) -> bool:
+    if plan.connector_types and f.connector_type not in plan.connector_types:
         return False
     if plan.min_kw is not None and f.kw < plan.min_kw:
         return False
@@ -308,38 +328,43 @@ def _facet_ok(f: Facet, plan: Plan, connector_types: set[str]) -> bool:
 
 
 async def search(q: DiscoverQuery, store: CatalogStore) -> list[tuple[str, bytes, bytes | None]]:
-    """The page of matching items: (provider id, item JSON, offer JSON or None)."""
+    """The page of matching items: (provider id, item JSON, offer JSON or None).
+
+    Candidates are walked in answer order, a chunk of facets at a time; the
+    JSONPath (when the indexes do not answer it fully) is evaluated on small
+    batches of items, stopping as soon as the page is full."""
     plan = await plan_query(q, store)
     refs = await _candidates(plan, store)
-    cts = {c.lower() for c in plan.connector_types}
     skip = (q.page - 1) * q.limit
     out: list[tuple[str, bytes, bytes | None]] = []
+    batch = max(q.limit, 16)
     for start in range(0, len(refs), CHUNK):
         chunk = refs[start:start + CHUNK]
         facets = await store.facets(chunk)
         pairs = [(ref, f) for ref, fs in zip(chunk, facets, strict=True) for f in fs
-                 if _facet_ok(f, plan, cts)]
-        if not pairs:
-            continue
-        if plan.path is None and skip >= len(pairs):
-            skip -= len(pairs)
-            continue
+                 if _facet_ok(f, plan)]
         if plan.path is None:
+            if skip >= len(pairs):
+                skip -= len(pairs)
+                continue
             pairs = pairs[skip:skip + q.limit - len(out)]
             skip = 0
-        rows = await store.items([(ref, f.item_id) for ref, f in pairs])
-        for (ref, _f), (item, offer) in zip(pairs, rows, strict=True):
-            if item is None:
-                continue
-            if plan.path is not None:
-                if not plan.path.findall([orjson.loads(item)]):
+        for b in range(0, len(pairs), batch):
+            part = pairs[b:b + batch]
+            rows = await store.items([(ref, f.item_id) for ref, f in part])
+            for (ref, _f), (item, offer) in zip(part, rows, strict=True):
+                if item is None:
                     continue
-                if skip:
-                    skip -= 1
-                    continue
-            out.append((ref.split(":")[0] + "-" + ref.split(":")[1], item, offer))
-            if len(out) >= q.limit:
-                return out
+                if plan.path is not None:
+                    if not plan.path.findall([orjson.loads(item)]):
+                        continue
+                    if skip:
+                        skip -= 1
+                        continue
+                cc, pid, _ = ref.split(":", 2)
+                out.append((f"{cc}-{pid}", item, offer))
+                if len(out) >= q.limit:
+                    return out
     return out
 
 

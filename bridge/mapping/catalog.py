@@ -394,7 +394,8 @@ def render_item(loc: Location, evse: EVSE, conn: Connector, tariffs: Mapping[str
         "connectorFormat": conn.format.value, "chargingSpeed": charging_speed(kw),
         "reservationSupported": Capability.RESERVABLE in (evse.capabilities or []),
         "stationStatus": status,
-        "chargingStation": {"id": loc.id, "serviceLocation": place},
+        # serviceLocation is left out: it is beckn:availableAt[0] again (memory per EVSE).
+        "chargingStation": {"id": loc.id},
     }
     if loc.parking_type:
         attrs["parkingType"] = PARKING[loc.parking_type.value]
