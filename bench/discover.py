@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC110, ASYNC220, ASYNC230, ASYNC240  (set-up and tear-down block on purpose)
 """Discover benchmark: 20,000 locations / 100,000 EVSEs, end to end on loopback.
 
     .venv/bin/python bench/discover.py [--locations 20000] [--evses-per-location 5]
