@@ -912,8 +912,9 @@ def _step_extra(total: Decimal, step: int) -> Decimal:
         return ZERO
     fine = total.quantize(_FINE)
     q, r = divmod(fine, step)
-    target = (q + 1) * step if r else fine
-    return target - total
+    if not r:
+        return ZERO  # already a whole number of steps (to the µs / µWh)
+    return (q + 1) * step - total
 
 
 def _finish(
