@@ -10,7 +10,7 @@ import pytest
 
 from bridge.mapping.policy import PolicyError, load_policy, parse_policy, phone_key
 from bridge.mapping.projection import ChargingModel, ProjectionError, Usage, project
-from tests.pricing.pricing_support import D, ROOT, inr_tariff
+from tests.pricing.pricing_support import ROOT, D, inr_tariff
 
 CONFIG = ROOT / "config" / "pricing.toml"
 
