@@ -683,6 +683,8 @@ def price(
     # Time-only tariffs: the choice per dimension is constant between two
     # consecutive cuts ("regime"), so it is looked up once per regime.
     time_only = not (kwh_cuts or needs_power or needs_current)
+    lazy = not time_only  # otherwise: pick per piece, only the dimensions it has
+    kwh = ZERO
     regimes: list[list[_Candidate | None] | None] = [None] * (ncuts + 1)
     all_cands = (c_energy, c_time, c_parking, c_res, c_flat, c_res_flat)
 
@@ -798,19 +800,18 @@ def price(
                     local = mid + (single_off if single_off is not None else _offset_at(segs, mid))
                 d_us = mid - start_us
                 kwh = cum_kwh + se * _HALF if se else cum_kwh
-                sel = [_pick(cs, local, d_us, kwh, clo, chi, plo, phi) for cs in all_cands]
             if srv and not (se or sts or spk):
                 saw_res = True
             else:
                 saw_charging = True
                 if not flat_done:
-                    c = sel[4]
+                    c = _pick(c_flat, local, d_us, kwh, clo, chi, plo, phi) if lazy else sel[4]
                     if c is not None:
                         qty[c] = ONE
                         span[c] = [a, b]
                         flat_done = True
             if se:
-                c = sel[0]
+                c = _pick(c_energy, local, d_us, kwh, clo, chi, plo, phi) if lazy else sel[0]
                 if c is None:
                     unpriced[ENERGY] += se
                 else:
@@ -824,7 +825,7 @@ def price(
                     last_energy = c
                 cum_kwh += se
             if sts:
-                c = sel[1]
+                c = _pick(c_time, local, d_us, kwh, clo, chi, plo, phi) if lazy else sel[1]
                 if c is None:
                     unpriced[TIME] += sts
                 else:
@@ -837,7 +838,7 @@ def price(
                         span[c][1] = b
                     last_time = c
             if spk:
-                c = sel[2]
+                c = _pick(c_parking, local, d_us, kwh, clo, chi, plo, phi) if lazy else sel[2]
                 if c is None:
                     unpriced[PARKING] += spk
                 else:
@@ -850,7 +851,7 @@ def price(
                         span[c][1] = b
                     last_time = c
             if srv:
-                c = sel[3]
+                c = _pick(c_res, local, d_us, kwh, clo, chi, plo, phi) if lazy else sel[3]
                 if c is None:
                     unpriced[RES_TIME] += srv
                 else:
@@ -863,7 +864,7 @@ def price(
                         span[c][1] = b
                     last_res = c
                 if not res_flat_done:
-                    c = sel[5]
+                    c = _pick(c_res_flat, local, d_us, kwh, clo, chi, plo, phi) if lazy else sel[5]
                     if c is not None:
                         qty[c] = ONE
                         span[c] = [a, b]
