@@ -69,6 +69,22 @@ class Settings(BaseModel):
     beckn_discover_max_limit: int = Field(100, ge=1)
     beckn_network_id: str = ""  # beckn:networkId of our items; empty: the request's network_id
 
+    # [journey] orders, payments, live tracking, interruptions, settlement
+    journey_pricing_policy: str = "config/pricing.toml"
+    journey_payment_mode: Literal["PREPAID", "HOLD", "POSTPAID"] = "PREPAID"
+    journey_walk_in_minutes: int = Field(15, ge=0)  # a START within this is "now" (walk-in)
+    journey_otp_digits: int = Field(4, ge=4, le=8)
+    journey_otp_max_attempts: int = Field(5, ge=1)
+    journey_track_interval: float = Field(5.0, ge=0)  # at most one PATCH per order per interval
+    journey_interrupt_after: float = Field(120.0, gt=0)  # no session update for this long
+    journey_outage_end_after: float = Field(1800.0, gt=0)  # ... and the order ends on its data
+    journey_watchdog_every: float = Field(15.0, gt=0)
+    journey_command_grace: float = Field(10.0, ge=0)  # added to the CPO's CommandResponse.timeout
+    journey_car_max_kw: float = Field(50.0, gt=0)  # charging model when the car is unknown
+    journey_support_phone: str = "+91-80-4000-0000"
+    journey_support_email: str = "support@example.org"
+    journey_support_url: str = "https://example.org/support"
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

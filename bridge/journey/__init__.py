@@ -1,0 +1,1 @@
+"""The whole charging journey: Beckn orders joined to OCPI tokens, commands, sessions and CDRs."""

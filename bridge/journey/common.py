@@ -1,0 +1,186 @@
+"""What every order flow shares: its dependencies, errors, callbacks and order lookups.
+
+The journey package is the mapping layer between the two protocols
+(DESIGN principle 2): it imports `bridge.ocpi` and `bridge.beckn`; neither of
+them imports it.
+
+Beckn error codes used by the order flows (all NACK with HTTP 400 unless said):
+
+    30004  item not found (unknown charger, connector or tariff)
+    40001  action not applicable in the order's current state (e.g. start before confirm)
+    40003  quote unavailable (no tariff, or the budget does not cover a session)
+    40004  payment pending or not supported (confirm before the payment)
+    40006  fulfilment unavailable (charger not available, slot taken)
+    40010  invalid or expired authorization (wrong start OTP, too many tries)
+    50001  cancellation not possible (charging already started, order finished)
+    50002  update not possible in this state
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+
+from bridge.beckn.callbacks import callback_context, enqueue_callback
+from bridge.beckn.errors import BecknError
+from bridge.beckn.models import Context
+from bridge.beckn.transport import BecknRequest
+from bridge.config import Settings
+from bridge.journey.wire import render_order
+from bridge.mapping.policy import PricingPolicy, load_policy
+from bridge.notify import Outbox
+from bridge.ocpi.deps import OcpiDeps
+from bridge.orders import Event, TransitionError, transition
+from bridge.payments import SandboxGateway
+from bridge.store.credentials import CredentialsStore
+from bridge.store.ocpi_store import OcpiStore
+from bridge.store.orders import Order, OrderStore
+
+log = structlog.get_logger("bridge.journey")
+
+
+class JourneyError(BecknError):
+    pass
+
+
+class NotApplicableNow(JourneyError):
+    code = "40001"
+    default_message = "not applicable in the order's current state"
+
+
+class QuoteUnavailable(JourneyError):
+    code = "40003"
+    default_message = "quote unavailable"
+
+
+class PaymentPending(JourneyError):
+    code = "40004"
+    default_message = "payment pending"
+
+
+class Unavailable(JourneyError):
+    code = "40006"
+    default_message = "charger not available"
+
+
+class BadAuthorization(JourneyError):
+    code = "40010"
+    default_message = "invalid or expired authorization"
+
+
+class CancelNotPossible(JourneyError):
+    code = "50001"
+    default_message = "cancellation not possible"
+
+
+class UpdateNotPossible(JourneyError):
+    code = "50002"
+    default_message = "update not possible"
+
+
+@dataclass
+class JourneyDeps:
+    settings: Settings
+    redis: aioredis.Redis
+    ocpi: OcpiDeps
+    orders: OrderStore
+    policy: PricingPolicy
+    gateway: SandboxGateway
+    outbox: Outbox
+
+    @classmethod
+    def build(cls, settings: Settings, redis: aioredis.Redis) -> JourneyDeps:
+        ocpi = OcpiDeps(settings=settings, store=OcpiStore(redis, settings.ocpi_events_maxlen),
+                        creds=CredentialsStore(redis))
+        return cls(settings=settings, redis=redis, ocpi=ocpi, orders=OrderStore(redis),
+                   policy=_policy(settings.journey_pricing_policy),
+                   gateway=SandboxGateway(redis, settings.public_url), outbox=Outbox(redis))
+
+    async def close(self) -> None:
+        await self.ocpi.close()
+
+
+@lru_cache(maxsize=4)
+def _policy(path: str) -> PricingPolicy:
+    return load_policy(path)
+
+
+def deps_of(req: BecknRequest) -> JourneyDeps:
+    deps = req.services.extra.get("journey")
+    if deps is None:
+        deps = JourneyDeps.build(req.services.settings, req.services.redis)
+        req.services.extra["journey"] = deps
+    assert isinstance(deps, JourneyDeps)
+    return deps
+
+
+def apply(order: Order, event: Event, now: datetime, error: type[JourneyError],
+          **note: Any) -> Order:
+    """Move `order` by `event`, or raise the action's Beckn error (nothing changes)."""
+    try:
+        new_state = transition(order.state, event)
+    except TransitionError as exc:
+        raise error(str(exc), {"state": order.state.value, "event": event.value}) from exc
+    order.history.append({"at": now.isoformat(), "event": event.value,
+                          "from": order.state.value, "to": new_state.value, **note})
+    order.state = new_state
+    order.updated = now
+    return order
+
+
+def new_order_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_otp(digits: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(digits))
+
+
+def otp_hash(order_id: str, otp: str) -> str:
+    # Keyed by the order id so equal codes of two orders do not hash alike.
+    return hashlib.sha256(f"{order_id}:{otp}".encode()).hexdigest()
+
+
+def otp_ok(order: Order, otp: str | None) -> bool:
+    return bool(otp and order.otp_hash and hmac.compare_digest(order.otp_hash,
+                                                                otp_hash(order.id, otp)))
+
+
+async def reply(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetime,
+                extra: dict[str, Any] | None = None) -> str:
+    """The on_{action} answer to `req` with the order as it is now."""
+    ctx = callback_context(req.context, req.action, deps.settings, now)
+    message = {"order": render_order(order, now, deps.settings.beckn_subscriber_id, extra=extra)}
+    return await enqueue_callback(deps.redis, deps.settings, ctx, message=message)
+
+
+async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetime,
+                      extra: dict[str, Any] | None = None,
+                      error: dict[str, Any] | None = None) -> str:
+    """An on_status / on_update the BAP did not ask for (payment, charging, interruption)."""
+    stored = order.request.get("context")
+    if not stored:
+        raise RuntimeError(f"order {order.id} has no stored context")
+    request = Context.model_validate(stored)
+    ctx = callback_context(request, action, deps.settings, now, message_id=uuid.uuid4().hex)
+    # Unsolicited messages have no request ttl to live within: give them a day.
+    message = {"order": render_order(order, now, deps.settings.beckn_subscriber_id, extra=extra)}
+    return await enqueue_callback(deps.redis, deps.settings, ctx, message=message, error=error,
+                                  deadline=now.timestamp() + 86400)
+
+
+async def load(deps: JourneyDeps, req: BecknRequest, error: type[JourneyError]) -> Order:
+    order = await deps.orders.get(req.context.transaction_id)
+    if order is None:
+        raise error("no order in this transaction: start with select",
+                    {"transaction_id": req.context.transaction_id})
+    return order
