@@ -12,8 +12,11 @@ from typing import Any
 
 def app_extensions() -> tuple[Any, ...]:
     from bridge.beckn.routes import beckn_extension
+    from bridge.journey.extension import app_extension as journey_extension
+    from bridge.journey.extension import register_actions
 
-    return (beckn_extension,)
+    register_actions()  # before the BPP takes its table of handlers
+    return (beckn_extension, journey_extension)
 
 
 async def _beckn_callbacks(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
@@ -58,3 +61,6 @@ def worker_extensions() -> None:
     for hook in (_beckn_callbacks, _beckn_catalog):
         if hook not in worker.STARTUP:
             worker.STARTUP.append(hook)
+    from bridge.journey.extension import worker_extension as journey_worker
+
+    journey_worker()

@@ -1,0 +1,340 @@
+"""Worker jobs that act at the CPO for an order: token push, START/STOP_SESSION,
+RESERVE_NOW / CANCEL_RESERVATION, and the timers (command time-out, no-show).
+
+Each job loads the order, does one OCPI call through `bridge.ocpi` and records
+the outcome on the order. A call that fails at the transport level is retried
+by arq with backoff (`Retry`); after the last try the order fails and the BAP
+is told, with a full refund of anything collected.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from arq import Retry
+
+from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
+from bridge.journey.init import order_token
+from bridge.journey.queue import enqueue
+from bridge.mapping.settlement import cancellation_refund
+from bridge.ocpi.commands import send_command
+from bridge.ocpi.errors import OcpiClientError, OcpiError
+from bridge.ocpi.models import AllowedType, CommandResponseType, CommandType, format_datetime
+from bridge.ocpi.tokens import push_token
+from bridge.orders import TERMINAL, Event, State, TransitionError
+from bridge.store.credentials import Connection
+from bridge.store.orders import Order
+
+log = structlog.get_logger("bridge.journey.actions")
+
+MAX_TRIES = 5
+
+
+def now_utc() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+def journey(ctx: dict[str, Any]) -> JourneyDeps:
+    deps = ctx["journey"]
+    assert isinstance(deps, JourneyDeps)
+    return deps
+
+
+async def _order_and_conn(deps: JourneyDeps, txn: str) -> tuple[Order, Connection] | None:
+    order = await deps.orders.get(txn)
+    if order is None or order.item is None:
+        log.warning("journey.order_missing", txn=txn)
+        return None
+    conn = await deps.ocpi.creds.connection_for_party(order.item.cc, order.item.pid)
+    if conn is None:
+        log.warning("journey.cpo_not_registered", party=f"{order.item.cc}-{order.item.pid}")
+        return None
+    return order, conn
+
+
+def _retry_or_raise(ctx: dict[str, Any], exc: Exception) -> None:
+    tries = int(ctx.get("job_try", 1))
+    if tries < MAX_TRIES:
+        raise Retry(defer=min(2 ** tries, 30)) from exc
+
+
+async def fail_order(deps: JourneyDeps, txn: str, reason: str, now: datetime,
+                     code: str = "40006") -> None:
+    """The CPO refused or never answered: the order fails, everything is refunded,
+    the BAP gets an error on_update, the driver a message."""
+    def change(o: Order) -> Order:
+        o = apply(o, Event.FAIL, now, NotApplicableNow, reason=reason)
+        return o
+
+    try:
+        _, order = await deps.orders.update(txn, change)
+    except (TransitionError, NotApplicableNow):
+        return
+    await refund_all(deps, order, f"fail:{order.id}")
+    if order.item:
+        await deps.orders.release_slot(order.item, order.id)
+    if order.token_uid:
+        await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid, AllowedType.NOT_ALLOWED, now)
+    order = await deps.orders.get(txn) or order
+    await unsolicited(deps, order, "on_update", now, error={"code": code, "message": reason})
+    await deps.outbox.send(order.customer.get("phone", "-"), "info",
+                           f"Sorry: {reason}. Order ORD-{order.id[:8]} is cancelled and fully "
+                           "refunded.", order.id)
+
+
+async def refund_all(deps: JourneyDeps, order: Order, key: str) -> Decimal:
+    p = order.payment
+    amount = Decimal(p.get("amount", "0"))
+    if p.get("status") == "PAID" and amount:
+        await deps.gateway.refund(p["id"], amount, key=key)
+    elif p.get("status") == "HELD" and amount:
+        await deps.gateway.release(p["id"], amount, key=key)
+    else:
+        amount = Decimal(0)
+
+    def record(o: Order) -> Order:
+        o.settlement = {"key": key, "currency": p.get("currency", "INR"), "final_amount": "0",
+                        "paid": str(amount), "refund": str(amount if p.get("status") == "PAID" else 0),
+                        "release": str(amount if p.get("status") == "HELD" else 0),
+                        "capture": "0", "top_up": "0", "lines": [],
+                        "explanation": [f"nothing was delivered: {amount} returned in full"]}
+        return o
+
+    await deps.orders.update(order.transaction_id, record)
+    return amount
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+async def journey_push_token(ctx: dict[str, Any], txn: str) -> str:
+    deps = journey(ctx)
+    found = await _order_and_conn(deps, txn)
+    if found is None:
+        return "no order or CPO"
+    order, conn = found
+    record = await deps.ocpi.tokens.get("APP_USER", order.token_uid or "")
+    if record is None:
+        return "no token"
+    try:
+        await push_token(deps.ocpi, conn, record.token, (order.item.cc, order.item.pid))  # type: ignore[union-attr]
+    except OcpiError as exc:  # the CPO has no tokens receiver: real-time authorization only
+        return f"not pushed: {exc}"
+    except OcpiClientError as exc:
+        _retry_or_raise(ctx, exc)
+        return f"not pushed: {exc}"
+    return "pushed"
+
+
+async def journey_start_session(ctx: dict[str, Any], txn: str) -> str:
+    deps = journey(ctx)
+    now = now_utc()
+    found = await _order_and_conn(deps, txn)
+    if found is None:
+        return "no order or CPO"
+    order, conn = found
+    item = order.item
+    assert item is not None
+    if order.state not in (State.CONFIRMED, State.RESERVED):
+        return f"order is {order.state.value}"
+    record = await deps.ocpi.tokens.get("APP_USER", order.token_uid or "")
+    if record is None:
+        await fail_order(deps, txn, "the order has no charging token", now)
+        return "no token"
+    body = {"token": record.token.model_dump(mode="json", exclude_none=True),
+            "location_id": item.location_id, "evse_uid": item.evse_uid,
+            "connector_id": item.connector_id, "authorization_reference": order.id}
+    try:
+        uid, response = await send_command(deps.ocpi, conn, (item.cc, item.pid),
+                                           CommandType.START_SESSION, body, order_id=order.id,
+                                           now=now)
+    except OcpiClientError as exc:
+        _retry_or_raise(ctx, exc)
+        await fail_order(deps, txn, "the charger's operator could not be reached", now)
+        return "unreachable"
+    if response.result is not CommandResponseType.ACCEPTED:
+        await fail_order(deps, txn, f"the charger refused to start ({response.result.value})", now)
+        return response.result.value
+
+    def note(o: Order) -> Order:
+        o.commands["start"] = {"uid": uid, "timeout": response.timeout, "sent": now.isoformat()}
+        return o
+
+    await deps.orders.update(txn, note)
+    wait = timedelta(seconds=response.timeout + deps.settings.journey_command_grace)
+    await enqueue(deps.redis, "journey_command_timeout", txn, uid, job_id=f"cmd-timeout:{uid}",
+                  defer_until=now + wait)
+    return "ACCEPTED"
+
+
+async def journey_stop_session(ctx: dict[str, Any], txn: str) -> str:
+    deps = journey(ctx)
+    now = now_utc()
+    found = await _order_and_conn(deps, txn)
+    if found is None:
+        return "no order or CPO"
+    order, conn = found
+    sid = order.session.get("id")
+    if not sid:
+        if int(ctx.get("job_try", 1)) < MAX_TRIES:
+            raise Retry(defer=2)  # the CPO's Session may not have arrived yet
+        return "no session to stop"
+    assert order.item is not None
+    try:
+        uid, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
+                                           CommandType.STOP_SESSION, {"session_id": sid},
+                                           order_id=order.id, now=now)
+    except OcpiClientError as exc:
+        _retry_or_raise(ctx, exc)
+        return "unreachable"
+
+    def note(o: Order) -> Order:
+        o.commands["stop"] = {"uid": uid, "result": response.result.value, "sent": now.isoformat()}
+        return o
+
+    await deps.orders.update(txn, note)
+    return response.result.value
+
+
+async def journey_reserve_now(ctx: dict[str, Any], txn: str) -> str:
+    deps = journey(ctx)
+    now = now_utc()
+    found = await _order_and_conn(deps, txn)
+    if found is None:
+        return "no order or CPO"
+    order, conn = found
+    item = order.item
+    assert item is not None and order.slot is not None
+    if order.state is not State.RESERVED:
+        return f"order is {order.state.value}"
+    record = await deps.ocpi.tokens.get("APP_USER", order.token_uid or "")
+    if record is None:
+        return "no token"
+    terms = deps.policy.terms(f"{item.cc}-{item.pid}", item.location_id)
+    expiry = datetime.fromisoformat(order.slot["start"]) + timedelta(
+        minutes=max(terms.grace_minutes, 5))
+    body = {"token": record.token.model_dump(mode="json", exclude_none=True),
+            "expiry_date": format_datetime(expiry), "reservation_id": order.reservation_id,
+            "location_id": item.location_id, "evse_uid": item.evse_uid,
+            "authorization_reference": order.id}
+    try:
+        uid, response = await send_command(deps.ocpi, conn, (item.cc, item.pid),
+                                           CommandType.RESERVE_NOW, body, order_id=order.id,
+                                           now=now)
+    except OcpiClientError as exc:
+        _retry_or_raise(ctx, exc)
+        return "unreachable: the slot stays held in our calendar"
+    if response.result is not CommandResponseType.ACCEPTED:
+        await fail_order(deps, txn, f"the charger could not be reserved ({response.result.value})",
+                         now)
+        return response.result.value
+
+    def note(o: Order) -> Order:
+        o.commands["reserve"] = {"uid": uid, "timeout": response.timeout, "sent": now.isoformat()}
+        return o
+
+    await deps.orders.update(txn, note)
+    return "ACCEPTED"
+
+
+async def journey_cancel_reservation(ctx: dict[str, Any], txn: str) -> str:
+    deps = journey(ctx)
+    found = await _order_and_conn(deps, txn)
+    if found is None:
+        return "no order or CPO"
+    order, conn = found
+    if not order.reservation_id or order.item is None:
+        return "no reservation"
+    try:
+        _, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
+                                         CommandType.CANCEL_RESERVATION,
+                                         {"reservation_id": order.reservation_id},
+                                         order_id=order.id)
+    except OcpiClientError as exc:
+        _retry_or_raise(ctx, exc)
+        return "unreachable"
+    return response.result.value
+
+
+async def journey_command_timeout(ctx: dict[str, Any], txn: str, uid: str) -> str:
+    """The CPO accepted a command but its CommandResult never came (§13: `timeout`)."""
+    deps = journey(ctx)
+    cmd = await deps.ocpi.tokens.get_command(uid)
+    order = await deps.orders.get(txn)
+    if cmd is None or order is None or cmd.get("result"):
+        return "answered"
+    if order.session.get("id") or order.state not in (State.CONFIRMED, State.RESERVED):
+        return "session already started"  # the Session came even though the result did not
+    await fail_order(deps, txn, "the charger did not confirm the start in time", now_utc(),
+                     code="40006")
+    return "timed out"
+
+
+async def journey_no_show(ctx: dict[str, Any], txn: str) -> str:
+    """The grace period is over and the car never plugged in: release the charger."""
+    deps = journey(ctx)
+    now = now_utc()
+    order = await deps.orders.get(txn)
+    if order is None or order.state not in (State.RESERVED, State.CONFIRMED) or order.session.get(
+            "id"):
+        return "nothing to do"
+    try:
+        _, order = await deps.orders.update(
+            txn, lambda o: apply(o, Event.EXPIRE, now, NotApplicableNow, reason="no-show"))
+    except NotApplicableNow:
+        return "state changed"
+    p = order.payment
+    paid = Decimal(p.get("amount", "0")) if p.get("status") in ("PAID", "HELD") else Decimal(0)
+    refund = paid
+    if order.reservation_id and order.item and paid:
+        # A reserved slot that was held for nothing: the refund terms apply as for a late cancel.
+        terms = deps.policy.terms(f"{order.item.cc}-{order.item.pid}", order.item.location_id)
+        refund = cancellation_refund(paid, slot_start=datetime.fromisoformat(order.request["start"]),
+                                     cancelled_at=now, terms=terms.refund_terms,
+                                     currency=p.get("currency", "INR"))
+    key = f"no-show:{order.id}"
+    if p.get("status") == "PAID" and refund:
+        await deps.gateway.refund(p["id"], refund, key=key)
+    elif p.get("status") == "HELD":
+        if paid - refund:
+            await deps.gateway.capture(p["id"], paid - refund, key=key + ":capture")
+        if refund:
+            await deps.gateway.release(p["id"], refund, key=key + ":release")
+
+    def record(o: Order) -> Order:
+        o.settlement = {"key": key, "currency": p.get("currency", "INR"),
+                        "final_amount": str(paid - refund), "paid": str(paid),
+                        "refund": str(refund if p.get("status") == "PAID" else 0),
+                        "release": str(refund if p.get("status") == "HELD" else 0),
+                        "capture": str(paid - refund if p.get("status") == "HELD" else 0),
+                        "top_up": "0",
+                        "lines": [{"title": "No-show charge", "amount": str(paid - refund),
+                                   "currency": p.get("currency", "INR"), "kind": "fee"}],
+                        "explanation": [f"no-show: refund {refund} of {paid}"]}
+        return o
+
+    _, order = await deps.orders.update(txn, record)
+    if order.item:
+        await deps.orders.release_slot(order.item, order.id)
+    if order.token_uid:
+        await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid, AllowedType.EXPIRED, now)
+    if order.reservation_id:
+        await enqueue(deps.redis, "journey_cancel_reservation", txn,
+                      job_id=f"cancel-reservation:{order.id}")
+    await unsolicited(deps, order, "on_status", now)
+    await deps.outbox.send(order.customer.get("phone", "-"), "info",
+                           f"Your slot for ORD-{order.id[:8]} was released after the grace "
+                           f"period. Refund: ₹{refund}.", order.id)
+    return "expired"
+
+
+def is_final(order: Order) -> bool:
+    return order.state in TERMINAL
+
+
+__all__ = ["order_token"]

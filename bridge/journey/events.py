@@ -1,0 +1,351 @@
+"""The worker side of a charge: what the CPO's OCPI changes mean for the orders.
+
+A consumer group (`journey`) reads the OCPI change stream (`obb:ocpi:events`):
+
+- Session PUT/PATCH: the order follows it. The first ACTIVE answers the
+  driver's start (`on_update` ACTIVE, example 12); updates after an
+  interruption resume it (`on_status` ACTIVE); each update may go to the
+  BAP's tracking callback (example 14, at most once per interval); a session
+  that reaches the quoted energy or budget is stopped (STOP_SESSION).
+- EVSE status UNKNOWN / OUTOFORDER / INOPERATIVE under an active order:
+  `on_status` CONNECTION-INTERRUPTED (example 16) with the estimated refund.
+- CDR POST: the settlement job, keyed by the CDR.
+- CommandResult: a refused START_SESSION / RESERVE_NOW fails the order.
+
+A watchdog (every `journey.watchdog_every` s) marks orders interrupted whose
+session has been silent for `journey.interrupt_after` s and ends them on the
+data so far after `journey.outage_end_after` s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from redis.exceptions import ResponseError
+
+from bridge.journey.actions import fail_order, journey
+from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
+from bridge.journey.queue import enqueue
+from bridge.journey.settle import end_on_session_data, order_for
+from bridge.ocpi.models import Session, SessionStatus
+from bridge.orders import Event, State
+from bridge.store.keys import EVENTS
+from bridge.store.orders import Order
+
+log = structlog.get_logger("bridge.journey.events")
+
+GROUP = "journey"
+DOWN = {"UNKNOWN", "OUTOFORDER", "INOPERATIVE"}
+FAILED_RESULTS = {"REJECTED", "FAILED", "EVSE_OCCUPIED", "EVSE_INOPERATIVE", "NOT_SUPPORTED",
+                  "TIMEOUT", "UNKNOWN_RESERVATION"}
+
+
+def evse_key(cc: str, pid: str, uid: str) -> str:
+    return f"obb:order:evse:{cc.upper()}:{pid.upper()}:{uid.lower()}"
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def session_snapshot(session: Session) -> dict[str, Any]:
+    cost = session.total_cost
+    return {
+        "id": session.id, "status": session.status.value, "kwh": str(session.kwh),
+        "cost": str(cost.incl_vat if cost and cost.incl_vat is not None
+                    else (cost.excl_vat if cost else 0)),
+        "start": session.start_date_time.isoformat(), "currency": session.currency,
+        "last_updated": session.last_updated.isoformat(),
+        "periods": len(session.charging_periods or []),
+    }
+
+
+async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: datetime) -> str:
+    stored = await deps.ocpi.store.get("sessions", cc, pid, sid)
+    if stored is None:
+        return "gone"
+    session = Session.model_validate(stored.data)
+    order = await order_for(deps, cc, pid, sid, session.authorization_reference,
+                            session.cdr_token.uid)
+    if order is None:
+        return "not ours"
+    before_state = order.state
+    started = False
+    resumed = False
+
+    def follow(o: Order) -> Order:
+        nonlocal started, resumed
+        o.session = session_snapshot(session)
+        if session.status is SessionStatus.ACTIVE and o.state in (
+                State.CONFIRMED, State.RESERVED, State.INTERRUPTED):
+            started = o.state in (State.CONFIRMED, State.RESERVED)
+            resumed = o.state is State.INTERRUPTED
+            o = apply(o, Event.SESSION_ACTIVE, now, NotApplicableNow, session=session.id)
+            o.interrupted_since = None
+        return o
+
+    try:
+        _, order = await deps.orders.update(order.transaction_id, follow)
+    except NotApplicableNow:
+        return "ignored"
+    if order.item and session.status is SessionStatus.ACTIVE:
+        await deps.orders.mark_active(order.transaction_id, now)
+        await deps.redis.set(evse_key(order.item.cc, order.item.pid, order.item.evse_uid),
+                             order.transaction_id, ex=7 * 86400)
+    if session.status in (SessionStatus.COMPLETED, SessionStatus.INVALID):
+        await deps.orders.unmark_active(order.transaction_id)
+    if started:
+        await answer_start(deps, order, now)
+    elif resumed:
+        await unsolicited(deps, order, "on_status", now)
+        await deps.outbox.send(order.customer.get("phone", "-"), "info",
+                               "Charging has resumed.", order.id)
+    await maybe_track(deps, order, now)
+    await maybe_stop_at_target(deps, order, session)
+    return f"{before_state.value}->{order.state.value}"
+
+
+async def answer_start(deps: JourneyDeps, order: Order, now: datetime) -> None:
+    """on_update ACTIVE as the answer to the driver's start-charging update."""
+    from bridge.beckn.callbacks import callback_context, enqueue_callback
+    from bridge.beckn.models import Context
+    from bridge.journey.wire import render_order
+
+    update_ctx = order.request.get("update_context")
+    message = {"order": render_order(order, now, deps.settings.beckn_subscriber_id)}
+    if update_ctx:
+        ctx = callback_context(Context.model_validate(update_ctx), "update", deps.settings, now)
+        await enqueue_callback(deps.redis, deps.settings, ctx, message=message,
+                               deadline=now.timestamp() + 86400)
+    else:  # started at the charger (RFID) or by the CPO: tell the BAP all the same
+        await unsolicited(deps, order, "on_update", now)
+    await deps.outbox.send(order.customer.get("phone", "-"), "info",
+                           f"Charging started at {order.item.evse_id if order.item else ''}.",
+                           order.id)
+
+
+async def maybe_track(deps: JourneyDeps, order: Order, now: datetime) -> None:
+    cb = order.track.get("callback")
+    if not cb:
+        return
+    interval = max(float(order.track.get("interval") or deps.settings.journey_track_interval), 0.1)
+    bucket = int(now.timestamp() / interval)
+    # One job per order and interval: the job id makes repeats within it no-ops.
+    await enqueue(deps.redis, "journey_track_push", order.transaction_id,
+                  job_id=f"track:{order.id}:{bucket}")
+
+
+async def maybe_stop_at_target(deps: JourneyDeps, order: Order, session: Session) -> None:
+    """Stop when the session reaches what was bought (energy, or the budget's energy/charge)."""
+    if order.state is not State.ACTIVE or order.commands.get("stop_requested") or not order.quote:
+        return
+    target_kwh = Decimal(str(order.quote.get("energy_kwh") or 0))
+    charge = sum((Decimal(str(ln["amount"])) for ln in order.quote.get("lines", [])
+                  if ln["kind"] == "charge"), Decimal(0))
+    cost = Decimal(order.session.get("cost") or 0)
+    minutes = order.request.get("minutes")
+    over_time = False
+    if minutes:
+        over_time = (session.last_updated - session.start_date_time) >= timedelta(
+            minutes=float(minutes))
+    if (target_kwh and session.kwh >= target_kwh) or (
+            order.request.get("budget") and charge and cost >= charge) or over_time:
+        def stop(o: Order) -> Order:
+            o = apply(o, Event.STOP, datetime.now(UTC), NotApplicableNow, reason="target reached")
+            o.commands["stop_requested"] = datetime.now(UTC).isoformat()
+            return o
+
+        try:
+            await deps.orders.update(order.transaction_id, stop)
+        except NotApplicableNow:
+            return
+        await enqueue(deps.redis, "journey_stop_session", order.transaction_id,
+                      job_id=f"stop:{order.id}")
+
+
+# --------------------------------------------------------------------------- EVSE status
+
+
+async def on_evse_status(deps: JourneyDeps, cc: str, pid: str, uid: str, status: str,
+                         now: datetime) -> str:
+    if status not in DOWN:
+        return "up"
+    txn = await deps.redis.get(evse_key(cc, pid, uid))
+    if not txn:
+        return "no order"
+    return await interrupt(deps, txn.decode(), now, f"charger status {status}")
+
+
+async def interrupt(deps: JourneyDeps, txn: str, now: datetime, why: str) -> str:
+    def change(o: Order) -> Order:
+        if o.state is not State.ACTIVE:
+            raise NotApplicableNow("not active")
+        o = apply(o, Event.INTERRUPTED, now, NotApplicableNow, reason=why)
+        o.interrupted_since = now
+        return o
+
+    try:
+        _, order = await deps.orders.update(txn, change)
+    except NotApplicableNow:
+        return "not active"
+    paid = Decimal(order.payment.get("amount", "0")) if order.payment.get("status") in (
+        "PAID", "HELD") else Decimal(0)
+    so_far = Decimal(order.session.get("cost") or 0)
+    estimate = max(paid - so_far, Decimal(0)).quantize(Decimal("0.01"))
+    extra = {"interruption": {"reason": why, "since": now.isoformat(),
+                              "estimated-refund": {"currency": "INR", "value": float(estimate)},
+                              "note": "If charging does not resume, you pay only for the energy "
+                                      "delivered; the rest is refunded automatically."}}
+    await unsolicited(deps, order, "on_status", now, extra=extra)
+    await deps.outbox.send(order.customer.get("phone", "-"), "info",
+                           f"Charging interrupted ({why}). If it does not resume you will be "
+                           f"refunded about ₹{estimate}.", order.id)
+    return "interrupted"
+
+
+# --------------------------------------------------------------------------- command results
+
+
+async def on_command_result(deps: JourneyDeps, fields: dict[str, str], now: datetime) -> str:
+    order_id, command, result = fields.get("order"), fields.get("command"), fields.get("result")
+    if not order_id:
+        return "no order"
+    order = await deps.orders.by_order_id(order_id)
+    if order is None:
+        return "no order"
+
+    def note(o: Order) -> Order:
+        o.commands.setdefault("results", []).append(
+            {"command": command, "result": result, "at": now.isoformat()})
+        return o
+
+    await deps.orders.update(order.transaction_id, note)
+    if result in FAILED_RESULTS and command in ("START_SESSION", "RESERVE_NOW"):
+        if order.session.get("id"):
+            return "session exists"
+        what = "start" if command == "START_SESSION" else "reserve"
+        await fail_order(deps, order.transaction_id,
+                         f"the charger could not {what} ({result})", now)
+        return "failed"
+    return "noted"
+
+
+# --------------------------------------------------------------------------- consumer
+
+
+async def handle_event(deps: JourneyDeps, fields: dict[str, str], now: datetime) -> str:
+    module, op = fields.get("module"), fields.get("op")
+    cc, pid, oid = fields.get("cc", ""), fields.get("pid", ""), fields.get("id", "")
+    if module == "sessions" and op in ("put", "patch"):
+        return await on_session(deps, cc, pid, oid, now)
+    if module == "locations" and fields.get("evse_uid") and fields.get("status"):
+        return await on_evse_status(deps, cc, pid, fields["evse_uid"], fields["status"], now)
+    if module == "cdrs" and op == "put":
+        await enqueue(deps.redis, "journey_settle", cc, pid, oid,
+                      job_id=f"settle:{cc}:{pid}:{oid}".lower())
+        return "settlement queued"
+    if module == "commands" and op == "result":
+        return await on_command_result(deps, fields, now)
+    return "skip"
+
+
+async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
+                  block_ms: int = 500) -> None:
+    redis = deps.redis
+    with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+        await redis.xgroup_create(EVENTS, GROUP, id="$", mkstream=True)
+    pending_first = True
+    while not stop.is_set():
+        # After a crash, first take back what this consumer read but never acknowledged.
+        stream_id = "0" if pending_first else ">"
+        try:
+            batch = await redis.xreadgroup(GROUP, consumer, {EVENTS: stream_id}, count=100,
+                                           block=None if pending_first else block_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("journey.consume_failed")
+            await asyncio.sleep(1)
+            continue
+        entries = batch[0][1] if batch else []
+        if pending_first and not entries:
+            pending_first = False
+            continue
+        for entry_id, raw in entries:
+            fields = {k.decode(): v.decode() for k, v in raw.items()}
+            try:
+                outcome = await handle_event(deps, fields, datetime.now(UTC))
+                log.debug("journey.event", module=fields.get("module"), outcome=outcome)
+            except Exception:
+                log.exception("journey.event_failed", fields=fields)
+            await redis.xack(EVENTS, GROUP, entry_id)
+
+
+async def watchdog_once(deps: JourneyDeps, now: datetime) -> list[str]:
+    s = deps.settings
+    out = []
+    for txn in await deps.orders.silent_since(now - timedelta(seconds=s.journey_interrupt_after)):
+        order = await deps.orders.get(txn)
+        if order is None or order.state not in (State.ACTIVE, State.INTERRUPTED):
+            await deps.orders.unmark_active(txn)
+            continue
+        if order.state is State.ACTIVE:
+            out.append(await interrupt(deps, txn, now, "no updates from the charger"))
+        elif order.interrupted_since and now - order.interrupted_since >= timedelta(
+                seconds=s.journey_outage_end_after):
+            await enqueue(deps.redis, "journey_stop_session", txn, job_id=f"stop:{order.id}")
+            out.append(await end_on_session_data(deps, order, now))
+    return out
+
+
+async def watchdog(deps: JourneyDeps, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await watchdog_once(deps, datetime.now(UTC))
+        except Exception:
+            log.exception("journey.watchdog_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), deps.settings.journey_watchdog_every)
+
+
+async def journey_track_push(ctx: dict[str, Any], txn: str) -> str:
+    """PATCH the session to the BAP's tracking callback (example 14), signed like a callback."""
+    import aiohttp
+    import orjson
+
+    from bridge.beckn.callbacks import make_signer
+    from bridge.journey.wire import track_patch
+
+    deps = journey(ctx)
+    order = await deps.orders.get(txn)
+    if order is None or not order.track.get("callback") or order.item is None:
+        return "no subscription"
+    stored = await deps.ocpi.store.get("sessions", order.item.cc, order.item.pid,
+                                       order.session.get("id", ""))
+    if stored is None:
+        return "no session"
+    body = orjson.dumps(track_patch(order, stored.data, datetime.now(UTC)))
+    headers = {"Content-Type": "application/json"}
+    signer = make_signer(deps.settings)
+    if signer is not None:
+        headers["Authorization"] = signer.header(body, time.time())
+    try:
+        async with deps.ocpi.http().patch(order.track["callback"], data=body, headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.info("journey.track_push_failed", order=order.id, error=str(exc))
+        return "failed"
+
+    def sent(o: Order) -> Order:
+        o.track["last_sent"] = datetime.now(UTC).isoformat()
+        o.track["sent"] = int(o.track.get("sent", 0)) + 1
+        return o
+
+    await deps.orders.update(txn, sent)
+    return f"HTTP {status}"

@@ -1,0 +1,79 @@
+"""Plugging the journey into `bridge serve` (Beckn actions, pages) and `bridge worker` (jobs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+from aiohttp import web
+from arq.worker import func
+
+from bridge.journey.common import JourneyDeps
+
+
+def register_actions() -> None:
+    """Importing an action module registers its Beckn handler."""
+    from bridge.journey import (  # noqa: F401
+        cancel,
+        confirm,
+        init,
+        rating,
+        select,
+        status,
+        support,
+        track,
+        update,
+    )
+
+
+def app_extension(app: web.Application) -> None:
+    from bridge.app import REDIS, SETTINGS
+    from bridge.journey.web import JOURNEY, routes
+
+    register_actions()
+    deps = JourneyDeps.build(app[SETTINGS], app[REDIS])
+    app[JOURNEY] = deps
+    app.router.add_routes(routes())
+
+    async def lifecycle(_app: web.Application) -> Any:
+        yield
+        await deps.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+
+JOB_TIMEOUT = 60
+
+
+def worker_extension() -> None:
+    from bridge import worker
+    from bridge.journey import actions, events, settle
+
+    if any(getattr(j, "name", "") == "journey_settle" for j in worker.JOBS):
+        return
+    for fn in (actions.journey_push_token, actions.journey_start_session,
+               actions.journey_stop_session, actions.journey_reserve_now,
+               actions.journey_cancel_reservation, actions.journey_command_timeout,
+               actions.journey_no_show, settle.journey_settle, events.journey_track_push):
+        worker.JOBS.append(func(fn, name=fn.__name__, timeout=JOB_TIMEOUT, max_tries=8))
+    worker.STARTUP.append(_start_consumers)
+
+
+async def _start_consumers(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
+    from bridge.journey import events
+
+    deps = JourneyDeps.build(ctx["settings"], ctx["redis_app"])
+    ctx["journey"] = deps
+    stop = asyncio.Event()
+    ctx["journey_stop"] = stop
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def run() -> None:
+        try:
+            await asyncio.gather(events.consume(deps, consumer, stop), events.watchdog(deps, stop))
+        finally:
+            await deps.close()
+
+    return asyncio.create_task(run())

@@ -1,0 +1,235 @@
+"""Settlement of an order against its CDR (or, after a long outage, its last Session).
+
+`journey_settle` is an arq job keyed by the CDR (`job_id=settle:CC:PID:ID`),
+so a CDR pushed twice settles once. Every money movement goes to the gateway
+under a key derived from the CDR id, and the order records the settlement
+before the BAP is told: a worker killed anywhere in between re-runs the job
+and repeats nothing (the gateway answers a repeated key with the first
+result; a recorded settlement is not recomputed).
+
+After a provisional settlement on the Session (the CDR was late), the CDR's
+settlement moves only the difference: more refund, or a top-up request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from bridge.journey.actions import journey
+from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
+from bridge.journey.select import bff_of, customer_of
+from bridge.mapping.settlement import Payment, PaymentMode, Settlement, settle
+from bridge.ocpi.models import CDR, AllowedType, Session, Tariff
+from bridge.orders import Event, State
+from bridge.store.orders import Order
+
+log = structlog.get_logger("bridge.journey.settle")
+
+ENDABLE = {State.ACTIVE, State.INTERRUPTED, State.CONFIRMED, State.RESERVED}
+
+
+async def order_for(deps: JourneyDeps, cc: str, pid: str, session_id: str | None,
+                    authorization_reference: str | None, token_uid: str | None) -> Order | None:
+    """The order an OCPI session or CDR belongs to: by session, our reference, or token."""
+    if session_id:
+        order = await deps.orders.by_session(cc, pid, session_id)
+        if order:
+            return order
+    if authorization_reference:
+        order = await deps.orders.by_order_id(authorization_reference)
+        if order:
+            return order
+    if token_uid:
+        record = await deps.ocpi.tokens.get("APP_USER", token_uid)
+        if record and record.order_id:
+            return await deps.orders.by_order_id(record.order_id)
+    return None
+
+
+def payment_of(order: Order) -> Payment:
+    p = order.payment
+    mode = PaymentMode(p.get("mode", "PREPAID"))
+    collected = p.get("status") in ("PAID", "HELD")
+    amount = Decimal(p.get("amount", "0")) if collected else Decimal(0)
+    if mode is not PaymentMode.POSTPAID and not collected:
+        mode = PaymentMode.POSTPAID  # never paid: nothing to refund, bill in full
+    return Payment(mode=mode, amount=amount, mandate=bool(p.get("mandate")))
+
+
+async def _tariff(deps: JourneyDeps, order: Order) -> Tariff | None:
+    if order.item is None or not order.item.tariff_id:
+        return None
+    stored = await deps.ocpi.store.get("tariffs", order.item.cc, order.item.pid, order.item.tariff_id)
+    return Tariff.model_validate(stored.data) if stored else None
+
+
+async def move_money(deps: JourneyDeps, order: Order, s: Settlement,
+                     previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Carry out `s` (minus what a provisional settlement already moved)."""
+    p = order.payment
+    key = s.key.lower()
+    prev_refund = Decimal(str(previous.get("refund", "0"))) if previous else Decimal(0)
+    prev_topup = Decimal(str(previous.get("top_up", "0"))) if previous else Decimal(0)
+    refund = s.refund - prev_refund
+    top_up = s.top_up - prev_topup
+    out: dict[str, Any] = {}
+    if refund < 0:  # the provisional bill was too low: ask for the difference
+        top_up += -refund
+        refund = Decimal(0)
+    if refund > 0 and p.get("id"):
+        op = await deps.gateway.refund(p["id"], refund, key=f"{key}:refund")
+        out["refund_ref"] = op.reference
+    if s.capture and p.get("id") and not previous:
+        op = await deps.gateway.capture(p["id"], s.capture, key=f"{key}:capture")
+        out["capture_ref"] = op.reference
+    if s.release and p.get("id") and not previous:
+        op = await deps.gateway.release(p["id"], s.release, key=f"{key}:release")
+        out["release_ref"] = op.reference
+    if top_up > 0:
+        link = await deps.gateway.create_link(order.id, top_up, s.currency, "PREPAID")
+        out["top_up_url"] = link.url
+        out["top_up_payment_id"] = link.payment_id
+    out["refund_now"] = str(max(refund, Decimal(0)))
+    out["top_up_now"] = str(max(top_up, Decimal(0)))
+    return out
+
+
+async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, now: datetime
+                       ) -> Order | None:
+    assert order.item is not None
+    tariff = await _tariff(deps, order)
+    s = settle(record, policy=deps.policy, payment=payment_of(order),
+               party=f"{order.item.cc}-{order.item.pid}", time_zone=order.item.time_zone,
+               tariff=tariff if isinstance(record, Session) else None,
+               location_id=order.item.location_id, customer=customer_of(order),
+               buyer_finder_fee=bff_of(order), now=now)
+    previous = order.settlement if order.settlement and order.settlement.get("provisional") else None
+    if order.settlement and order.settlement.get("key", "").lower() == s.key.lower():
+        return None  # already settled by this record
+    if order.settlement and not previous and order.settlement.get("key", "").startswith("cdr:"):
+        return None  # a final settlement exists (e.g. a second CDR id for one session)
+    moved = await move_money(deps, order, s, previous)
+
+    def record_it(o: Order) -> Order:
+        if o.state in ENDABLE:
+            o = apply(o, Event.COMPLETED, now, NotApplicableNow, settlement=s.key)
+        o.settlement = {**s.to_json(), **moved, "notified": False}
+        if isinstance(record, CDR):
+            o.cdr_id = record.id
+        return o
+
+    _, order = await deps.orders.update(order.transaction_id, record_it)
+    return order
+
+
+async def notify_settled(deps: JourneyDeps, order: Order, now: datetime) -> None:
+    """on_update COMPLETED (example 17): the answer to stop-charging when there was one."""
+    update_ctx = order.request.get("update_context")
+    if update_ctx:
+        from bridge.beckn.callbacks import callback_context, enqueue_callback
+        from bridge.beckn.models import Context
+        from bridge.journey.wire import render_order
+
+        ctx = callback_context(Context.model_validate(update_ctx), "update", deps.settings, now)
+        await enqueue_callback(deps.redis, deps.settings, ctx,
+                               message={"order": render_order(order, now,
+                                                              deps.settings.beckn_subscriber_id)},
+                               deadline=now.timestamp() + 86400)
+    else:
+        await unsolicited(deps, order, "on_update", now)
+    s = order.settlement or {}
+    text = (f"Charging complete: {order.session.get('kwh', '?')} kWh, bill ₹{s.get('final_amount')}"
+            f" for ORD-{order.id[:8]}.")
+    if Decimal(str(s.get("refund_now", s.get("refund", "0")))):
+        text += f" Refund ₹{s.get('refund_now', s.get('refund'))}."
+    if Decimal(str(s.get("release", "0"))):
+        text += f" Hold released ₹{s['release']}."
+    if Decimal(str(s.get("top_up_now", "0"))):
+        text += f" Please pay the remaining ₹{s['top_up_now']}: {s.get('top_up_url')}"
+    await deps.outbox.send(order.customer.get("phone", "-"), "bill", text, order.id)
+
+    def done(o: Order) -> Order:
+        if o.settlement is not None:
+            o.settlement["notified"] = True
+        return o
+
+    await deps.orders.update(order.transaction_id, done)
+
+
+async def finish(deps: JourneyDeps, order: Order, now: datetime) -> None:
+    if order.token_uid:
+        await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid, AllowedType.NOT_ALLOWED, now)
+    await deps.orders.unmark_active(order.transaction_id)
+    if order.item:
+        await deps.orders.release_slot(order.item, order.id)
+    await notify_settled(deps, order, now)
+
+
+async def journey_settle(ctx: dict[str, Any], cc: str, pid: str, cdr_id: str) -> str:
+    deps = journey(ctx)
+    now = datetime.now(UTC)
+    stored = await deps.ocpi.store.get("cdrs", cc, pid, cdr_id)
+    if stored is None:
+        return "unknown CDR"
+    cdr = CDR.model_validate(stored.data)
+    order = await order_for(deps, cc, pid, cdr.session_id, cdr.authorization_reference,
+                            cdr.cdr_token.uid)
+    if order is None:
+        log.info("journey.cdr_without_order", cdr_id=cdr_id, party=f"{cc}-{pid}")
+        return "not ours"
+    if cdr.credit:
+        return await _credit(deps, order, cdr, now)
+    settled = await settle_order(deps, order, cdr, now)
+    if settled is None:
+        current = await deps.orders.get(order.transaction_id)
+        if current and current.settlement and not current.settlement.get("notified"):
+            await finish(deps, current, now)  # a previous run died before telling the BAP
+            return "notified"
+        return "already settled"
+    await finish(deps, settled, now)
+    s = settled.settlement or {}
+    log.info("journey.settled", order=settled.id, cdr_id=cdr_id, final=s.get("final_amount"),
+             refund=s.get("refund"), capture=s.get("capture"), release=s.get("release"),
+             top_up=s.get("top_up"), discrepancy=s.get("discrepancy"))
+    return "settled"
+
+
+async def _credit(deps: JourneyDeps, order: Order, cdr: CDR, now: datetime) -> str:
+    """A credit CDR (§10.4: negative amounts) returns money to the driver once."""
+    amount = abs(cdr.total_cost.incl_vat if cdr.total_cost.incl_vat is not None
+                 else cdr.total_cost.excl_vat).quantize(Decimal("0.01"))
+    p = order.payment
+    if p.get("id") and p.get("status") == "PAID" and amount:
+        await deps.gateway.refund(p["id"], amount, key=f"credit:{cdr.id}".lower())
+
+    def note(o: Order) -> Order:
+        credits = (o.settlement or {}).setdefault("credits", []) if o.settlement else []
+        if not any(c["id"] == cdr.id for c in credits):
+            credits.append({"id": cdr.id, "amount": str(amount), "reference": cdr.credit_reference_id})
+        if o.settlement is None:
+            o.settlement = {"credits": credits}
+        return o
+
+    _, order = await deps.orders.update(order.transaction_id, note)
+    await unsolicited(deps, order, "on_status", now)
+    log.info("journey.credit_cdr", order=order.id, cdr_id=cdr.id, amount=str(amount))
+    return "credited"
+
+
+async def end_on_session_data(deps: JourneyDeps, order: Order, now: datetime) -> str:
+    """A long outage: end the order on the last Session state (provisional settlement)."""
+    if order.item is None or not order.session.get("id"):
+        return "no session"
+    stored = await deps.ocpi.store.get("sessions", order.item.cc, order.item.pid, order.session["id"])
+    if stored is None:
+        return "no session"
+    session = Session.model_validate(stored.data)
+    settled = await settle_order(deps, order, session, now)
+    if settled is None:
+        return "already settled"
+    await finish(deps, settled, now)
+    return "ended"
