@@ -46,6 +46,21 @@ FAILED_RESULTS = {"REJECTED", "FAILED", "EVSE_OCCUPIED", "EVSE_INOPERATIVE", "NO
                   "TIMEOUT", "UNKNOWN_RESERVATION"}
 
 
+def eta_seconds(order: Order, session: Session, target_kwh: Decimal) -> float | None:
+    """Wall-clock seconds until `target_kwh` at the pace of the last two reports, when the
+    target falls before the next report (else None: the next report will tell)."""
+    snap = order.session
+    if not snap.get("prev_seen") or snap.get("prev_kwh") is None:
+        return None
+    gap = (datetime.fromisoformat(snap["seen"]) - datetime.fromisoformat(snap["prev_seen"])
+           ).total_seconds()
+    delivered = session.kwh - Decimal(snap["prev_kwh"])
+    if gap <= 0 or delivered <= 0:
+        return None
+    eta = float((target_kwh - session.kwh) / delivered) * gap
+    return max(eta, 0.0) if eta <= gap else None
+
+
 def evse_key(cc: str, pid: str, uid: str) -> str:
     return f"obb:order:evse:{cc.upper()}:{pid.upper()}:{uid.lower()}"
 
@@ -80,7 +95,14 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
 
     def follow(o: Order) -> Order:
         nonlocal started, resumed
+        previous = o.session
         o.session = session_snapshot(session)
+        o.session["seen"] = now.isoformat()
+        if previous.get("kwh") is not None and previous.get("kwh") != o.session["kwh"]:
+            o.session["prev_kwh"], o.session["prev_seen"] = previous["kwh"], previous.get("seen")
+        else:
+            o.session["prev_kwh"] = previous.get("prev_kwh")
+            o.session["prev_seen"] = previous.get("prev_seen")
         if session.status is SessionStatus.ACTIVE and o.state in (
                 State.CONFIRMED, State.RESERVED, State.INTERRUPTED):
             started = o.state in (State.CONFIRMED, State.RESERVED)
@@ -153,8 +175,18 @@ async def maybe_stop_at_target(deps: JourneyDeps, order: Order, session: Session
     if minutes:
         over_time = (session.last_updated - session.start_date_time) >= timedelta(
             minutes=float(minutes))
-    if (target_kwh and session.kwh >= target_kwh) or (
-            order.request.get("budget") and charge and cost >= charge) or over_time:
+    reached = bool((target_kwh and session.kwh >= target_kwh) or (
+        order.request.get("budget") and charge and cost >= charge) or over_time)
+    if not reached and target_kwh:
+        # Chargers report every minute or so; stopping only once the target is passed
+        # overshoots by up to one report. Stop when the next report would pass it.
+        eta = eta_seconds(order, session, target_kwh)
+        if eta is not None:
+            await enqueue(deps.redis, "journey_stop_session", order.transaction_id,
+                          job_id=f"stop:{order.id}",
+                          defer_until=datetime.now(UTC) + timedelta(seconds=eta))
+        return
+    if reached:
         def stop(o: Order) -> Order:
             o = apply(o, Event.STOP, datetime.now(UTC), NotApplicableNow, reason="target reached")
             o.commands["stop_requested"] = datetime.now(UTC).isoformat()

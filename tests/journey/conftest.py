@@ -1,0 +1,303 @@
+"""End-to-end harness: a real Redis, the bridge (serve + worker, in-process), the real mock
+CPO at high speed, and a test BAP that signs its requests and verifies the bridge's callbacks.
+
+Everything listens on 127.0.0.1; the worker runs as a task and is cancelled at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bridge.beckn import signing
+from bridge.config import Settings
+from bridge.mapping.catalog import item_id
+from bridge.notify import Outbox
+from bridge.store.credentials import CredentialsStore
+from bridge.store.orders import Order, OrderStore
+from ocpi_mock.app import create_app
+from ocpi_mock.config import MockConfig
+from tests.conftest import ROOT, free_port
+
+BPP_ID = "bpp.journey.test"
+BAP_ID = "bap.journey.test"
+BAP_KEY = "bap-key-1"
+DOMAIN = "beckn.one:deg:ev-charging"
+
+# Walk-in: 24/7 highway site; reservation: the same site's RESERVABLE CCS2 charger.
+WALK_IN = ("IN", "TPC", "TPC-HWY-MDR", "TPC-MDR-2", "1")
+RESERVABLE = ("IN", "TPC", "TPC-HWY-MDR", "TPC-MDR-1", "1")
+
+
+@dataclass
+class TestBap:
+    """Signs like a BAP, serves the registry lookup, receives and verifies on_* and PATCHes."""
+
+    key: Any
+    bridge_public: Any = None  # Ed25519PublicKey of the bridge, to verify callbacks
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    patches: list[dict[str, Any]] = field(default_factory=list)
+    unverified: int = 0
+    down: bool = False
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def sign(self, body: bytes) -> str:
+        return signing.Signer(BAP_ID, BAP_KEY, self.key, 300).header(body, time.time())
+
+    def context(self, action: str, txn: str) -> dict[str, Any]:
+        return {"domain": DOMAIN, "action": action, "version": "2.0.0", "bap_id": BAP_ID,
+                "bap_uri": f"{self.url}/bap", "bpp_id": BPP_ID,
+                "bpp_uri": "http://127.0.0.1/beckn", "transaction_id": txn,
+                "message_id": str(uuid.uuid4()),
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "ttl": "PT30S"}
+
+    def of(self, action: str, txn: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m["context"]["action"] == action
+                and m["context"]["transaction_id"] == txn]
+
+    async def wait_for(self, action: str, txn: str, count: int = 1, timeout: float = 20,
+                       where: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.of(action, txn) if where is None or where(m)]
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() > deadline:
+                seen = [(m["context"]["action"], _state(m)) for m in self.received
+                        if m["context"]["transaction_id"] == txn]
+                raise AssertionError(f"no {action} #{count} for {txn} (seen: {seen})")
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), 0.2)
+            except TimeoutError:
+                pass
+
+
+def _state(m: dict[str, Any]) -> Any:
+    order = (m.get("message") or {}).get("order") or {}
+    fd = (order.get("beckn:orderAttributes") or {}).get("fulfillment-details") or {}
+    return order.get("beckn:state"), fd.get("beckn:status"), (m.get("error") or {}).get("code")
+
+
+def state_of(m: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return _state(m)
+
+
+@dataclass
+class World:
+    bap: TestBap
+    settings: Settings
+    http: aiohttp.ClientSession
+    redis: aioredis.Redis
+    mock_url: str
+    bridge_url: str
+
+    @property
+    def orders(self) -> OrderStore:
+        return OrderStore(self.redis)
+
+    async def post(self, action: str, txn: str, message: dict[str, Any],
+                   sign: bool = True) -> tuple[int, dict[str, Any]]:
+        body = orjson.dumps({"context": self.bap.context(action, txn), "message": message})
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            headers["Authorization"] = self.bap.sign(body)
+        async with self.http.post(f"{self.bridge_url}/beckn/{action}", data=body,
+                                  headers=headers) as r:
+            return r.status, orjson.loads(await r.read())
+
+    async def call(self, action: str, txn: str, message: dict[str, Any],
+                   callback: str | None = None, count: int = 1) -> dict[str, Any]:
+        status, ack = await self.post(action, txn, message)
+        assert (status, ack["ack_status"]) == (200, "ACK"), ack
+        return await self.bap.wait_for(callback or f"on_{action}", txn, count=count)
+
+    async def otp(self, phone: str) -> str:
+        msgs = await Outbox(self.redis).messages(phone)
+        for m in reversed(msgs):
+            if m.kind == "otp" and "start code" in m.text:
+                return m.text.split(" is ")[1].split(".")[0]
+        raise AssertionError(f"no start code sent to {phone}")
+
+    async def order(self, txn: str) -> Order:
+        o = await self.orders.get(txn)
+        assert o is not None
+        return o
+
+    async def mock(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, f"{self.mock_url}{path}",
+                                     data=orjson.dumps(body) if body is not None else None) as r:
+            assert r.status < 300, await r.text()
+            return await r.json()
+
+
+def select_message(item: tuple[str, str, str, str, str], *, budget: float | None = None,
+                   kwh: float | None = None, start: datetime | None = None,
+                   end: datetime | None = None, bff: str | None = None) -> dict[str, Any]:
+    line: dict[str, Any] = {"beckn:lineId": "line-001", "beckn:orderedItem": item_id(*item),
+                            "beckn:quantity": 1}
+    if budget is not None:
+        line["beckn:price"] = {"currency": "INR", "value": budget}
+    if kwh is not None:
+        line["beckn:orderItemAttributes"] = {"quantity-measure": {"type": "CONSTANT",
+                                                                  "value": str(kwh), "unit": "KWH"}}
+    attrs: dict[str, Any] = {"fulfillment-details": {"vehicle": {"make": "Tata",
+                                                                 "model": "Nexon EV"}}}
+    stops = []
+    if start:
+        stops.append({"type": "START", "time": {"timestamp": start.isoformat()}})
+    if end:
+        stops.append({"type": "STOP", "time": {"timestamp": end.isoformat()}})
+    if stops:
+        attrs["fulfillment-details"]["stops"] = stops
+    if bff:
+        attrs["buyer-finder-fee"] = {"type": "PERCENTAGE", "value": bff}
+    return {"order": {"@type": "beckn:Order", "beckn:orderItems": [line],
+                      "beckn:orderAttributes": attrs}}
+
+
+def init_message(phone: str, mode: str = "PRE-FULFILLMENT") -> dict[str, Any]:
+    return {"order": {"@type": "beckn:Order", "beckn:orderAttributes": {
+        "billing-details": {"beckn:payer": "driver-1", "schema:name": "Srilekha",
+                            "schema:email": "s@example.org", "schema:telephone": phone},
+        "payment-details": {"payment-type": mode}}}}
+
+
+def update_message(code: str, otp: str | None = None) -> dict[str, Any]:
+    fu: dict[str, Any] = {"state": {"code": code}}
+    if otp is not None:
+        fu["authorization"] = {"type": "OTP", "token": otp}
+    return {"order": {"@type": "beckn:Order",
+                      "beckn:orderAttributes": {"fulfillment-update": fu}}}
+
+
+def order_message(order_id: str | None = None) -> dict[str, Any]:
+    return {"order": {"@type": "beckn:Order", **({"beckn:id": order_id} if order_id else {})}}
+
+
+async def pay(world: World, txn: str) -> None:
+    order = await world.order(txn)
+    async with world.http.post(order.payment["url"], headers={"Accept": "application/json"}) as r:
+        assert r.status == 200, await r.text()
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+async def _serve(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@pytest.fixture
+def speed() -> int:
+    return 60
+
+
+@pytest.fixture
+async def world(redis_url: str, tmp_path: Path, speed: int) -> AsyncIterator[World]:
+    from bridge.app import build_app
+    from bridge.extensions import app_extensions, worker_extensions
+    from bridge.worker import build_worker
+
+    bap = TestBap(key=signing.generate_private_key())
+    bridge_key = signing.generate_private_key()
+    key_path = tmp_path / "bridge.key"
+    key_path.write_bytes(signing.private_key_pem(bridge_key))
+    bap.bridge_public = bridge_key.public_key()
+
+    async def lookup(request: web.Request) -> web.Response:
+        q = await request.json()
+        if (q.get("subscriber_id"), q.get("unique_key_id")) != (BAP_ID, BAP_KEY):
+            return web.json_response([])
+        return web.json_response([{"subscriber_id": BAP_ID, "unique_key_id": BAP_KEY,
+                                   "status": "SUBSCRIBED", "type": "BAP",
+                                   "signing_public_key": signing.public_key_b64(
+                                       bap.key.public_key())}])
+
+    async def callback(request: web.Request) -> web.Response:
+        if bap.down:
+            return web.Response(status=503)
+        raw = await request.read()
+        if not _verified(request.headers.get("Authorization", ""), raw, bap.bridge_public):
+            bap.unverified += 1
+        bap.received.append(orjson.loads(raw))
+        bap.event.set()
+        return web.json_response({"ack_status": "ACK"})
+
+    async def track_patch(request: web.Request) -> web.Response:
+        bap.patches.append(orjson.loads(await request.read()))
+        bap.event.set()
+        return web.Response(status=204)
+
+    bap_app = web.Application()
+    bap_app.router.add_post("/lookup", lookup)
+    bap_app.router.add_post("/bap/{action}", callback)
+    bap_app.router.add_patch("/track/{order}", track_patch)
+    bap_port, bridge_port, mock_port = free_port(), free_port(), free_port()
+    bap.url = f"http://127.0.0.1:{bap_port}"
+    settings = Settings(
+        redis_url=redis_url, host="127.0.0.1", port=bridge_port,
+        public_url=f"http://127.0.0.1:{bridge_port}", beckn_subscriber_id=BPP_ID,
+        beckn_key_id="bpp-key-1", beckn_private_key=str(key_path), beckn_registry_url=bap.url,
+        beckn_callback_backoff=0.05, beckn_callback_max_attempts=3, beckn_callback_timeout=2.0,
+        journey_pricing_policy=str(ROOT / "config" / "pricing.toml"), journey_track_interval=0.2,
+        journey_interrupt_after=2.0, journey_outage_end_after=4.0, journey_watchdog_every=0.3,
+        journey_command_grace=1.0)
+    mock_cfg = replace(MockConfig(network=ROOT / "config" / "networks" / "india.toml"),
+                       speed=speed, tick_seconds=15, push_attempts=3, push_backoff=0.02,
+                       push_timeout=5, command_timeout=2, start_delay_seconds=30,
+                       park_after_full_seconds=360, port=mock_port,
+                       public_url=f"http://127.0.0.1:{mock_port}")
+
+    worker_extensions()
+    runners = [await _serve(bap_app, bap_port),
+               await _serve(build_app(settings, extensions=app_extensions()), bridge_port),
+               await _serve(create_app(mock_cfg), mock_port)]
+    worker = build_worker(settings, burst=False)
+    worker_task = asyncio.create_task(worker.async_run())
+    redis = aioredis.Redis.from_url(redis_url)
+    async with aiohttp.ClientSession() as http:
+        w = World(bap, settings, http, redis, mock_cfg.base_url, settings.public_url)
+        token_a = await CredentialsStore(redis).create_invite("IN", "TPC")
+        await w.mock("POST", "/admin/connect", {"versions_url": f"{w.bridge_url}/ocpi/versions",
+                                                "token": token_a})
+        try:
+            yield w
+        finally:
+            worker_task.cancel()
+            await asyncio.gather(worker_task, return_exceptions=True)
+            await worker.close()
+            for r in reversed(runners):
+                await r.cleanup()
+            await redis.aclose()
+
+
+def _verified(header: str, body: bytes, public: Any) -> bool:
+    try:
+        parsed = signing.parse_header(header)
+        signing.verify(parsed, body, public, time.time())
+        return True
+    except Exception:
+        return False
+
+
+__all__ = ["RESERVABLE", "WALK_IN", "World", "base64", "timedelta"]
