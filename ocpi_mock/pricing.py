@@ -79,8 +79,8 @@ class Piece:
     end: datetime
     kind: Kind
     energy: Decimal
-    power: Decimal
-    current: Decimal
+    power: Decimal | None  # None: not known (see restrictions_hold)
+    current: Decimal | None
     kwh_before: Decimal  # cumulative session energy at `start`
     duration_before: Decimal  # seconds since session (or reservation) start
     components: dict[TariffDimensionType, PriceComponent] = field(default_factory=dict)
@@ -183,8 +183,9 @@ def _split(period: Period, tz: ZoneInfo, times: set[time], durations: set[int],
     power = period.power
     if power is None:
         secs = period.seconds
-        power = period.energy * HOUR / secs if secs > 0 else ZERO
-    current = period.current if period.current is not None else ZERO
+        # average power of a period that delivers energy; none otherwise (parking, power cut)
+        power = period.energy * HOUR / secs if secs > 0 and period.energy > 0 else None
+    current = period.current  # None when the period reports no CURRENT
     edges = [a, *sorted(cuts), b]
     pieces = []
     done = ZERO
@@ -236,13 +237,18 @@ def restrictions_hold(r: TariffRestrictions | None, piece: Piece, tz: ZoneInfo) 
         return False
     if r.max_kwh is not None and piece.kwh_before >= r.max_kwh:
         return False
-    if r.min_current is not None and piece.current < r.min_current:
+    # mod_tariffs TariffRestrictions: min/max_current and min/max_power make an element
+    # active "when the EV is charging with" more/less than the value; the text says
+    # nothing of a period whose current or power is unknown (no CURRENT dimension, no
+    # energy to derive power from). As the bridge documents (docs/pricing.md, "Current
+    # and power"), such a restriction does not hold there: the element is skipped.
+    if r.min_current is not None and (piece.current is None or piece.current < r.min_current):
         return False
-    if r.max_current is not None and piece.current >= r.max_current:
+    if r.max_current is not None and (piece.current is None or piece.current >= r.max_current):
         return False
-    if r.min_power is not None and piece.power < r.min_power:
+    if r.min_power is not None and (piece.power is None or piece.power < r.min_power):
         return False
-    if r.max_power is not None and piece.power >= r.max_power:
+    if r.max_power is not None and (piece.power is None or piece.power >= r.max_power):
         return False
     if r.min_duration is not None and piece.duration_before < r.min_duration:
         return False
@@ -346,11 +352,11 @@ def price(tariff: Tariff, periods: Sequence[Period], time_zone: str = "UTC", *,
     fixed = energy = time_cost = parking = reservation = Cost()
     billed = {T.ENERGY: ZERO, T.TIME: ZERO, T.PARKING_TIME: ZERO}
     billed_res = ZERO
-    for group in (res_pieces, ses_pieces):  # FLAT: once per group, first moment it applies
-        flat = next((p.components[T.FLAT] for p in group if T.FLAT in p.components), None)
+    for phase in (res_pieces, ses_pieces):  # FLAT: once per group, first moment it applies
+        flat = next((p.components[T.FLAT] for p in phase if T.FLAT in p.components), None)
         if flat is not None:
             c = _cost(flat, Decimal(1), per_hour=False)
-            if group is res_pieces:
+            if phase is res_pieces:
                 reservation += c
             else:
                 fixed += c
