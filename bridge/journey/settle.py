@@ -67,34 +67,64 @@ async def _tariff(deps: JourneyDeps, order: Order) -> Tariff | None:
     return Tariff.model_validate(stored.data) if stored else None
 
 
-async def move_money(deps: JourneyDeps, order: Order, s: Settlement,
-                     previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Carry out `s` (minus what a provisional settlement already moved)."""
+async def move_money(deps: JourneyDeps, order: Order, s: Settlement) -> dict[str, Any]:
+    """Carry out a first settlement `s`: refund, capture and release, or a top-up link."""
     p = order.payment
     key = s.key.lower()
-    prev_refund = Decimal(str(previous.get("refund", "0"))) if previous else Decimal(0)
-    prev_topup = Decimal(str(previous.get("top_up", "0"))) if previous else Decimal(0)
-    refund = s.refund - prev_refund
-    top_up = s.top_up - prev_topup
     out: dict[str, Any] = {}
-    if refund < 0:  # the provisional bill was too low: ask for the difference
-        top_up += -refund
-        refund = Decimal(0)
-    if refund > 0 and p.get("id"):
-        op = await deps.gateway.refund(p["id"], refund, key=f"{key}:refund")
-        out["refund_ref"] = op.reference
-    if s.capture and p.get("id") and not previous:
-        op = await deps.gateway.capture(p["id"], s.capture, key=f"{key}:capture")
-        out["capture_ref"] = op.reference
-    if s.release and p.get("id") and not previous:
-        op = await deps.gateway.release(p["id"], s.release, key=f"{key}:release")
-        out["release_ref"] = op.reference
-    if top_up > 0:
-        link = await deps.gateway.create_link(order.id, top_up, s.currency, "PREPAID")
-        out["top_up_url"] = link.url
-        out["top_up_payment_id"] = link.payment_id
-    out["refund_now"] = str(max(refund, Decimal(0)))
-    out["top_up_now"] = str(max(top_up, Decimal(0)))
+    if s.refund > 0 and p.get("id"):
+        out["refund_ref"] = (await deps.gateway.refund(p["id"], s.refund, key=f"{key}:refund")
+                             ).reference
+    if s.capture > 0 and p.get("id"):
+        out["capture_ref"] = (await deps.gateway.capture(p["id"], s.capture, key=f"{key}:capture")
+                              ).reference
+    if s.release > 0 and p.get("id"):
+        out["release_ref"] = (await deps.gateway.release(p["id"], s.release, key=f"{key}:release")
+                              ).reference
+    if s.top_up > 0:
+        link = await deps.gateway.create_link(order.id, s.top_up, s.currency, "PREPAID")
+        out.update(top_up_url=link.url, top_up_payment_id=link.payment_id)
+    out.update(refund_now=str(s.refund), top_up_now=str(s.top_up))
+    return out
+
+
+async def adjust_money(deps: JourneyDeps, order: Order, s: Settlement,
+                       previous: dict[str, Any]) -> dict[str, Any]:
+    """The CDR after a provisional settlement: move only the difference of the two bills.
+
+    A higher bill asks for the difference (a new top-up link); a lower one refunds
+    it from what was collected, or lowers the unpaid top-up.
+    """
+    p = order.payment
+    key = s.key.lower()
+    before = Decimal(str(previous["final_amount"]))
+    delta = s.final_amount - before
+    refund = Decimal(str(previous.get("refund", "0")))
+    top_up = Decimal(str(previous.get("top_up", "0")))
+    out: dict[str, Any] = {
+        "capture": previous.get("capture", "0"), "release": previous.get("release", "0"),
+        "provisional_key": previous.get("key"), "provisional_final": str(before),
+    }
+    extra_refund = extra_top_up = Decimal(0)
+    if delta > 0:
+        extra_top_up = delta
+        link = await deps.gateway.create_link(order.id, delta, s.currency, "PREPAID")
+        out.update(top_up_url=link.url, top_up_payment_id=link.payment_id)
+    elif delta < 0:
+        back = -delta
+        unpaid = top_up if previous.get("top_up_status") != "PAID" else Decimal(0)
+        lower = min(back, unpaid)
+        top_up -= lower
+        back -= lower
+        if back > 0 and p.get("id") and p.get("status") == "PAID":
+            await deps.gateway.refund(p["id"], back, key=f"{key}:refund")
+            extra_refund = back
+    out.update(refund=str(refund + extra_refund), top_up=str(top_up + extra_top_up),
+               refund_now=str(extra_refund), top_up_now=str(extra_top_up))
+    out["explanation"] = [*s.explanation, f"provisional bill ₹{before} on the session data; "
+                          f"the CDR's bill is ₹{s.final_amount}: "
+                          + (f"₹{extra_top_up} more to pay" if extra_top_up else
+                             f"₹{extra_refund} refunded" if extra_refund else "no difference")]
     return out
 
 
@@ -110,9 +140,11 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
     previous = order.settlement if order.settlement and order.settlement.get("provisional") else None
     if order.settlement and order.settlement.get("key", "").lower() == s.key.lower():
         return None  # already settled by this record
-    if order.settlement and not previous and order.settlement.get("key", "").startswith("cdr:"):
+    if order.settlement and not previous and order.settlement.get("key", "").lower().startswith(
+            "cdr:"):
         return None  # a final settlement exists (e.g. a second CDR id for one session)
-    moved = await move_money(deps, order, s, previous)
+    moved = await (adjust_money(deps, order, s, previous) if previous
+                   else move_money(deps, order, s))
 
     def record_it(o: Order) -> Order:
         if o.state in ENDABLE:
