@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "bridge.commands.tariff",
     "bridge.commands.keys",
     "bridge.commands.callbacks",
+    "bridge.commands.journey",
+    "bridge.commands.demo",
 )
 
 
