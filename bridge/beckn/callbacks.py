@@ -1,23 +1,31 @@
 """Signed `on_*` callbacks to the BAP: an arq job each, retried with exponential
 backoff while the request's ttl allows, then dead-lettered.
 
-    enqueue_callback()  (serve or worker)
+    enqueue_callback()  (serve or worker; one MULTI round trip)
         HSET obb:beckn:cb:{id} {url, body, deadline, ...}
         RPUSH obb:beckn:txq:{bap}:{txn} id         per-transaction order
-        arq job "beckn_callback"(id)              the durable driver
-        LPUSH obb:beckn:cb:wake id                 the worker's fast lane
+        arq job "beckn_callback"(id), deferred     the durable safety net
+        RPUSH obb:beckn:cb:wake id                 the worker's fast lane (FIFO)
 
-    attempt_once(id)  (arq job or fast lane; one at a time per id: a lock)
-        not head of its transaction queue -> wait (predecessor still trying)
+    attempt_once(id)  (fast lane or arq job; one at a time per id: a lock)
+        claim (one Lua call): pending, due, head of its transaction queue, lock
         POST {bap_uri}/on_{action}, signed; any 2xx is success, whatever the body
-        failure: attempts+1, next try after backoff * 2^(attempts-1) if that is
-        before the deadline and attempts < max, else dead letter:
-        ZADD obb:beckn:dead, state=dead; `bridge callbacks replay ID` resends.
+        finish (one Lua call):
+          success: state=done, body dropped, next of the transaction woken
+                   (LPUSH: it goes first), the arq job removed
+          failure: attempts+1, next try after backoff * 2^(attempts-1) if that is
+                   before the deadline and attempts < max (the arq job is moved to
+                   that time), else dead letter: ZADD obb:beckn:dead, state=dead,
+                   the arq job removed; `bridge callbacks replay ID` resends.
 
 Why a fast lane: arq polls its queue every 0.5 s, which alone would break the
-discover latency target; the worker also BLPOPs the wake list and makes the
-first attempt at once. The arq job stays the single source of truth: it
-finds the callback done (and returns), or retries it.
+discover latency target; the worker pops the wake list and makes the first
+attempt at once. The arq job is the durable driver of everything else: it is
+written with the callback, deferred by `safety_net_delay` (callback timeout +
+5 s), so it only runs if the fast lane has not delivered by then (worker down,
+or far behind) or when a failed attempt moved it to the retry time. A
+delivered callback's job is deleted unrun, so the happy path costs arq
+nothing (no job run, no result stored).
 
 Retries happen while `request timestamp + ttl` is in the future (or
 `beckn_callback_default_ttl` seconds when the request had no ttl).
@@ -28,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +46,8 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
 from arq.worker import Retry
 
 from bridge.beckn.models import Context, format_timestamp
@@ -62,11 +73,11 @@ def callback_context(request: Context, action: str, settings: Settings, now: dat
                      message_id: str | None = None) -> Context:
     """The context of our answer to `request`: same transaction (and, for the answer
     to a request, the same message_id), our bpp_id/bpp_uri, a fresh timestamp."""
-    data = request.model_dump(exclude_none=True)
-    data.update(action=callback_action(action), bpp_id=settings.beckn_subscriber_id,
-                bpp_uri=f"{settings.public_url}/beckn", timestamp=now,
-                message_id=message_id or request.message_id)
-    return Context.model_validate(data)
+    # every value is already of its field's type: a copy, not a re-validation
+    return request.model_copy(update={
+        "action": callback_action(action), "bpp_id": settings.beckn_subscriber_id,
+        "bpp_uri": f"{settings.public_url}/beckn", "timestamp": now.astimezone(UTC),
+        "message_id": message_id or request.message_id})
 
 
 def _deadline(context: Context, settings: Settings, now: float) -> float:
@@ -87,13 +98,81 @@ def _arq(redis: aioredis.Redis) -> ArqRedis:
     return ArqRedis(connection_pool=redis.connection_pool)
 
 
+def safety_net_delay(settings: Settings) -> float:
+    """Seconds after which the arq job of a callback runs if the fast lane has not
+    delivered it by then (worker down or far behind)."""
+    return settings.beckn_callback_timeout + 5.0
+
+
+def _job_id(cb_id: str, replays: int | bytes | str = 0) -> str:
+    return f"cb:{cb_id}:{int(replays)}"
+
+
+# One round trip for each step of a delivery. The transaction queue's key is made
+# from the record inside the script (one Redis, not a cluster, like arq itself).
+# KEYS cb, lock; ARGV now, lock ms, txq key prefix, cb id
+_CLAIM = """
+local r = redis.call('HMGET', KEYS[1], 'state', 'next_at', 'bap_id', 'txn', 'url', 'body',
+                     'attempts', 'deadline', 'replays')
+if r[1] ~= 'pending' then return {'gone'} end
+if tonumber(r[2]) > tonumber(ARGV[1]) then return {'retry', r[2]} end
+local txq = ARGV[3] .. r[3] .. ':' .. r[4]
+local head = redis.call('LINDEX', txq, 0)
+if head and head ~= ARGV[4] then return {'wait'} end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {'wait'} end
+return {'go', r[5], r[6] or '', r[7], r[8], r[9] or '0', txq}
+"""
+# KEYS cb, lock, txq, wake, dead, arq queue, arq job; ARGV mode (done|dead|retry), cb id,
+# attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms).
+# done/dead: the record's end state, the next callback of the transaction woken, the
+# arq job (the safety net) removed. retry: the arq job moved to next_at ('nojob' if
+# there is none any more).
+_FINISH = """
+local mode = ARGV[1]
+if mode == 'retry' then
+  redis.call('HSET', KEYS[1], 'attempts', ARGV[3], 'last_error', ARGV[6], 'next_at', ARGV[7])
+  redis.call('DEL', KEYS[2])
+  if redis.call('EXISTS', KEYS[7]) == 0 then return 'nojob' end
+  redis.call('ZADD', KEYS[6], ARGV[9], ARGV[8])
+  return false
+end
+if mode == 'done' then
+  redis.call('HSET', KEYS[1], 'state', 'done', 'attempts', ARGV[3], 'delivered', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'body')
+else
+  redis.call('HSET', KEYS[1], 'state', 'dead', 'attempts', ARGV[3], 'last_error', ARGV[6],
+             'dead_at', ARGV[4])
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('LREM', KEYS[3], 1, ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[8])
+redis.call('DEL', KEYS[7], KEYS[2])
+local nxt = redis.call('LINDEX', KEYS[3], 0)
+if nxt then redis.call('LPUSH', KEYS[4], nxt) end
+return nxt
+"""
+_SCRIPTS: weakref.WeakKeyDictionary[aioredis.Redis, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _scripts(redis: aioredis.Redis) -> tuple[Any, Any]:
+    found = _SCRIPTS.get(redis)
+    if found is None:
+        found = _SCRIPTS[redis] = (redis.register_script(_CLAIM), redis.register_script(_FINISH))
+    return found
+
+
 async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: Context,
                            message: dict[str, Any] | None = None,
                            error: dict[str, Any] | None = None,
                            deadline: float | None = None) -> str:
     """Queue one signed callback; `context` is the callback's own context (use
     `callback_context`). Returns the callback id. Delivery order is the order of
-    calls for the same (bap_id, transaction_id)."""
+    calls for the same (bap_id, transaction_id).
+
+    One round trip (MULTI): the record, its place in the transaction's queue, the
+    fast lane's wake-up, and the arq job, deferred by `safety_net_delay` (written as
+    arq's enqueue_job writes it; the id is new, so arq's uniqueness check is moot)."""
     from bridge.worker import QUEUE
 
     now = time.time()
@@ -111,14 +190,22 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
         "attempts": "0", "next_at": "0", "state": "pending", "created": repr(now), "replays": "0",
     }
     txq = beckn_keys.txn_queue(context.bap_id, context.transaction_id)
+    now_ms = int(now * 1000)
+    defer_ms = int(safety_net_delay(settings) * 1000)
+    job_id = _job_id(cb_id)
+    job = serialize_job(JOB_NAME, (cb_id,), {}, None, now_ms)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(beckn_keys.callback(cb_id), mapping=record)
         pipe.rpush(txq, cb_id)
         pipe.expire(txq, 7 * 86400)
-        pipe.lpush(beckn_keys.WAKE, cb_id)
+        pipe.psetex(job_key_prefix + job_id, defer_ms + _ARQ_EXPIRES_MS, job)
+        pipe.zadd(QUEUE, {job_id: now_ms + defer_ms})
+        pipe.rpush(beckn_keys.WAKE, cb_id)
         await pipe.execute()
-    await _arq(redis).enqueue_job(JOB_NAME, cb_id, _job_id=f"cb:{cb_id}:0", _queue_name=QUEUE)
     return cb_id
+
+
+_ARQ_EXPIRES_MS = 86_400_000  # arq's expires_extra_ms default
 
 
 @dataclass
@@ -172,66 +259,57 @@ async def _post(deps: CallbackDeps, url: str, body: bytes) -> str | None:
 
 async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     """One delivery attempt if it is this callback's turn. Returns (outcome, delay)."""
+    from bridge.worker import QUEUE
+
     redis, settings = deps.redis, deps.settings
+    claim, finish = _scripts(redis)
     key = beckn_keys.callback(cb_id)
-    rec = await redis.hgetall(key)
-    if not rec or rec.get(b"state") != b"pending":
-        return Outcome.GONE, 0.0
-    now = time.time()
-    next_at = float(rec[b"next_at"])
-    if next_at > now:
-        return Outcome.RETRY, next_at - now
-    txq = beckn_keys.txn_queue(rec[b"bap_id"].decode(), rec[b"txn"].decode())
-    head = await redis.lindex(txq, 0)
-    if head is not None and head.decode() != cb_id:
-        return Outcome.WAIT, WAIT_DEFER
     lock = beckn_keys.callback_lock(cb_id)
-    if not await redis.set(lock, b"1", nx=True, px=int((settings.beckn_callback_timeout + 5) * 1000)):
+    now = time.time()
+    got = await claim(keys=[key, lock],
+                      args=[repr(now), int((settings.beckn_callback_timeout + 5) * 1000),
+                            beckn_keys.txn_queue("", "")[:-1], cb_id])
+    tag = got[0]
+    if tag == b"gone":
+        return Outcome.GONE, 0.0
+    if tag == b"retry":
+        return Outcome.RETRY, max(float(got[1]) - now, 0.0)
+    if tag == b"wait":
         return Outcome.WAIT, WAIT_DEFER
+    url_b, body, attempts_b, deadline_b, replays, txq = got[1:]
+    url = url_b.decode()
+    job_id = _job_id(cb_id, replays)
+    keys = [key, lock, txq, beckn_keys.WAKE, beckn_keys.DEAD, QUEUE, job_key_prefix + job_id]
     try:
-        state = await redis.hget(key, "state")
-        if state != b"pending":
-            return Outcome.GONE, 0.0
-        url = rec[b"url"].decode()
-        failure = await _post(deps, url, rec[b"body"])
-        attempts = int(rec[b"attempts"]) + 1
-        now = time.time()
-        if failure is None:
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={"state": "done", "attempts": attempts,
-                                        "delivered": repr(now)})
-                pipe.hdel(key, "body")  # the payload is not needed any more
-                pipe.expire(key, DONE_KEEP)
-                pipe.lrem(txq, 1, cb_id)
-                pipe.lindex(txq, 0)
-                res = await pipe.execute()
-            if res[-1] is not None:  # let the next one of this transaction go at once
-                await redis.lpush(beckn_keys.WAKE, res[-1])
-            log.info("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)
-            return Outcome.DONE, 0.0
-        delay = settings.beckn_callback_backoff * (2 ** (attempts - 1))
-        deadline = float(rec[b"deadline"])
-        if attempts >= settings.beckn_callback_max_attempts or now + delay > deadline:
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={"state": "dead", "attempts": attempts,
-                                        "last_error": failure, "dead_at": repr(now)})
-                pipe.expire(key, DEAD_KEEP)
-                pipe.zadd(beckn_keys.DEAD, {cb_id: now})
-                pipe.lrem(txq, 1, cb_id)
-                pipe.lindex(txq, 0)
-                res = await pipe.execute()
-            if res[-1] is not None:
-                await redis.lpush(beckn_keys.WAKE, res[-1])
-            log.warning("beckn.callback.dead_letter", cb=cb_id, url=url, attempts=attempts,
-                        error=failure)
-            return Outcome.DEAD, 0.0
-        await redis.hset(key, mapping={"attempts": attempts, "last_error": failure,
-                                       "next_at": repr(now + delay)})
-        log.info("beckn.callback.retry", cb=cb_id, url=url, attempts=attempts, error=failure,
-                 delay=delay)
-        return Outcome.RETRY, delay
-    finally:
+        failure = await _post(deps, url, body)
+    except BaseException:
         await redis.delete(lock)
+        raise
+    attempts = int(attempts_b) + 1
+    now = time.time()
+    if failure is None:
+        await finish(keys=keys, args=["done", cb_id, attempts, repr(now), DONE_KEEP, "", "0", job_id,
+                                      0])
+        log.debug("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)
+        return Outcome.DONE, 0.0
+    delay = settings.beckn_callback_backoff * (2 ** (attempts - 1))
+    if attempts >= settings.beckn_callback_max_attempts or now + delay > float(deadline_b):
+        await finish(keys=keys, args=["dead", cb_id, attempts, repr(now), DEAD_KEEP, failure, "0",
+                                      job_id, 0])
+        log.warning("beckn.callback.dead_letter", cb=cb_id, url=url, attempts=attempts,
+                    error=failure)
+        return Outcome.DEAD, 0.0
+    res = await finish(keys=keys, args=["retry", cb_id, attempts, repr(now), 0, failure,
+                                        repr(now + delay), job_id, int((now + delay) * 1000)])
+    if res == b"nojob":  # its arq job is gone (e.g. queued by an older version): a new one
+        arq = _arq(redis)
+        if await arq.enqueue_job(JOB_NAME, cb_id, _job_id=job_id, _queue_name=QUEUE,
+                                 _defer_by=delay) is None:
+            await arq.enqueue_job(JOB_NAME, cb_id, _job_id=f"{job_id}:r{attempts}",
+                                  _queue_name=QUEUE, _defer_by=delay)
+    log.info("beckn.callback.retry", cb=cb_id, url=url, attempts=attempts, error=failure,
+             delay=delay)
+    return Outcome.RETRY, delay
 
 
 async def callback_job(ctx: dict[str, Any], cb_id: str) -> str:
@@ -245,7 +323,9 @@ async def callback_job(ctx: dict[str, Any], cb_id: str) -> str:
 
 async def fast_lane(deps: CallbackDeps, stop: asyncio.Event | None = None,
                     concurrency: int = 64) -> None:
-    """First attempts without arq's poll delay (see module docstring)."""
+    """First attempts without arq's poll delay (see module docstring). Takes what is
+    waiting in one LPOP (up to `concurrency`), blocks only when there is nothing."""
+    redis = deps.redis
     sem = asyncio.Semaphore(concurrency)
     pending: set[asyncio.Task[Any]] = set()
 
@@ -258,13 +338,17 @@ async def fast_lane(deps: CallbackDeps, stop: asyncio.Event | None = None,
             sem.release()
 
     while stop is None or not stop.is_set():
-        item = await deps.redis.blpop([beckn_keys.WAKE], timeout=1)
-        if item is None:
-            continue
-        await sem.acquire()
-        task = asyncio.create_task(one(item[1].decode()))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        ids = await redis.lpop(beckn_keys.WAKE, concurrency)
+        if not ids:
+            item = await redis.blpop([beckn_keys.WAKE], timeout=1)
+            if item is None:
+                continue
+            ids = [item[1]]
+        for raw in ids:
+            await sem.acquire()
+            task = asyncio.create_task(one(raw.decode()))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
 
 # --- dead letters (CLI)
@@ -316,9 +400,9 @@ async def replay(redis: aioredis.Redis, settings: Settings, cb_id: str) -> bool:
         pipe.persist(key)
         pipe.zrem(beckn_keys.DEAD, cb_id)
         pipe.rpush(txq, cb_id)
-        pipe.lpush(beckn_keys.WAKE, cb_id)
+        pipe.rpush(beckn_keys.WAKE, cb_id)
         await pipe.execute()
-    await _arq(redis).enqueue_job(JOB_NAME, cb_id, _job_id=f"cb:{cb_id}:{replays}",
+    await _arq(redis).enqueue_job(JOB_NAME, cb_id, _job_id=_job_id(cb_id, replays),
                                   _queue_name=QUEUE)
     log.info("beckn.callback.replay", cb=cb_id, replays=replays,
              at=format_timestamp(datetime.now(UTC)))

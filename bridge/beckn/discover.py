@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -36,7 +37,15 @@ from bridge.beckn.errors import BadFilter, SchemaError
 from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest, validate
-from bridge.mapping.catalog import POWER_BANDS, Facet, catalog_header, normalise_evse_id
+from bridge.mapping.catalog import (
+    POWER_BANDS,
+    ROW_CT,
+    ROW_EVSE,
+    ROW_KW,
+    ROW_STATUS,
+    catalog_header,
+    normalise_evse_id,
+)
 from bridge.store import beckn_keys as bk
 from bridge.store.catalog import CatalogStore
 
@@ -253,16 +262,30 @@ def _haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * EARTH_M * math.asin(math.sqrt(h))
 
 
+def _set_checks(plan: Plan) -> list[str]:
+    """Set indexes a location must be in (text tokens, provider, availability, power)."""
+    checks: list[str] = [bk.token(t) for t in plan.text_tokens]
+    if plan.provider:
+        checks.append(bk.prov_idx(plan.provider))
+    if plan.available:
+        checks.append(bk.AVAIL)
+    if plan.min_kw:
+        checks.append(bk.power(max(b for b in POWER_BANDS if plan.min_kw >= b)))
+    return checks
+
+
+def _single_ct(plan: Plan) -> str | None:
+    return next(iter(plan.connector_types)) if len(plan.connector_types) == 1 else None
+
+
 async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
-    """Location refs to look at, in answer order, narrowed by the indexes."""
-    single_ct = next(iter(plan.connector_types)) if len(plan.connector_types) == 1 else None
+    """Location refs to look at, in answer order, narrowed by the indexes (a point and
+    radius without EVSE ids is `_near_chunks`' job)."""
+    single_ct = _single_ct(plan)
     refs: list[str]
     if plan.evse_ids:
         found = [await store.evse(e) for e in plan.evse_ids]
         refs = sorted({f[0] for f in found if f})
-    elif plan.point is not None and plan.radius is not None:
-        refs = [r for r, _ in await store.geo_radius(plan.point[0], plan.point[1], plan.radius,
-                                                     single_ct)]
     elif plan.polygon or plan.lat_range or plan.lon_range:
         if plan.polygon:
             xs = [p[0] for p in plan.polygon]
@@ -304,45 +327,89 @@ async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
         plan.text_tokens = set()
         plan.provider = None
     # narrow by the other set indexes
-    checks: list[str] = [bk.token(t) for t in plan.text_tokens]
-    if plan.provider:
-        checks.append(bk.prov_idx(plan.provider))
-    if plan.available:
-        checks.append(bk.AVAIL)
-    if plan.min_kw:
-        checks.append(bk.power(max(b for b in POWER_BANDS if plan.min_kw >= b)))
-    for key in checks:
+    for key in _set_checks(plan):
         keep = await store.members(refs, key)
         refs = [r for r, k in zip(refs, keep, strict=True) if k]
     return refs[:SCAN_MAX]
 
 
-def _facet_ok(f: Facet, plan: Plan) -> bool:
-    if plan.connector_types and f.connector_type not in plan.connector_types:
+def _row_ok(row: list[Any], plan: Plan) -> bool:
+    """The per-item part of the plan, on a stored facet row (`ROW_*` columns)."""
+    if plan.connector_types and row[ROW_CT] not in plan.connector_types:
         return False
-    if plan.min_kw is not None and f.kw < plan.min_kw:
+    if plan.min_kw is not None and row[ROW_KW] < plan.min_kw:
         return False
-    if plan.available and f.status != "Available":
+    if plan.available and row[ROW_STATUS] != "Available":
         return False
-    return not (plan.evse_ids and f.evse_id not in plan.evse_ids)
+    return not (plan.evse_ids and row[ROW_EVSE] not in plan.evse_ids)
 
 
-async def search(q: DiscoverQuery, store: CatalogStore) -> list[tuple[str, bytes, bytes | None]]:
-    """The page of matching items: (provider id, item JSON, offer JSON or None).
+Rows = list[tuple[str, bytes]]  # (location ref, its facet rows as JSON), in answer order
 
-    Candidates are walked in answer order, a chunk of facets at a time; the
-    JSONPath (when the indexes do not answer it fully) is evaluated on small
-    batches of items, stopping as soon as the page is full."""
+
+async def _near_chunks(plan: Plan, store: CatalogStore, want: int) -> AsyncIterator[Rows]:
+    """Locations by distance from the point, a growing window at a time: the first
+    window holds enough locations for `want` items when every item of a location in
+    the index matches, which is the common case (connector type, no other filter)."""
+    assert plan.point is not None and plan.radius is not None
+    within = _set_checks(plan)
+    count, done = max(8, want), 0
+    while done < SCAN_MAX:
+        rows, more = await store.near(plan.point[0], plan.point[1], plan.radius, count, done,
+                                      _single_ct(plan), within)
+        yield rows
+        if not more:
+            return
+        done, count = count, min(count * 4, SCAN_MAX)
+
+
+async def _ref_chunks(refs: list[str], store: CatalogStore, want: int) -> AsyncIterator[Rows]:
+    start, size = 0, max(16, want)
+    while start < len(refs):
+        chunk = refs[start:start + size]
+        yield list(zip(chunk, await store.facets_raw(chunk), strict=True))
+        start += size
+        size = min(size * 2, CHUNK)
+
+
+def _prov(ref: str) -> str:
+    cc, pid, _ = ref.split(":", 2)
+    return f"{cc}-{pid}"
+
+
+async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes] | None = None
+                 ) -> list[tuple[str, bytes, bytes | None]]:
+    """The page of matching items: (provider id, item JSON, offer JSON or None); the
+    catalog headers of their providers are put into `headers` (fetched along).
+
+    Candidates are walked in answer order, a window of locations at a time (for a
+    point: nearest first, straight from the GEO index); the JSONPath (when the indexes
+    do not answer it fully) is evaluated on small batches of items, stopping as soon
+    as the page is full. Round trips for the usual query: one for the window, one
+    for the page's items, offers and provider headers."""
     plan = await plan_query(q, store)
-    refs = await _candidates(plan, store)
     skip = (q.page - 1) * q.limit
+    want = skip + q.limit
+    if plan.point is not None and plan.radius is not None and not plan.evse_ids:
+        chunks = _near_chunks(plan, store, want)
+    else:
+        chunks = _ref_chunks(await _candidates(plan, store), store, want)
+    heads = headers if headers is not None else {}
+    asked: set[str] = set()
     out: list[tuple[str, bytes, bytes | None]] = []
     batch = max(q.limit, 16)
-    for start in range(0, len(refs), CHUNK):
-        chunk = refs[start:start + CHUNK]
-        facets = await store.facets(chunk)
-        pairs = [(ref, f) for ref, fs in zip(chunk, facets, strict=True) for f in fs
-                 if _facet_ok(f, plan)]
+    check = (plan.connector_types or plan.min_kw is not None or plan.available
+             or plan.evse_ids)
+    async for chunk in chunks:
+        # decode facet rows only as far as the page needs them
+        need = skip + q.limit - len(out) if plan.path is None else SCAN_MAX
+        pairs: list[tuple[str, list[Any]]] = []
+        for ref, facets in chunk:
+            if facets:
+                pairs += [(ref, row) for row in orjson.loads(facets)
+                          if not check or _row_ok(row, plan)]
+                if len(pairs) >= need:
+                    break
         if plan.path is None:
             if skip >= len(pairs):
                 skip -= len(pairs)
@@ -351,8 +418,11 @@ async def search(q: DiscoverQuery, store: CatalogStore) -> list[tuple[str, bytes
             skip = 0
         for b in range(0, len(pairs), batch):
             part = pairs[b:b + batch]
-            rows = await store.items([(ref, f.item_id) for ref, f in part])
-            for (ref, _f), (item, offer) in zip(part, rows, strict=True):
+            provs = sorted({_prov(ref) for ref, _ in part} - asked)
+            asked.update(provs)
+            got, found = await store.page(part, provs)
+            heads.update(found)
+            for (ref, _row), (item, offer) in zip(part, got, strict=True):
                 if item is None:
                     continue
                 if plan.path is not None:
@@ -361,8 +431,7 @@ async def search(q: DiscoverQuery, store: CatalogStore) -> list[tuple[str, bytes
                     if skip:
                         skip -= 1
                         continue
-                cc, pid, _ = ref.split(":", 2)
-                out.append((f"{cc}-{pid}", item, offer))
+                out.append((_prov(ref), item, offer))
                 if len(out) >= q.limit:
                     return out
     return out
@@ -370,12 +439,13 @@ async def search(q: DiscoverQuery, store: CatalogStore) -> list[tuple[str, bytes
 
 async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str,
                               bpp_uri: str) -> dict[str, Any]:
-    """`message` of on_discover: one catalog per CPO, items and offers as stored."""
-    page = await search(q, store)
+    """`message` of on_discover: one catalog per CPO, items and offers as stored
+    (inserted as pre-serialised JSON, never decoded)."""
+    headers: dict[str, bytes] = {}
+    page = await search(q, store, headers)
     by_prov: dict[str, list[tuple[bytes, bytes | None]]] = {}
     for prov, item, offer in page:
         by_prov.setdefault(prov, []).append((item, offer))
-    headers = await store.providers(by_prov)
     catalogs = []
     for prov, rows in by_prov.items():
         p = orjson.loads(headers[prov]) if prov in headers else {
@@ -393,7 +463,8 @@ async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str
 async def handle_discover(req: BecknRequest) -> None:
     services = req.services
     settings = services.settings
-    dreq = validate(DiscoverRequest, req.body)
+    # the context is validated already: passed as the model, pydantic keeps it as is
+    dreq = validate(DiscoverRequest, {**req.body, "context": req.context})
     q = dreq.query()
     q.limit = min(q.limit, settings.beckn_discover_max_limit)
     store = services.extra.get("catalog")

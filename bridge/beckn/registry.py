@@ -11,6 +11,8 @@ Found records are cached for `beckn_registry_cache_ttl` seconds; "not found" for
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,18 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bridge.beckn.errors import InternalError, UnknownSubscriber
+from bridge.beckn.signing import public_key_from_b64
 from bridge.config import Settings
 from bridge.store import beckn_keys
 
 log = structlog.get_logger("bridge.beckn.registry")
 
 NEGATIVE_TTL = 60
+LOCAL_TTL = 60.0  # seconds a found key stays in the process (at most the registry cache ttl)
+LOCAL_MAX = 4096  # keys kept in the process at most
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class KeyDirectory:
         self.redis = redis
         self.static = load_static_keys(settings.beckn_static_keys)
         self._session = session
+        # (subscriber, key id) -> (monotonic expiry, record, key object): verifying a
+        # request then needs neither Redis nor decoding the key again
+        self._local: dict[tuple[str, str], tuple[float, Subscriber, Ed25519PublicKey]] = {}
+        self.local_ttl = min(LOCAL_TTL, float(settings.beckn_registry_cache_ttl))
 
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -75,6 +85,25 @@ class KeyDirectory:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    async def verifying_key(self, subscriber_id: str, key_id: str
+                            ) -> tuple[Subscriber, Ed25519PublicKey]:
+        """The record and the public key object of (subscriber, key id); found keys are
+        kept in the process for `local_ttl` seconds (static keys for good)."""
+        ref = (subscriber_id, key_id)
+        now = time.monotonic()
+        hit = self._local.get(ref)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        sub = await self.lookup(subscriber_id, key_id)
+        key = public_key_from_b64(sub.signing_public_key)
+        ttl = math.inf if ref in self.static else self.local_ttl
+        if ttl > 0:
+            self._local.pop(ref, None)
+            while len(self._local) >= LOCAL_MAX:  # drop the oldest
+                self._local.pop(next(iter(self._local)))
+            self._local[ref] = (now + ttl, sub, key)
+        return sub, key
 
     async def lookup(self, subscriber_id: str, key_id: str) -> Subscriber:
         static = self.static.get((subscriber_id, key_id))

@@ -344,21 +344,33 @@ class Facet:
     status: str  # stationStatus
     evse_uid: str
     evse_id: str  # normalised, "" if none
+    offer: str | None = None  # key of the location's offer template (a tariff id), if any
 
     def row(self) -> list[Any]:
         return [self.item_id, self.connector_type, self.kw, self.status, self.evse_uid,
-                self.evse_id]
+                self.evse_id, self.offer]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Facet:
-        return cls(row[0], row[1], float(row[2]), row[3], row[4], row[5])
+        return cls(row[0], row[1], float(row[2]), row[3], row[4], row[5],
+                   row[6] if len(row) > 6 else None)
+
+
+# Facet rows as stored (lists, read without building a Facet on the discover path)
+ROW_ITEM, ROW_CT, ROW_KW, ROW_STATUS, ROW_UID, ROW_EVSE, ROW_OFFER = range(7)
+
+# An item's offer differs from its neighbours' (same tariff) only by the item id, so a
+# location stores one offer *template* per tariff, rendered with this placeholder as the
+# item id; discover substitutes the real id in the serialised bytes. The placeholder has
+# NULs, which JSON always escapes, so it cannot occur in rendered text.
+OFFER_ITEM = "\x00item\x00"
 
 
 @dataclass
 class RenderedItem:
     facet: Facet
     item: dict[str, Any]
-    offer: dict[str, Any] | None
+    offer: dict[str, Any] | None  # the offer template (see OFFER_ITEM), shared by the location
 
 
 @dataclass
@@ -371,6 +383,7 @@ class RenderedLocation:
     items: list[RenderedItem] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     tariff_ids: set[str] = field(default_factory=set)
+    offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # templates by tariff id
 
 
 def listed(loc: Location) -> bool:
@@ -378,7 +391,11 @@ def listed(loc: Location) -> bool:
 
 
 def render_item(loc: Location, evse: EVSE, conn: Connector, tariffs: Mapping[str, Tariff],
-                prov: dict[str, Any], network_ids: list[str], now: datetime) -> RenderedItem:
+                prov: dict[str, Any], network_ids: list[str], now: datetime,
+                offers: dict[str, dict[str, Any] | None] | None = None) -> RenderedItem:
+    """One item and the template of its offer (`offers` memoises templates by tariff id
+    across the items of a location)."""
+    memo: dict[str, dict[str, Any] | None] = {} if offers is None else offers
     cc, pid = loc.country_code.upper(), loc.party_id.upper()
     iid = item_id(cc, pid, loc.id, evse.uid, conn.id)
     ct = connector_type(conn)
@@ -428,15 +445,21 @@ def render_item(loc: Location, evse: EVSE, conn: Connector, tariffs: Mapping[str
     if network_ids:
         item["beckn:networkId"] = network_ids
     offer = None
+    offer_key = None
     for tid in conn.tariff_ids or []:
-        tariff = tariffs.get(tid.lower())
+        key = tid.lower()
+        tariff = tariffs.get(key)
         if tariff is not None:
-            offer = render_offer(tariff, iid, prov["beckn:id"], now)
+            if key not in memo:
+                memo[key] = render_offer(tariff, OFFER_ITEM, prov["beckn:id"], now)
+            offer = memo[key]
             if offer is not None:
+                offer_key = key
                 break
     facet = Facet(iid, ct, kw, status, evse.uid.lower(),
-                  normalise_evse_id(evse.evse_id) if evse.evse_id else "")
+                  normalise_evse_id(evse.evse_id) if evse.evse_id else "", offer_key)
     return RenderedItem(facet, item, offer)
+
 
 
 def render_location(loc: Location, tariffs: Mapping[str, Tariff], now: datetime,
@@ -451,12 +474,14 @@ def render_location(loc: Location, tariffs: Mapping[str, Tariff], now: datetime,
         provider_id=prov["beckn:id"], provider=prov,
         lon=float(loc.coordinates.longitude), lat=float(loc.coordinates.latitude))
     nets = list(network_ids)
+    offers: dict[str, dict[str, Any] | None] = {}
     for evse in loc.evses or []:
         if evse.status == Status.REMOVED:
             continue
         for conn in evse.connectors:
-            rendered.items.append(render_item(loc, evse, conn, tariffs, prov, nets, now))
+            rendered.items.append(render_item(loc, evse, conn, tariffs, prov, nets, now, offers))
             rendered.tariff_ids.update(t.lower() for t in conn.tariff_ids or [])
+    rendered.offers = {k: v for k, v in offers.items() if v is not None}
     rendered.tokens = tokens(loc.name, loc.address, loc.city, loc.postal_code, loc.state,
                              loc.operator.name if loc.operator else None,
                              loc.suboperator.name if loc.suboperator else None,

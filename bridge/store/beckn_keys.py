@@ -13,9 +13,12 @@ Callbacks:
     obb:beckn:cb:wake                    LIST    cb ids for the worker's fast lane (BLPOP)
     obb:beckn:dead                       ZSET    cb_id -> time dead-lettered
 Catalog (pre-rendered; `ref` = "{CC}:{PID}:{location id lower-cased}"):
-    obb:beckn:cat:{ref}                  HASH    f = item facets (JSON list), p = provider,
-                                                 i:{item_id} = item JSON, o:{item_id} = offer JSON,
-                                                 k = index memberships (JSON), lu = OCPI ms
+    obb:beckn:cat:{ref}                  HASH    f = item facets (JSON list of rows), p = provider,
+                                                 i:{item_id} = item JSON,
+                                                 t:{tariff_id} = offer template JSON (the item
+                                                 id is a placeholder; one per tariff, shared
+                                                 by the location's items),
+                                                 k = index memberships (JSON)
     obb:beckn:prov:{CC}-{PID}            STRING  catalog header of that CPO (JSON)
     obb:beckn:geo                        GEO     ref at the location's coordinates
     obb:beckn:geo:ct:{connectorType}     GEO     refs having that connector type

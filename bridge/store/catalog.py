@@ -20,13 +20,69 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import WatchError
 
-from bridge.mapping.catalog import POWER_BANDS, Facet, RenderedLocation, location_ref, render_location
+from bridge.mapping.catalog import (
+    OFFER_ITEM,
+    POWER_BANDS,
+    ROW_ITEM,
+    ROW_OFFER,
+    Facet,
+    RenderedLocation,
+    location_ref,
+    render_location,
+)
 from bridge.ocpi.models import Location, Tariff
 from bridge.store import beckn_keys as bk
 from bridge.store import keys
 from bridge.store.ocpi_store import OcpiStore
 
 log = structlog.get_logger("bridge.store.catalog")
+
+
+# The discover reads are Lua scripts so that one discover costs one round trip per step
+# (not one per location), and redis-py parses flat lists of bytes, not GEO tuples.
+# They address the catalog hashes by prefix + ref: one Redis, not a cluster.
+
+# KEYS[1] GEO index, KEYS[2..] sets to be a member of; ARGV lon, lat, meters, count,
+# skip, catalog key prefix -> [number of refs in the radius (<= count), ref, f, ref, f...]
+_NEAR = """
+local refs = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+                        'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4])
+local out = {#refs}
+for i = tonumber(ARGV[5]) + 1, #refs do
+  local ref = refs[i]
+  local ok = true
+  for k = 2, #KEYS do
+    if redis.call('SISMEMBER', KEYS[k], ref) == 0 then ok = false; break end
+  end
+  if ok then
+    out[#out + 1] = ref
+    out[#out + 1] = redis.call('HGET', ARGV[6] .. ref, 'f') or ''
+  end
+end
+return out
+"""
+# KEYS catalog hashes -> their `f` fields ('' if none)
+_FACETS = """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'f') or '' end
+return out
+"""
+# KEYS n catalog hashes, then provider keys; ARGV n, then (item field suffix, offer field)
+# per hash -> [item, offer, ..., provider header, ...] ('' if missing)
+_PAGE = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local item = redis.call('HGET', KEYS[i], 'i:' .. ARGV[2 * i]) or ''
+  local offer = ''
+  if ARGV[2 * i + 1] ~= '' then offer = redis.call('HGET', KEYS[i], ARGV[2 * i + 1]) or '' end
+  out[#out + 1] = item
+  out[#out + 1] = offer
+end
+for i = n + 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '' end
+return out
+"""
+_OFFER_ITEM = orjson.dumps(OFFER_ITEM)[1:-1]  # the placeholder as it appears in JSON
 
 
 class CatalogStore:
@@ -37,6 +93,9 @@ class CatalogStore:
         self.ocpi = ocpi or OcpiStore(redis)
         self.network_ids = list(network_ids)
         self.clock = clock
+        self._near_lua = redis.register_script(_NEAR)
+        self._facets_lua = redis.register_script(_FACETS)
+        self._page_lua = redis.register_script(_PAGE)
 
     # ------------------------------------------------------------------ writing
 
@@ -115,8 +174,8 @@ class CatalogStore:
         }
         for it in r.items:
             fields[f"i:{it.facet.item_id}"] = orjson.dumps(it.item)
-            if it.offer is not None:
-                fields[f"o:{it.facet.item_id}"] = orjson.dumps(it.offer)
+        for tid, offer in r.offers.items():
+            fields[f"t:{tid}"] = orjson.dumps(offer)
         key = bk.cat(r.ref)
         pipe.hset(key, mapping=fields)
         pipe.set(bk.provider(r.provider_id), orjson.dumps(r.provider))
@@ -196,18 +255,65 @@ class CatalogStore:
         return [m.decode() for m in await self.redis.zrange(bk.ALL, start, start + count - 1)]
 
     async def facets(self, refs: Sequence[str]) -> list[list[Facet]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ref in refs:
-                pipe.hget(bk.cat(ref), "f")
-            raw = await pipe.execute()
-        return [[Facet.from_row(r) for r in orjson.loads(f)] if f else [] for f in raw]
+        return [[Facet.from_row(r) for r in rows] for rows in await self.facet_rows(refs)]
+
+    async def facet_rows(self, refs: Sequence[str]) -> list[list[list[Any]]]:
+        """The stored facet rows (`ROW_*` columns) of each location, one round trip."""
+        return [orjson.loads(f) if f else [] for f in await self.facets_raw(refs)]
+
+    async def facets_raw(self, refs: Sequence[str]) -> list[bytes]:
+        """The facet rows of each location as stored (JSON; b"" if none)."""
+        if not refs:
+            return []
+        return list(await self._facets_lua(keys=[bk.cat(r) for r in refs]))
+
+    async def near(self, lon: float, lat: float, meters: float, count: int, skip: int = 0,
+                   connector_type: str | None = None, within: Sequence[str] = ()
+                   ) -> tuple[list[tuple[str, bytes]], bool]:
+        """The `count` nearest locations within `meters` (by distance), less the first
+        `skip`, that are members of every set in `within`, with their facet rows (JSON,
+        decoded by the caller as far as it needs); and whether there may be more (the
+        radius held at least `count`). One round trip."""
+        geo = bk.geo_ct(connector_type) if connector_type else bk.GEO
+        raw = await self._near_lua(keys=[geo, *within],
+                                   args=[repr(lon), repr(lat), repr(meters), count, skip,
+                                         bk.cat("")])
+        more = int(raw[0]) >= count
+        out = [(raw[i].decode(), raw[i + 1]) for i in range(1, len(raw), 2)]
+        return out, more
+
+    async def page(self, pairs: Sequence[tuple[str, list[Any]]], providers: Sequence[str] = ()
+                   ) -> tuple[list[tuple[bytes | None, bytes | None]], dict[str, bytes]]:
+        """Items and offers of (location ref, facet row) pairs, and the catalog headers
+        of `providers`, in one round trip. Offers are expanded from their location's
+        template without decoding them."""
+        if not pairs and not providers:
+            return [], {}
+        args: list[str] = [str(len(pairs))]
+        for _ref, row in pairs:
+            offer = row[ROW_OFFER] if len(row) > ROW_OFFER else None
+            # rows written before offer templates point at a whole offer per item
+            args += [row[ROW_ITEM], f"t:{offer}" if offer else
+                     (f"o:{row[ROW_ITEM]}" if len(row) <= ROW_OFFER else "")]
+        raw = await self._page_lua(keys=[*(bk.cat(ref) for ref, _ in pairs),
+                                         *(bk.provider(p) for p in providers)], args=args)
+        rows: list[tuple[bytes | None, bytes | None]] = []
+        for n, (_ref, row) in enumerate(pairs):
+            item, offer = raw[2 * n] or None, raw[2 * n + 1] or None
+            if offer is not None and len(row) > ROW_OFFER:
+                offer = offer.replace(_OFFER_ITEM, row[ROW_ITEM].encode())
+            rows.append((item, offer))
+        heads = {p: h for p, h in zip(providers, raw[2 * len(pairs):], strict=True) if h}
+        return rows, heads
 
     async def items(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[bytes | None, bytes | None]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ref, iid in pairs:
-                pipe.hmget(bk.cat(ref), f"i:{iid}", f"o:{iid}")
-            raw = await pipe.execute()
-        return [(r[0], r[1]) for r in raw]
+        """Item and offer JSON of (location ref, item id) pairs."""
+        rows = await self.facet_rows(sorted({ref for ref, _ in pairs}))
+        by_item = {row[ROW_ITEM]: row for locs in rows for row in locs}
+        found = [(ref, by_item.get(iid, [iid])) for ref, iid in pairs]
+        got, _ = await self.page(found)
+        return [g if iid in by_item else (None, None)
+                for g, (_ref, iid) in zip(got, pairs, strict=True)]
 
     async def providers(self, ids: Iterable[str]) -> dict[str, bytes]:
         ids = list(ids)

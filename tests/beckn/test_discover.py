@@ -211,7 +211,15 @@ async def test_catalog_follows_ocpi_changes(bridge: Bridge, bap: LoopbackBap,
 
 async def test_memory_of_rendered_location(catalog: CatalogStore, redis_client: Any) -> None:
     raw = await redis_client.hgetall("obb:beckn:cat:IN:TPC:loc-mg")
-    assert {k.decode()[:2] for k in raw} >= {"f", "i:", "o:", "k", "p"}
+    assert {k.decode()[:2] for k in raw} >= {"f", "i:", "t:", "k", "p"}
     item = orjson.loads(raw[b"i:IN:TPC:loc-mg:e1:1"])
     assert item["@type"] == "beckn:Item"
     assert item["beckn:availableAt"][0]["geo"]["coordinates"] == [CENTER[0], CENTER[1]]
+    # one offer template per tariff, shared by the location's items
+    assert [k for k in raw if k.startswith(b"t:")] == [b"t:t1"]
+    ((item_b, offer_b),) = await catalog.items([("IN:TPC:loc-mg", "IN:TPC:loc-mg:e1:1")])
+    offer = orjson.loads(offer_b or b"null")
+    assert offer["beckn:id"] == "offer:IN:TPC:loc-mg:e1:1"
+    assert offer["beckn:items"] == ["IN:TPC:loc-mg:e1:1"]
+    assert orjson.loads(item_b or b"null") == item
+    assert await catalog.items([("IN:TPC:loc-mg", "IN:TPC:loc-mg:e9:1")]) == [(None, None)]
