@@ -122,10 +122,13 @@ class World:
             return r.status, orjson.loads(await r.read())
 
     async def call(self, action: str, txn: str, message: dict[str, Any],
-                   callback: str | None = None, count: int = 1) -> dict[str, Any]:
+                   callback: str | None = None) -> dict[str, Any]:
+        """Send `action` and wait for its answer (the next `on_{action}` of the transaction)."""
+        cb = callback or f"on_{action}"
+        seen = len(self.bap.of(cb, txn))
         status, ack = await self.post(action, txn, message)
         assert (status, ack["ack_status"]) == (200, "ACK"), ack
-        return await self.bap.wait_for(callback or f"on_{action}", txn, count=count)
+        return await self.bap.wait_for(cb, txn, count=seen + 1)
 
     async def otp(self, phone: str) -> str:
         msgs = await Outbox(self.redis).messages(phone)
