@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -88,6 +89,14 @@ def redis_binary() -> str:
     if not binary:
         raise RuntimeError("no redis-server: run the tests with `make test`, which installs one")
     return binary
+
+
+@pytest.fixture(autouse=True)
+def _plain_structlog() -> Iterator[None]:
+    """Commands under test configure structlog for the process; undo it after each test
+    so no logger keeps writing to a capture file pytest has closed."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
