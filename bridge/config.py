@@ -80,6 +80,7 @@ class Settings(BaseModel):
     journey_outage_end_after: float = Field(1800.0, gt=0)  # ... and the order ends on its data
     journey_watchdog_every: float = Field(15.0, gt=0)
     journey_command_grace: float = Field(10.0, ge=0)  # added to the CPO's CommandResponse.timeout
+    journey_reserve_lead_minutes: int = Field(30, ge=0)  # RESERVE_NOW this long before a slot
     journey_car_max_kw: float = Field(50.0, gt=0)  # charging model when the car is unknown
     journey_support_phone: str = "+91-80-4000-0000"
     journey_support_email: str = "support@example.org"

@@ -250,6 +250,8 @@ async def journey_cancel_reservation(ctx: dict[str, Any], txn: str) -> str:
     order, conn = found
     if not order.reservation_id or order.item is None:
         return "no reservation"
+    if not order.commands.get("reserve"):
+        return "never reserved at the CPO"  # cancelled before RESERVE_NOW was due
     try:
         _, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
                                          CommandType.CANCEL_RESERVATION,

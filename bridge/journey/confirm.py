@@ -3,8 +3,8 @@
 The payment must be in place (paid, or the hold authorised; postpaid needs
 nothing). A walk-in becomes CONFIRMED; a future slot is taken atomically in
 the slot calendar (two BAPs confirming one slot: exactly one wins) and becomes
-RESERVED, with OCPI RESERVE_NOW sent to the CPO and a no-show timer for the
-end of the grace period. The order's token is allowed to charge from now on
+RESERVED, with OCPI RESERVE_NOW sent to the CPO shortly before the slot and a
+no-show timer for the end of the grace period. The order's token is allowed to charge from now on
 and pushed to the CPO.
 """
 
@@ -74,7 +74,12 @@ async def handle_confirm(req: BecknRequest) -> None:
     no_show_at = (start if reservation else now) + grace(terms.grace_minutes) + (
         timedelta(0) if reservation else timedelta(minutes=25))
     if reservation:
-        await enqueue(deps.redis, "journey_reserve_now", txn, job_id=f"reserve:{order.id}")
+        # OCPI RESERVE_NOW holds the charger from the moment it is received until its
+        # expiry (OCPI has no future reservations): our slot calendar holds the slot
+        # until then, and RESERVE_NOW goes `reserve_lead_minutes` before the slot.
+        reserve_at = start - timedelta(minutes=deps.settings.journey_reserve_lead_minutes)
+        await enqueue(deps.redis, "journey_reserve_now", txn, job_id=f"reserve:{order.id}",
+                      defer_until=reserve_at if reserve_at > now else None)
     await enqueue(deps.redis, "journey_no_show", txn, job_id=f"no-show:{order.id}",
                   defer_until=no_show_at)
     await reply(deps, req, order, now)

@@ -79,7 +79,10 @@ async def track_page(request: web.Request) -> web.Response:
     if order is None:
         raise web.HTTPNotFound(text="unknown order")
     now = datetime.now(UTC)
-    body = render_order(order, now, deps.settings.beckn_subscriber_id)
+    # The tracking URL is a capability (an unguessable order id) that a driver may share:
+    # it shows the charge, not the driver's billing details.
+    public = order.model_copy(update={"customer": {}})
+    body = render_order(public, now, deps.settings.beckn_subscriber_id)
     if "text/html" in request.headers.get("Accept", "") and "json" not in request.query:
         s = order.session
         rows = {"Status": FULFILLMENT[order.state][2], "Energy": f"{s.get('kwh', '0')} kWh",

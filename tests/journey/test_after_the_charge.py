@@ -47,6 +47,16 @@ async def test_status_rating_support_and_cdr_twice(world: World) -> None:
     assert (await world.order(txn)).rating["value"] == 5
     on_support = await world.call("support", txn, {})
     assert on_support["message"]["support"]["phone"]
+    # the tracking URL shows the charge, not the driver's billing details
+    async with world.http.get(f"{world.bridge_url}/track/{order.id}") as r:
+        tracked = await r.json()
+    assert tracked["beckn:state"] == "COMPLETED"
+    assert "billing-details" not in tracked["beckn:orderAttributes"]
+    async with world.http.get(f"{world.bridge_url}/track/{order.id}",
+                              headers={"Accept": "text/html"}) as r:
+        assert "kWh" in await r.text()
+    async with world.http.get(f"{world.bridge_url}/track/nope") as r:
+        assert r.status == 404
     # the CDR came twice: one settlement, one bill
     await asyncio.sleep(1.0)
     bills = [m for m in await _outbox(world, phone) if m.kind == "bill"]
