@@ -117,3 +117,27 @@ async def _outbox(world: World, phone: str):
     from bridge.notify import Outbox
 
     return await Outbox(world.redis).messages(phone)
+
+
+async def test_loyalty_and_fleet_rate_after_otp(world: World) -> None:
+    """Loyalty by phone applies at init; a fleet id applies only once its OTP is verified."""
+    txn, phone = "txn-fleet-1", "+91-9887766554"  # a GreenCharge Gold member
+    await world.call("select", txn, select_message(WALK_IN, kwh=6))
+    msg = init_message(phone)
+    msg["order"]["beckn:orderAttributes"]["fleet-details"] = {"beckn:id": "FLEET-ACME-01"}
+    on_init = await world.call("init", txn, msg)
+    attrs = on_init["message"]["order"]["beckn:orderAttributes"]
+    assert attrs["fleet-verification"]["status"] == "OTP-SENT"
+    kinds = [b["beckn:breakupType"] for b in on_init["message"]["order"]["beckn:totals"]["beckn:breakup"]]
+    assert "discount" in kinds  # loyalty
+    code = next(m.text.split("code ")[1].split(" ")[0] for m in await _outbox(world, phone)
+                if "Fleet verification" in m.text)
+    msg["order"]["beckn:orderAttributes"]["fleet-details"]["otp"] = "000000" if code != "000000" else "111111"
+    on_init = await world.call("init", txn, msg)
+    assert not (await world.order(txn)).customer.get("fleet_verified")
+    msg["order"]["beckn:orderAttributes"]["fleet-details"]["otp"] = code
+    on_init = await world.call("init", txn, msg)
+    order = await world.order(txn)
+    assert order.customer["fleet_verified"] is True
+    titles = " ".join(b["schema:name"] for b in on_init["message"]["order"]["beckn:totals"]["beckn:breakup"])
+    assert "Acme" in titles or "fleet" in titles.lower(), titles
