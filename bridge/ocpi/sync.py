@@ -4,7 +4,9 @@
 client); each object is validated and written exactly as a push would be, so
 an older object never overwrites a newer push. The next sync starts from the
 time the previous successful one started (objects changed during a sync are
-fetched again, never missed).
+fetched again, never missed). An object whose `last_updated` equals the stored
+one is left alone (no write, no change event): a sync after a short outage
+re-reads mostly what we already have.
 """
 
 from __future__ import annotations
@@ -69,10 +71,11 @@ async def sync_party(deps: OcpiDeps, conn: Connection, cc: str, pid: str, module
             report.errors.append(f"{item.get('id')}: {describe_validation_error(exc)}")
             continue
         if module == "locations":
-            rc = await deps.store.put_location(obj)
+            rc = await deps.store.put_location(obj, pre="newer")
             outcome = Outcome.WRITTEN if rc == 1 else Outcome.STALE
         else:
-            outcome = await deps.store.put(module, obj, create_only=module == "cdrs")
+            outcome = await deps.store.put(module, obj, create_only=module == "cdrs",
+                                           only_newer=True)
         if outcome is Outcome.WRITTEN:
             report.written += 1
         else:

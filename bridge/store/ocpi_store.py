@@ -108,15 +108,16 @@ class OcpiStore:
         raw: bytes | None = await self.redis.hget(keys.obj(module, cc, pid, oid), "d")
         return raw
 
-    async def put(self, module: str, obj: Any, *, create_only: bool = False) -> Outcome:
+    async def put(self, module: str, obj: Any, *, create_only: bool = False,
+                  only_newer: bool = False) -> Outcome:
         """Upsert (or, for CDRs, create) a whole object that has country_code,
         party_id, id and last_updated."""
         lu = ms(obj.last_updated)
         lus = format_datetime(obj.last_updated)
         rc = await self._run_write(
             module, obj.country_code, obj.party_id, obj.id, guard="lu", guard_ms=lu,
-            pre="absent" if create_only else "", mode="put", lu_ms=lu, lus=lus,
-            fields={"d": _json(obj)}, event={"op": "put"})
+            pre="absent" if create_only else ("newer" if only_newer else ""), mode="put",
+            lu_ms=lu, lus=lus, fields={"d": _json(obj)}, event={"op": "put"})
         return {1: Outcome.WRITTEN, 0: Outcome.STALE}.get(
             rc, Outcome.EXISTS if create_only else Outcome.MISSING)
 

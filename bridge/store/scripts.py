@@ -9,7 +9,8 @@ from __future__ import annotations
 
 # KEYS: 1 object hash, 2 party index, 3 module index, 4 events stream
 # ARGV: 1 guard field, 2 new guard ms,
-#       3 precondition ("" | "exists" | "absent" | "cas:<ms>" | "has:<field>"),
+#       3 precondition ("" | "exists" | "absent" | "cas:<ms>" | "has:<field>" | "newer":
+#         an equal last_updated counts as stale too: a sync re-reading what we have),
 #       4 mode ("put" replaces the hash, "merge" sets fields), 5 party-index member,
 #       6 module-index member, 7 object lu ms, 8 object lu string, 9 stream maxlen,
 #       10 n field pairs, then the pairs, then event field/value pairs.
@@ -31,6 +32,7 @@ elseif string.sub(pre, 1, 4) == 'cas:' then
   if (stored or '0') ~= string.sub(pre, 5) then return -1 end
 end
 if stored and tonumber(stored) > new_guard then return 0 end
+if pre == 'newer' and stored and tonumber(stored) >= new_guard then return 0 end
 if ARGV[4] == 'put' then redis.call('DEL', key) end
 local n = tonumber(ARGV[10])
 local i = 11

@@ -182,3 +182,25 @@ async def _session_with_ref(bridge: Bridge, ref: str) -> dict[str, Any] | None:
         if s and s.data.get("authorization_reference") == ref:
             return s.data
     return None
+
+
+async def test_sync_pulls_the_mock_cpo_network(bridge: Bridge, mock_url: str,
+                                               http: aiohttp.ClientSession) -> None:
+    """After an outage: `bridge sync` reads the CPO's senders (paginated) and fills the store."""
+    from bridge.ocpi.sync import sync
+
+    await connect(bridge, mock_url, http)
+    total = await bridge.redis.zcard("obb:ocpi:idx:locations")
+    store = OcpiStore(bridge.redis)
+    assert await store.delete("locations", "IN", "TPC", "TPC-HWY-MDR")
+    assert await bridge.redis.zcard("obb:ocpi:idx:locations") == total - 1
+    deps = deps_for(bridge)
+    try:
+        reports = await sync(deps, datetime.now(UTC), ("IN", "TPC"), ("locations", "tariffs"),
+                             full=True)
+    finally:
+        await deps.close()
+    by = {r.module: r for r in reports}
+    assert by["locations"].written == 1 and by["locations"].invalid == 0, by
+    assert by["locations"].unchanged >= 4
+    assert await bridge.redis.zcard("obb:ocpi:idx:locations") == total
