@@ -53,6 +53,7 @@ from arq.worker import Retry
 from bridge.beckn.models import Context, format_timestamp
 from bridge.beckn.signing import Signer, load_private_key
 from bridge.config import Settings
+from bridge.mapping.catalog import OFFER_ITEM
 from bridge.store import beckn_keys
 
 log = structlog.get_logger("bridge.beckn.callbacks")
@@ -110,17 +111,40 @@ def _job_id(cb_id: str, replays: int | bytes | str = 0) -> str:
 
 # One round trip for each step of a delivery. The transaction queue's key is made
 # from the record inside the script (one Redis, not a cluster, like arq itself).
-# KEYS cb, lock; ARGV now, lock ms, txq key prefix, cb id
+# KEYS cb, lock; ARGV now, lock ms, txq key prefix, cb id, offer placeholder (JSON form).
+# A record has its `body`, or a `recipe` (see `Holes`): JSON text segments and, between
+# them, lists of pre-rendered catalog fields that are joined with "," here.
 _CLAIM = """
 local r = redis.call('HMGET', KEYS[1], 'state', 'next_at', 'bap_id', 'txn', 'url', 'body',
-                     'attempts', 'deadline', 'replays')
+                     'attempts', 'deadline', 'replays', 'recipe')
 if r[1] ~= 'pending' then return {'gone'} end
 if tonumber(r[2]) > tonumber(ARGV[1]) then return {'retry', r[2]} end
 local txq = ARGV[3] .. r[3] .. ':' .. r[4]
 local head = redis.call('LINDEX', txq, 0)
 if head and head ~= ARGV[4] then return {'wait'} end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {'wait'} end
-return {'go', r[5], r[6] or '', r[7], r[8], r[9] or '0', txq}
+local body = r[6]
+if not body and r[10] then
+  local rc = cjson.decode(r[10])
+  local out = {}
+  for k, hole in ipairs(rc.h) do
+    out[#out + 1] = rc.s[k]
+    local parts = {}
+    for _, p in ipairs(hole) do
+      local v = redis.call('HGET', p[1], p[2])
+      if v then
+        if string.sub(p[2], 1, 2) == 't:' then
+          v = string.gsub(v, ARGV[5], (string.gsub(p[3], '%%', '%%%%')))
+        end
+        parts[#parts + 1] = v
+      end
+    end
+    out[#out + 1] = table.concat(parts, ',')
+  end
+  out[#out + 1] = rc.s[#rc.s]
+  body = table.concat(out)
+end
+return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq}
 """
 # KEYS cb, lock, txq, wake, dead, arq queue, arq job; ARGV mode (done|dead|retry), cb id,
 # attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms).
@@ -138,7 +162,7 @@ if mode == 'retry' then
 end
 if mode == 'done' then
   redis.call('HSET', KEYS[1], 'state', 'done', 'attempts', ARGV[3], 'delivered', ARGV[4])
-  redis.call('HDEL', KEYS[1], 'body')
+  redis.call('HDEL', KEYS[1], 'body', 'recipe')
 else
   redis.call('HSET', KEYS[1], 'state', 'dead', 'attempts', ARGV[3], 'last_error', ARGV[6],
              'dead_at', ARGV[4])
@@ -162,13 +186,24 @@ def _scripts(redis: aioredis.Redis) -> tuple[Any, Any]:
     return found
 
 
+# (Redis key of a hash, field, item id) of pre-rendered JSON to splice in; fields "t:..."
+# are offer templates, expanded with the item id.
+Part = tuple[str, str, str]
+HOLE = b"\x00"  # where `message` has orjson.Fragment(b"[" + HOLE + b"]"): one per hole
+
+
 async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: Context,
                            message: dict[str, Any] | None = None,
                            error: dict[str, Any] | None = None,
-                           deadline: float | None = None) -> str:
+                           deadline: float | None = None,
+                           holes: list[list[Part]] | None = None) -> str:
     """Queue one signed callback; `context` is the callback's own context (use
     `callback_context`). Returns the callback id. Delivery order is the order of
     calls for the same (bap_id, transaction_id).
+
+    `holes` (discover): `message` holds as many `HOLE` markers, and the record keeps a
+    recipe instead of the body: the worker's claim joins the pre-rendered fields in
+    Redis at delivery, so the items never travel to serve and back.
 
     One round trip (MULTI): the record, its place in the transaction's queue, the
     fast lane's wake-up, and the arq job, deferred by `safety_net_delay` (written as
@@ -182,10 +217,19 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
         body["message"] = message
     if error is not None:
         body["error"] = error
+    raw = orjson.dumps(body)
+    if holes:
+        segments = raw.split(HOLE)
+        if len(segments) != len(holes) + 1:
+            raise ValueError("enqueue_callback: holes do not match the message's markers")
+        content: tuple[str, bytes] = ("recipe", orjson.dumps(
+            {"s": [seg.decode() for seg in segments], "h": holes}))
+    else:
+        content = ("body", raw)
     record = {
         "id": cb_id, "url": callback_url(settings, context), "action": context.action,
         "bap_id": context.bap_id, "txn": context.transaction_id,
-        "message_id": context.message_id, "body": orjson.dumps(body),
+        "message_id": context.message_id, content[0]: content[1],
         "deadline": repr(deadline if deadline is not None else _deadline(context, settings, now)),
         "attempts": "0", "next_at": "0", "state": "pending", "created": repr(now), "replays": "0",
     }
@@ -206,6 +250,7 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
 
 
 _ARQ_EXPIRES_MS = 86_400_000  # arq's expires_extra_ms default
+_OFFER_ITEM_JSON = orjson.dumps(OFFER_ITEM)[1:-1].decode()  # as in a stored offer template
 
 
 @dataclass
@@ -268,7 +313,7 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     now = time.time()
     got = await claim(keys=[key, lock],
                       args=[repr(now), int((settings.beckn_callback_timeout + 5) * 1000),
-                            beckn_keys.txn_queue("", "")[:-1], cb_id])
+                            beckn_keys.txn_queue("", "")[:-1], cb_id, _OFFER_ITEM_JSON])
     tag = got[0]
     if tag == b"gone":
         return Outcome.GONE, 0.0
@@ -388,7 +433,7 @@ async def replay(redis: aioredis.Redis, settings: Settings, cb_id: str) -> bool:
 
     key = beckn_keys.callback(cb_id)
     rec = await redis.hgetall(key)
-    if not rec or rec.get(b"state") != b"dead" or b"body" not in rec:
+    if not rec or rec.get(b"state") != b"dead" or (b"body" not in rec and b"recipe" not in rec):
         return False
     now = time.time()
     replays = int(rec.get(b"replays", b"0")) + 1

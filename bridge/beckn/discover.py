@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import jsonpath
 import orjson
 
-from bridge.beckn.callbacks import callback_context, enqueue_callback
+from bridge.beckn.callbacks import HOLE, Part, callback_context, enqueue_callback
 from bridge.beckn.errors import BadFilter, SchemaError
 from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
 from bridge.beckn.routes import register_action
@@ -41,6 +41,7 @@ from bridge.mapping.catalog import (
     POWER_BANDS,
     ROW_CT,
     ROW_EVSE,
+    ROW_ITEM,
     ROW_KW,
     ROW_STATUS,
     catalog_header,
@@ -377,6 +378,41 @@ def _prov(ref: str) -> str:
     return f"{cc}-{pid}"
 
 
+async def _chunks(q: DiscoverQuery, plan: Plan, store: CatalogStore) -> AsyncIterator[Rows]:
+    want = q.page * q.limit
+    if plan.point is not None and plan.radius is not None and not plan.evse_ids:
+        return _near_chunks(plan, store, want)
+    return _ref_chunks(await _candidates(plan, store), store, want)
+
+
+async def select_page(q: DiscoverQuery, plan: Plan, store: CatalogStore
+                      ) -> list[tuple[str, list[Any]]]:
+    """The page as (location ref, facet row) pairs, when the indexes answer the whole
+    query (no JSONPath left to evaluate): no item is read."""
+    assert plan.path is None
+    skip = (q.page - 1) * q.limit
+    check = (plan.connector_types or plan.min_kw is not None or plan.available
+             or plan.evse_ids)
+    out: list[tuple[str, list[Any]]] = []
+    async for chunk in await _chunks(q, plan, store):
+        need = skip + q.limit - len(out)
+        pairs: list[tuple[str, list[Any]]] = []
+        for ref, facets in chunk:
+            if facets:
+                pairs += [(ref, row) for row in orjson.loads(facets)
+                          if not check or _row_ok(row, plan)]
+                if len(pairs) >= need:
+                    break
+        if skip >= len(pairs):
+            skip -= len(pairs)
+            continue
+        out += pairs[skip:need]
+        skip = 0
+        if len(out) >= q.limit:
+            break
+    return out
+
+
 async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes] | None = None
                  ) -> list[tuple[str, bytes, bytes | None]]:
     """The page of matching items: (provider id, item JSON, offer JSON or None); the
@@ -387,13 +423,13 @@ async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes
     do not answer it fully) is evaluated on small batches of items, stopping as soon
     as the page is full. Round trips for the usual query: one for the window, one
     for the page's items, offers and provider headers."""
-    plan = await plan_query(q, store)
+    return await _search(q, await plan_query(q, store), store, headers)
+
+
+async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
+                  headers: dict[str, bytes] | None = None) -> list[tuple[str, bytes, bytes | None]]:
     skip = (q.page - 1) * q.limit
-    want = skip + q.limit
-    if plan.point is not None and plan.radius is not None and not plan.evse_ids:
-        chunks = _near_chunks(plan, store, want)
-    else:
-        chunks = _ref_chunks(await _candidates(plan, store), store, want)
+    chunks = await _chunks(q, plan, store)
     heads = headers if headers is not None else {}
     asked: set[str] = set()
     out: list[tuple[str, bytes, bytes | None]] = []
@@ -437,21 +473,52 @@ async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes
     return out
 
 
+def _catalog(prov: str, headers: dict[str, bytes], bpp_id: str, bpp_uri: str) -> dict[str, Any]:
+    p = orjson.loads(headers[prov]) if prov in headers else {
+        "beckn:id": prov, "beckn:descriptor": {"@type": "beckn:Descriptor",
+                                               "schema:name": prov}}
+    return catalog_header(p, bpp_id, bpp_uri)
+
+
+_HOLE = orjson.Fragment(b"[" + HOLE + b"]")
+
+
+async def on_discover_recipe(q: DiscoverQuery, plan: Plan, store: CatalogStore, bpp_id: str,
+                             bpp_uri: str) -> tuple[dict[str, Any], list[list[Part]]]:
+    """`message` of on_discover with a hole for each list of items and offers, and the
+    pre-rendered fields that fill them (see `enqueue_callback`): for queries that the
+    indexes answer whole."""
+    by_prov: dict[str, list[tuple[str, list[Any]]]] = {}
+    for ref, row in await select_page(q, plan, store):
+        by_prov.setdefault(_prov(ref), []).append((ref, row))
+    headers = await store.provider_headers(by_prov)
+    catalogs = []
+    holes: list[list[Part]] = []
+    for prov, rows in by_prov.items():
+        cat = _catalog(prov, headers, bpp_id, bpp_uri)
+        cat["beckn:items"] = _HOLE
+        holes.append([(bk.cat(ref), f"i:{row[ROW_ITEM]}", row[ROW_ITEM]) for ref, row in rows])
+        offers = [(bk.cat(ref), f, row[ROW_ITEM]) for ref, row in rows
+                  if (f := store.offer_field(row))]
+        if offers:
+            cat["beckn:offers"] = _HOLE
+            holes.append(offers)
+        catalogs.append(cat)
+    return {"catalogs": catalogs}, holes
+
+
 async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str,
-                              bpp_uri: str) -> dict[str, Any]:
+                              bpp_uri: str, plan: Plan | None = None) -> dict[str, Any]:
     """`message` of on_discover: one catalog per CPO, items and offers as stored
     (inserted as pre-serialised JSON, never decoded)."""
     headers: dict[str, bytes] = {}
-    page = await search(q, store, headers)
+    page = await _search(q, plan or await plan_query(q, store), store, headers)
     by_prov: dict[str, list[tuple[bytes, bytes | None]]] = {}
     for prov, item, offer in page:
         by_prov.setdefault(prov, []).append((item, offer))
     catalogs = []
     for prov, rows in by_prov.items():
-        p = orjson.loads(headers[prov]) if prov in headers else {
-            "beckn:id": prov, "beckn:descriptor": {"@type": "beckn:Descriptor",
-                                                   "schema:name": prov}}
-        cat = catalog_header(p, bpp_id, bpp_uri)
+        cat = _catalog(prov, headers, bpp_id, bpp_uri)
         cat["beckn:items"] = [orjson.Fragment(i) for i, _ in rows]
         offers = [orjson.Fragment(o) for _, o in rows if o is not None]
         if offers:
@@ -471,10 +538,17 @@ async def handle_discover(req: BecknRequest) -> None:
     if not isinstance(store, CatalogStore):
         store = CatalogStore(services.redis)
         services.extra["catalog"] = store
-    message = await on_discover_message(q, store, settings.beckn_subscriber_id,
-                                        f"{settings.public_url}/beckn")
+    plan = await plan_query(q, store)
+    bpp_uri = f"{settings.public_url}/beckn"
+    holes: list[list[Part]] | None = None
+    if plan.path is None:  # the indexes answer it: the worker splices the items in
+        message, holes = await on_discover_recipe(q, plan, store, settings.beckn_subscriber_id,
+                                                  bpp_uri)
+    else:
+        message = await on_discover_message(q, store, settings.beckn_subscriber_id, bpp_uri,
+                                            plan)
     ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
-    await enqueue_callback(services.redis, settings, ctx, message)
+    await enqueue_callback(services.redis, settings, ctx, message, holes=holes)
 
 
 register_action("discover", handle_discover)

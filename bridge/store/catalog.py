@@ -10,6 +10,7 @@ a newer one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +102,7 @@ for i = n + 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '' end
 return out
 """
 _OFFER_ITEM = orjson.dumps(OFFER_ITEM)[1:-1]  # the placeholder as it appears in JSON
+PROVIDER_TTL = 5.0  # seconds discover may show a CPO's previous name after it changed
 
 
 class CatalogStore:
@@ -111,6 +113,7 @@ class CatalogStore:
         self.ocpi = ocpi or OcpiStore(redis)
         self.network_ids = list(network_ids)
         self.clock = clock
+        self._prov_cache: dict[str, tuple[float, bytes | None]] = {}
         self._near_lua = redis.register_script(_NEAR)
         self._facets_lua = redis.register_script(_FACETS)
         self._page_lua = redis.register_script(_PAGE)
@@ -300,6 +303,14 @@ class CatalogStore:
         out = [(raw[i].decode(), raw[i + 1]) for i in range(1, len(raw), 2)]
         return out, more
 
+    @staticmethod
+    def offer_field(row: list[Any]) -> str:
+        """The catalog hash field holding a facet row's offer ("" if none): its
+        location's template `t:{tariff}`, or (rows rendered before templates) `o:{item}`."""
+        if len(row) > ROW_OFFER:
+            return f"t:{row[ROW_OFFER]}" if row[ROW_OFFER] else ""
+        return f"o:{row[ROW_ITEM]}"
+
     async def page(self, pairs: Sequence[tuple[str, list[Any]]], providers: Sequence[str] = ()
                    ) -> tuple[list[tuple[bytes | None, bytes | None]], dict[str, bytes]]:
         """Items and offers of (location ref, facet row) pairs, and the catalog headers
@@ -309,10 +320,7 @@ class CatalogStore:
             return [], {}
         args: list[str] = [str(len(pairs))]
         for _ref, row in pairs:
-            offer = row[ROW_OFFER] if len(row) > ROW_OFFER else None
-            # rows written before offer templates point at a whole offer per item
-            args += [row[ROW_ITEM], f"t:{offer}" if offer else
-                     (f"o:{row[ROW_ITEM]}" if len(row) <= ROW_OFFER else "")]
+            args += [row[ROW_ITEM], self.offer_field(row)]
         raw = await self._page_lua(keys=[*(bk.cat(ref) for ref, _ in pairs),
                                          *(bk.provider(p) for p in providers)], args=args)
         rows: list[tuple[bytes | None, bytes | None]] = []
@@ -345,6 +353,25 @@ class CatalogStore:
             return {}
         raw = await self.redis.mget([bk.provider(p) for p in ids])
         return {p: r for p, r in zip(ids, raw, strict=True) if r is not None}
+
+    async def provider_headers(self, ids: Iterable[str]) -> dict[str, bytes]:
+        """Like `providers`, from a copy kept in the process for `PROVIDER_TTL` seconds
+        (a handful of CPOs, read by every discover)."""
+        now = time.monotonic()
+        want = list(ids)
+        missing = [p for p in want if self._prov_cache.get(p, (0.0, None))[0] <= now]
+        if missing:
+            found = await self.providers(missing)
+            if len(self._prov_cache) > 4096:
+                self._prov_cache.clear()
+            for p in missing:
+                self._prov_cache[p] = (now + PROVIDER_TTL, found.get(p))
+        out: dict[str, bytes] = {}
+        for p in want:
+            head = self._prov_cache[p][1]
+            if head is not None:
+                out[p] = head
+        return out
 
     async def evse(self, normalised_evse_id: str) -> tuple[str, str] | None:
         raw = await self.redis.hget(bk.EVSE, normalised_evse_id)

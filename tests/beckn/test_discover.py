@@ -223,3 +223,18 @@ async def test_memory_of_rendered_location(catalog: CatalogStore, redis_client: 
     assert offer["beckn:items"] == ["IN:TPC:loc-mg:e1:1"]
     assert orjson.loads(item_b or b"null") == item
     assert await catalog.items([("IN:TPC:loc-mg", "IN:TPC:loc-mg:e9:1")]) == [(None, None)]
+
+
+async def test_spliced_and_rendered_answers_agree(bridge: Bridge, bap: LoopbackBap,
+                                                  catalog: CatalogStore) -> None:
+    """A query the indexes answer whole is spliced in Redis by the worker (recipe); one
+    with a JSONPath left to evaluate is assembled by serve: same catalogs either way."""
+    ct = "@['beckn:itemAttributes']['connectorType'] == 'CCS2'"
+    spliced = await discover(bridge, bap, {"spatial": near(5000), "filters": {
+        "type": "jsonpath", "expression": f"$[?{ct}]"}})
+    rendered = await discover(bridge, bap, {"spatial": near(5000), "filters": {
+        "type": "jsonpath", "expression": f"$[?{ct} && @['beckn:rateable'] == true]"}})
+    assert ids(spliced) == ["loc-mg/e1/1", "loc-ind/e1/1"]
+    assert spliced["message"] == rendered["message"]
+    offers = [o for c in spliced["message"]["catalogs"] for o in c["beckn:offers"]]
+    assert [o["beckn:items"] for o in offers] == [["IN:TPC:loc-mg:e1:1"], ["IN:TPC:loc-ind:e1:1"]]
