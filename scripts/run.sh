@@ -13,6 +13,18 @@ export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 export BRIDGE_PORT BRIDGE_PUBLIC_URL="http://127.0.0.1:${BRIDGE_PORT}"
 export MOCK_CPO_PORT=$MOCK_PORT MOCK_CPO_PUBLIC_URL="http://127.0.0.1:${MOCK_PORT}"
 export BRIDGE_LOG_FORMAT=${BRIDGE_LOG_FORMAT:-json}
+# The demo BAP (`bridge demo`) serves the registry lookup for its own key: the bridge
+# asks it for the BAP's public key to verify the signed requests.
+DEMO_BAP_PORT=${DEMO_BAP_PORT:-7070}
+export BRIDGE_BECKN_REGISTRY_URL=${BRIDGE_BECKN_REGISTRY_URL:-http://127.0.0.1:${DEMO_BAP_PORT}}
+# The mock runs --speed 120 (a 30-minute charge in 15 s), so the bridge's real-time windows
+# shrink with it: tracking PATCHes every second, a session silent for 5 s is interrupted.
+export BRIDGE_JOURNEY_TRACK_INTERVAL=${BRIDGE_JOURNEY_TRACK_INTERVAL:-1}
+export BRIDGE_JOURNEY_INTERRUPT_AFTER=${BRIDGE_JOURNEY_INTERRUPT_AFTER:-5}
+export BRIDGE_JOURNEY_WATCHDOG_EVERY=${BRIDGE_JOURNEY_WATCHDOG_EVERY:-1}
+# The demo's reservation is for a slot 3 hours ahead: send RESERVE_NOW at once so the
+# charger shows RESERVED at the CPO during the demo (the default is 30 min before).
+export BRIDGE_JOURNEY_RESERVE_LEAD_MINUTES=${BRIDGE_JOURNEY_RESERVE_LEAD_MINUTES:-240}
 mkdir -p var/redis var/log var/keys
 
 pids=()
@@ -36,6 +48,14 @@ echo "== redis-server ($REDIS_SERVER) on 127.0.0.1:$REDIS_PORT, AOF in var/redis
   --appendonly yes --appendfsync everysec --save 60 1 >var/log/redis.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do "$VENV/bin/python" -c "import redis,sys; redis.Redis(port=int(sys.argv[1])).ping()" "$REDIS_PORT" 2>/dev/null && break; sleep 0.1; done
+if [ "${KEEP_REDIS:-0}" != "1" ]; then
+  # Each run starts from an empty database. The bundled mock CPO keeps no state and its
+  # clock runs --speed times faster than ours: the previous run's OCPI objects carry
+  # timestamps in the new mock's future (its updates would be ignored as stale) and its
+  # registration holds the parties the new mock registers. KEEP_REDIS=1 keeps the data.
+  echo "== empty database (KEEP_REDIS=1 keeps the previous run's data)"
+  "$VENV/bin/python" -c "import redis,sys; redis.Redis(port=int(sys.argv[1])).flushdb()" "$REDIS_PORT"
+fi
 
 if [ ! -f var/keys/bridge-ed25519.key ] && "$VENV/bin/bridge" keys --help >/dev/null 2>&1; then
   "$VENV/bin/bridge" keys generate >var/log/keys.log 2>&1 || true
@@ -51,7 +71,10 @@ wait_http "$BRIDGE_PUBLIC_URL/readyz" "bridge"
 
 if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then
   echo "== mock CPO on $MOCK_CPO_PUBLIC_URL (log: var/log/mock.log)"
-  "$VENV/bin/ocpi-mock" serve --speed "${MOCK_SPEED:-120}" >var/log/mock.log 2>&1 &
+  # 15-simulated-second meter ticks: at speed 120 that is 8 Session PATCHes a second,
+  # so the bridge sees the kWh and ₹ grow smoothly and stops close to the target.
+  "$VENV/bin/ocpi-mock" serve --speed "${MOCK_SPEED:-120}" --tick "${MOCK_TICK:-15}" \
+    >var/log/mock.log 2>&1 &
   pids+=($!)
   wait_http "$MOCK_CPO_PUBLIC_URL/admin/health" "mock CPO"
   echo "== OCPI handshake: bridge cpo invite IN TPC + ocpi-mock connect"
@@ -60,11 +83,12 @@ if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then
   "$VENV/bin/bridge" cpo list
 fi
 
+demo_rc=0
 if "$VENV/bin/bridge" demo --help >/dev/null 2>&1; then
-  echo "== demo journeys"
-  "$VENV/bin/bridge" demo
+  echo "== demo journeys (demo BAP on 127.0.0.1:$DEMO_BAP_PORT)"
+  "$VENV/bin/bridge" demo --bap-port "$DEMO_BAP_PORT" --mock-url "$MOCK_CPO_PUBLIC_URL" || demo_rc=$?
 fi
 
-if [ "${RUN_ONCE:-0}" = "1" ]; then exit 0; fi
+if [ "${RUN_ONCE:-0}" = "1" ]; then exit "$demo_rc"; fi
 echo "== running; Ctrl-C to stop"
 wait
