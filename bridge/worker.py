@@ -46,7 +46,8 @@ StartupHook = Callable[[dict[str, Any]], Awaitable[asyncio.Task[Any] | None]]
 STARTUP: list[StartupHook] = []
 
 
-def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200) -> Worker:
+def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200,
+                 poll_delay: float = 0.05) -> Worker:
     from bridge.app import make_redis
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -79,4 +80,7 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         max_jobs=max_jobs,
         handle_signals=not burst,
         keep_result=3600,
+        # arq polls its queue; its 0.5 s default would add up to half a second to every
+        # command, settlement and timer. A poll is one cheap ZRANGEBYSCORE.
+        poll_delay=poll_delay,
     )

@@ -105,6 +105,16 @@ class JourneyDeps:
                    policy=_policy(settings.journey_pricing_policy),
                    gateway=SandboxGateway(redis, settings.public_url), outbox=Outbox(redis))
 
+    _signer: Any = None
+
+    def signer(self) -> Any:
+        """Our Beckn signer (None in adapter mode), loaded once: it reads the key file."""
+        if self._signer is None:
+            from bridge.beckn.callbacks import make_signer
+
+            self._signer = make_signer(self.settings) or False
+        return self._signer or None
+
     async def close(self) -> None:
         await self.ocpi.close()
 

@@ -286,6 +286,19 @@ async def handle_event(deps: JourneyDeps, fields: dict[str, str], now: datetime)
     return "skip"
 
 
+def coalesce(batch: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Keep the order of events, but of several updates of one session only the last:
+    `on_session` re-reads the stored session, so the earlier ones add nothing (a busy
+    CPO sends meter PATCHes faster than orders need them)."""
+    last: dict[tuple[str, str, str], int] = {}
+    for i, f in enumerate(batch):
+        if f.get("module") == "sessions":
+            last[(f.get("cc", ""), f.get("pid", ""), f.get("id", ""))] = i
+    return [f for i, f in enumerate(batch)
+            if f.get("module") != "sessions"
+            or last[(f.get("cc", ""), f.get("pid", ""), f.get("id", ""))] == i]
+
+
 async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
                   block_ms: int = 500) -> None:
     redis = deps.redis
@@ -308,14 +321,15 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
         if pending_first and not entries:
             pending_first = False
             continue
-        for entry_id, raw in entries:
-            fields = {k.decode(): v.decode() for k, v in raw.items()}
+        for fields in coalesce([{k.decode(): v.decode() for k, v in raw.items()}
+                                for _id, raw in entries]):
             try:
                 outcome = await handle_event(deps, fields, datetime.now(UTC))
                 log.debug("journey.event", module=fields.get("module"), outcome=outcome)
             except Exception:
                 log.exception("journey.event_failed", fields=fields)
-            await redis.xack(EVENTS, GROUP, entry_id)
+        if entries:
+            await redis.xack(EVENTS, GROUP, *[entry_id for entry_id, _ in entries])
 
 
 async def watchdog_once(deps: JourneyDeps, now: datetime) -> list[str]:
@@ -350,7 +364,6 @@ async def journey_track_push(ctx: dict[str, Any], txn: str) -> str:
     import aiohttp
     import orjson
 
-    from bridge.beckn.callbacks import make_signer
     from bridge.journey.wire import track_patch
 
     deps = journey(ctx)
@@ -363,7 +376,7 @@ async def journey_track_push(ctx: dict[str, Any], txn: str) -> str:
         return "no session"
     body = orjson.dumps(track_patch(order, stored.data, datetime.now(UTC)))
     headers = {"Content-Type": "application/json"}
-    signer = make_signer(deps.settings)
+    signer = deps.signer()
     if signer is not None:
         headers["Authorization"] = signer.header(body, time.time())
     try:
