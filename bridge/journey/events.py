@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 from bridge.journey.actions import fail_order, journey
 from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
 from bridge.journey.queue import enqueue
-from bridge.journey.settle import end_on_session_data, order_for
+from bridge.journey.settle import end_on_session_data, estimate_refund, order_for
 from bridge.ocpi.models import Session, SessionStatus
 from bridge.orders import Event, State
 from bridge.store.keys import EVENTS
@@ -225,10 +225,12 @@ async def interrupt(deps: JourneyDeps, txn: str, now: datetime, why: str) -> str
         _, order = await deps.orders.update(txn, change)
     except NotApplicableNow:
         return "not active"
-    paid = Decimal(order.payment.get("amount", "0")) if order.payment.get("status") in (
-        "PAID", "HELD") else Decimal(0)
-    so_far = Decimal(order.session.get("cost") or 0)
-    estimate = max(paid - so_far, Decimal(0)).quantize(Decimal("0.01"))
+    estimate = await estimate_refund(deps, order, now)
+    if estimate is None:  # no session data to price: what was paid less the cost so far
+        paid = Decimal(order.payment.get("amount", "0")) if order.payment.get("status") in (
+            "PAID", "HELD") else Decimal(0)
+        estimate = max(paid - Decimal(order.session.get("cost") or 0), Decimal(0))
+    estimate = estimate.quantize(Decimal("0.01"))
     extra = {"interruption": {"reason": why, "since": now.isoformat(),
                               "estimated-refund": {"currency": "INR", "value": float(estimate)},
                               "note": "If charging does not resume, you pay only for the energy "

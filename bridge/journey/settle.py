@@ -252,6 +252,26 @@ async def _credit(deps: JourneyDeps, order: Order, cdr: CDR, now: datetime) -> s
     return "credited"
 
 
+async def estimate_refund(deps: JourneyDeps, order: Order, now: datetime) -> Decimal | None:
+    """What would come back if the session ended now: the settlement of the last Session
+    state, computed (not carried out) with the same policy lines as the final bill."""
+    if order.item is None or not order.session.get("id"):
+        return None
+    stored = await deps.ocpi.store.get("sessions", order.item.cc, order.item.pid,
+                                       order.session["id"])
+    if stored is None:
+        return None
+    try:
+        s = settle(Session.model_validate(stored.data), policy=deps.policy,
+                   payment=payment_of(order), party=f"{order.item.cc}-{order.item.pid}",
+                   time_zone=order.item.time_zone, tariff=await _tariff(deps, order),
+                   location_id=order.item.location_id, customer=customer_of(order),
+                   buyer_finder_fee=bff_of(order), now=now)
+    except ValueError:
+        return None
+    return s.refund + s.release
+
+
 async def end_on_session_data(deps: JourneyDeps, order: Order, now: datetime) -> str:
     """A long outage: end the order on the last Session state (provisional settlement)."""
     if order.item is None or not order.session.get("id"):

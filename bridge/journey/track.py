@@ -42,7 +42,7 @@ async def handle_track(req: BecknRequest) -> None:
         "beckn:id": f"TRACK-{order.id[:12]}",
         "beckn:url": tracking_url(deps.settings.public_url, order),
         "beckn:status": wire.FULFILLMENT[order.state][1],
-        "live-updates": {"update-frequency": f"PT{int(interval)}S",
+        "live-updates": {"update-frequency": f"PT{interval:g}S",
                          "callback-url": callback} if callback else None,
     }}
     await reply(deps, req, order, now, extra=extra)

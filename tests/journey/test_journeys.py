@@ -151,6 +151,10 @@ async def test_power_cut_ends_with_a_refund(world: World) -> None:
     order = await world.order(txn)
     balanced(order)
     assert money(order.settlement["refund"]) > 0
+    # the estimate told at the interruption is the bill's refund (same policy lines)
+    estimate = money(refund_hint["estimated-refund"]["value"])
+    assert abs(estimate - money(order.settlement["refund"])) <= Decimal("5.00"), (
+        estimate, order.settlement)
 
 
 async def test_start_rejected_by_the_cpo_refunds_in_full(world: World) -> None:
