@@ -9,7 +9,7 @@ is told, with a full refund of anything collected.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,14 +17,13 @@ import structlog
 from arq import Retry
 
 from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
-from bridge.journey.init import order_token
 from bridge.journey.queue import enqueue
-from bridge.mapping.settlement import cancellation_refund
+from bridge.journey.release import release_booking
 from bridge.ocpi.commands import send_command
 from bridge.ocpi.errors import OcpiClientError, OcpiError
 from bridge.ocpi.models import AllowedType, CommandResponseType, CommandType, format_datetime
 from bridge.ocpi.tokens import push_token
-from bridge.orders import TERMINAL, Event, State, TransitionError
+from bridge.orders import Event, State, TransitionError
 from bridge.store.credentials import Connection
 from bridge.store.orders import Order
 
@@ -34,8 +33,6 @@ MAX_TRIES = 5
 
 
 def now_utc() -> datetime:
-    from datetime import UTC
-
     return datetime.now(UTC)
 
 
@@ -290,53 +287,15 @@ async def journey_no_show(ctx: dict[str, Any], txn: str) -> str:
             txn, lambda o: apply(o, Event.EXPIRE, now, NotApplicableNow, reason="no-show"))
     except NotApplicableNow:
         return "state changed"
-    p = order.payment
-    paid = Decimal(p.get("amount", "0")) if p.get("status") in ("PAID", "HELD") else Decimal(0)
-    refund = paid
-    if order.reservation_id and order.item and paid:
-        # A reserved slot that was held for nothing: the refund terms apply as for a late cancel.
-        terms = deps.policy.terms(f"{order.item.cc}-{order.item.pid}", order.item.location_id)
-        refund = cancellation_refund(paid, slot_start=datetime.fromisoformat(order.request["start"]),
-                                     cancelled_at=now, terms=terms.refund_terms,
-                                     currency=p.get("currency", "INR"))
-    key = f"no-show:{order.id}"
-    if p.get("status") == "PAID" and refund:
-        await deps.gateway.refund(p["id"], refund, key=key)
-    elif p.get("status") == "HELD":
-        if paid - refund:
-            await deps.gateway.capture(p["id"], paid - refund, key=key + ":capture")
-        if refund:
-            await deps.gateway.release(p["id"], refund, key=key + ":release")
-
-    def record(o: Order) -> Order:
-        o.settlement = {"key": key, "currency": p.get("currency", "INR"),
-                        "final_amount": str(paid - refund), "paid": str(paid),
-                        "refund": str(refund if p.get("status") == "PAID" else 0),
-                        "release": str(refund if p.get("status") == "HELD" else 0),
-                        "capture": str(paid - refund if p.get("status") == "HELD" else 0),
-                        "top_up": "0",
-                        "lines": [{"title": "No-show charge", "amount": str(paid - refund),
-                                   "currency": p.get("currency", "INR"), "kind": "fee"}],
-                        "explanation": [f"no-show: refund {refund} of {paid}"]}
-        return o
-
-    _, order = await deps.orders.update(txn, record)
-    if order.item:
-        await deps.orders.release_slot(order.item, order.id)
-    if order.token_uid:
-        await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid, AllowedType.EXPIRED, now)
-    if order.reservation_id:
-        await enqueue(deps.redis, "journey_cancel_reservation", txn,
-                      job_id=f"cancel-reservation:{order.id}")
+    # A reserved slot held for nothing: the refund terms apply as for a late cancel. A
+    # walk-in that never plugged in used nothing: everything goes back.
+    refund = await release_booking(deps, order, now, key=f"no-show:{order.id}",
+                                   title="No-show charge", by_terms=bool(order.reservation_id),
+                                   token_state=AllowedType.EXPIRED)
+    order = await deps.orders.get(txn) or order
     await unsolicited(deps, order, "on_status", now)
     await deps.outbox.send(order.customer.get("phone", "-"), "info",
                            f"Your slot for ORD-{order.id[:8]} was released after the grace "
                            f"period. Refund: ₹{refund}.", order.id)
     return "expired"
 
-
-def is_final(order: Order) -> bool:
-    return order.state in TERMINAL
-
-
-__all__ = ["order_token"]
