@@ -298,3 +298,22 @@ async def test_status_patch_then_full_patch_keep_each_other(cpo: Ocpi) -> None:
     status, body, _ = await cpo.call("PATCH", "/ocpi/2.2.1/locations/IN/TPC/LOC1/NOPE",
                                      {"status": "CHARGING", "last_updated": "2026-11-25T10:03:00Z"})
     assert (status, body["status_code"]) == (404, 2003)
+
+
+async def test_health_and_readiness(own_redis, http) -> None:
+    from tests.ocpi.conftest import start_bridge, stop_bridge
+
+    bridge = await start_bridge(own_redis.url)
+    try:
+        async with http.get(f"{bridge.url}/healthz") as r:
+            assert (r.status, (await r.json())["status"]) == (200, "ok")
+        async with http.get(f"{bridge.url}/readyz") as r:
+            assert r.status == 200
+        own_redis.stop()
+        async with http.get(f"{bridge.url}/readyz") as r:
+            assert r.status == 503 and (await r.json())["status"] == "unavailable"
+        async with http.get(f"{bridge.url}/healthz") as r:
+            assert r.status == 200  # the process is up even when Redis is not
+    finally:
+        own_redis.start()
+        await stop_bridge(bridge)
