@@ -1,16 +1,18 @@
 """Redis repository of orders, and the slot calendar of each EVSE.
 
-    obb:order:{transaction_id}          STRING Order JSON (one order per Beckn transaction)
+    obb:order:{transaction_id}          HASH   d = Order JSON, v = its version
+                                               (one order per Beckn transaction)
     obb:order:id:{order_id}             STRING transaction id
     obb:order:session:{CC}:{PID}:{sid}  STRING transaction id of the OCPI session's order
     obb:order:active                    ZSET   transaction id -> last session update ms
                                                (the interruption watchdog scans it)
     obb:slots:{CC}:{PID}:{evse_uid}     ZSET   "{order_id}|{end_ms}" -> start ms
 
-Updates are optimistic (WATCH/MULTI): `update()` re-reads and re-applies the
-change when another process wrote the same order in between, so two workers
-handling two events of one order never lose one of them. A change function
-that raises leaves the order as it was.
+Updates are optimistic: `update()` reads the order, applies the change, and
+writes it with a Lua compare-and-set on the version (two round trips); when
+another process wrote the same order in between it re-reads and re-applies
+the change, so two workers handling two events of one order never lose one of
+them. A change function that raises leaves the order as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
-from redis.exceptions import WatchError
 
 from bridge.orders import State
 
@@ -110,6 +111,16 @@ return 1
 """
 
 
+# Compare-and-set of an order. KEYS[1] order hash, KEYS[2] session index key or "";
+# ARGV: expected version, new version, JSON, transaction id. Returns 1 written, 0 conflict.
+_CAS = """
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[4]) end
+return 1
+"""
+
+
 class OrderNotFound(Exception):
     pass
 
@@ -118,9 +129,10 @@ class OrderStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._reserve = redis.register_script(_RESERVE)
+        self._cas = redis.register_script(_CAS)
 
     async def get(self, txn: str) -> Order | None:
-        raw = await self.redis.get(order_key(txn))
+        raw = await self.redis.hget(order_key(txn), "d")
         return Order.model_validate_json(raw) if raw else None
 
     async def by_order_id(self, order_id: str) -> Order | None:
@@ -133,36 +145,33 @@ class OrderStore:
 
     async def create(self, order: Order) -> bool:
         """Store a new order; False if the transaction already has one."""
+        if not await self.redis.hsetnx(order_key(order.transaction_id), "v",
+                                       str(order.version)):
+            return False
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(order_key(order.transaction_id), order.model_dump_json(), nx=True)
+            pipe.hset(order_key(order.transaction_id), "d", order.model_dump_json())
             pipe.set(order_id_key(order.id), order.transaction_id)
-            created, _ = await pipe.execute()
-        return bool(created)
+            await pipe.execute()
+        return True
 
     async def update(self, txn: str, change: Callable[[Order], Awaitable[Order] | Order],
                      ) -> tuple[Order, Order]:
         """Apply `change` atomically; returns (before, after). Raises OrderNotFound."""
         key = order_key(txn)
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        raise OrderNotFound(txn)
-                    before = Order.model_validate_json(raw)
-                    result = change(before.model_copy(deep=True))
-                    after = await result if isinstance(result, Awaitable) else result
-                    after.version = before.version + 1
-                    pipe.multi()
-                    pipe.set(key, after.model_dump_json())
-                    if after.session.get("id") and after.item:
-                        pipe.set(session_key(after.item.cc, after.item.pid, after.session["id"]),
-                                 txn)
-                    await pipe.execute()
-                    return before, after
-                except WatchError:
-                    continue
+            raw = await self.redis.hget(key, "d")
+            if raw is None:
+                raise OrderNotFound(txn)
+            before = Order.model_validate_json(raw)
+            # A second parse is the cheapest deep copy the change may mutate.
+            result = change(Order.model_validate_json(raw))
+            after = await result if isinstance(result, Awaitable) else result
+            after.version = before.version + 1
+            index = (session_key(after.item.cc, after.item.pid, after.session["id"])
+                     if after.session.get("id") and after.item else "")
+            if await self._cas(keys=[key, index], args=[str(before.version), str(after.version),
+                                                        after.model_dump_json(), txn]):
+                return before, after
 
     async def reserve_slot(self, item: OrderItem, order_id: str, start: datetime,
                            end: datetime) -> bool:
