@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
+from arq import Retry
 from arq.worker import func
 
 from bridge.journey.common import JourneyDeps
+
+log = structlog.get_logger("bridge.journey.worker")
 
 
 def register_actions() -> None:
@@ -45,6 +51,31 @@ def app_extension(app: web.Application) -> None:
 
 
 JOB_TIMEOUT = 60
+MAX_TRIES = 8
+
+Job = Callable[..., Awaitable[Any]]
+
+
+def retried(job: Job) -> Job:
+    """arq retries a job only when it raises `Retry` (or its worker dies mid-job). Every
+    journey job is safe to run again (its steps are keyed), so any failure - a Redis
+    hiccup, a bug hit once - is retried with backoff instead of leaving, say, a settled
+    order whose BAP was never told."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any) -> Any:
+        try:
+            return await job(ctx, *args)
+        except (Retry, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            tries = int(ctx.get("job_try", 1))
+            log.exception("journey.job_failed", job=job.__name__, attempt=tries)
+            if tries < MAX_TRIES:
+                raise Retry(defer=min(2 ** tries, 60)) from exc
+            raise
+
+    return run
 
 
 def worker_extension() -> None:
@@ -57,7 +88,8 @@ def worker_extension() -> None:
                actions.journey_stop_session, actions.journey_reserve_now,
                actions.journey_cancel_reservation, actions.journey_command_timeout,
                actions.journey_no_show, settle.journey_settle, events.journey_track_push):
-        worker.JOBS.append(func(fn, name=fn.__name__, timeout=JOB_TIMEOUT, max_tries=8))
+        worker.JOBS.append(func(retried(fn), name=fn.__name__,  # type: ignore[arg-type]
+                                timeout=JOB_TIMEOUT, max_tries=MAX_TRIES))
     worker.STARTUP.append(_start_consumers)
 
 

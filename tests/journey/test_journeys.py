@@ -225,6 +225,37 @@ async def test_offline_charger_overcharge_settled_against_the_hold(world: World)
     assert s.get("top_up_url", "").startswith(world.bridge_url)
 
 
+async def test_settlement_job_that_fails_midway_is_retried_and_settles_once(
+        world: World, monkeypatch) -> None:
+    """The settlement job dies after moving the money and recording it, before telling the
+    BAP (here: an exception injected in the worker). arq runs it again: the BAP is told
+    once, no money moves twice."""
+    import bridge.journey.settle as settle_mod
+
+    real_finish = settle_mod.finish
+    calls = {"n": 0}
+
+    async def crashing_finish(deps, order, now):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("worker lost its connection mid-settlement")
+        await real_finish(deps, order, now)
+
+    monkeypatch.setattr(settle_mod, "finish", crashing_finish)
+    txn, phone = "txn-crash-1", "+919800001101"
+    await book(world, txn, phone, kwh=2)
+    await start(world, txn, phone)
+    done = await world.bap.wait_for("on_update", txn, count=2, timeout=60)
+    assert state_of(done)[0] == "COMPLETED"
+    await asyncio.sleep(0.5)
+    assert calls["n"] == 2
+    assert len(world.bap.of("on_update", txn)) == 2  # ACTIVE, then COMPLETED once
+    order = await world.order(txn)
+    gw = SandboxGateway(world.redis, world.bridge_url)
+    assert (await gw.get(order.payment["id"])).refunded == money(order.settlement["refund"])
+    balanced(order)
+
+
 async def test_settlement_survives_a_worker_killed_midway(world: World) -> None:
     """A worker dies after the money moved and the order recorded it, before telling the
     BAP: the re-run tells the BAP once and moves no money again."""
