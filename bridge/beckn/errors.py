@@ -118,7 +118,7 @@ ERROR_TABLE: tuple[tuple[type[BecknError], str], ...] = (
     (BadFilter, "filters.expression does not compile"),
     (AuthError, "Authorization signature missing, malformed, expired or wrong"),
     (UnknownSubscriber, "signing key not found in the registry / static keys"),
-    (NotApplicable, "action exists but is not implemented yet"),
+    (NotApplicable, "action not applicable here, or not in the order's current state"),
     (UnknownAction, "no such action (HTTP 404)"),
     (InternalError, "unexpected failure (HTTP 500)"),
 )
