@@ -21,7 +21,13 @@ from bridge.journey.queue import enqueue
 from bridge.journey.release import release_booking
 from bridge.ocpi.commands import send_command
 from bridge.ocpi.errors import OcpiClientError, OcpiError
-from bridge.ocpi.models import AllowedType, CommandResponseType, CommandType, format_datetime
+from bridge.ocpi.models import (
+    AllowedType,
+    CommandResponse,
+    CommandResponseType,
+    CommandType,
+    format_datetime,
+)
 from bridge.ocpi.tokens import push_token
 from bridge.orders import Event, State, TransitionError
 from bridge.store.credentials import Connection
@@ -106,6 +112,34 @@ async def refund_all(deps: JourneyDeps, order: Order, key: str) -> Decimal:
     return amount
 
 
+async def command_for(ctx: dict[str, Any], deps: JourneyDeps, order: Order, conn: Connection,
+                      ctype: CommandType, body: dict[str, Any], name: str, now: datetime,
+                      ) -> CommandResponse | None:
+    """Send one OCPI command for `order` and note it as `order.commands[name]`.
+
+    None when the CPO cannot be reached after the last try (earlier tries raise
+    `Retry`, so arq tries again with backoff)."""
+    assert order.item is not None
+    try:
+        uid, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
+                                           ctype, body, order_id=order.id, now=now)
+    except OcpiClientError as exc:
+        _retry_or_raise(ctx, exc)
+        return None
+
+    def note(o: Order) -> Order:
+        o.commands[name] = {"uid": uid, "result": response.result.value,
+                            "timeout": response.timeout, "sent": now.isoformat()}
+        return o
+
+    await deps.orders.update(order.transaction_id, note)
+    return response
+
+
+def accepted(response: CommandResponse | None) -> bool:
+    return response is not None and response.result is CommandResponseType.ACCEPTED
+
+
 # --------------------------------------------------------------------------- jobs
 
 
@@ -146,23 +180,15 @@ async def journey_start_session(ctx: dict[str, Any], txn: str) -> str:
     body = {"token": record.token.model_dump(mode="json", exclude_none=True),
             "location_id": item.location_id, "evse_uid": item.evse_uid,
             "connector_id": item.connector_id, "authorization_reference": order.id}
-    try:
-        uid, response = await send_command(deps.ocpi, conn, (item.cc, item.pid),
-                                           CommandType.START_SESSION, body, order_id=order.id,
-                                           now=now)
-    except OcpiClientError as exc:
-        _retry_or_raise(ctx, exc)
+    response = await command_for(ctx, deps, order, conn, CommandType.START_SESSION, body,
+                                 "start", now)
+    if response is None:
         await fail_order(deps, txn, "the charger's operator could not be reached", now)
         return "unreachable"
-    if response.result is not CommandResponseType.ACCEPTED:
+    if not accepted(response):
         await fail_order(deps, txn, f"the charger refused to start ({response.result.value})", now)
         return response.result.value
-
-    def note(o: Order) -> Order:
-        o.commands["start"] = {"uid": uid, "timeout": response.timeout, "sent": now.isoformat()}
-        return o
-
-    await deps.orders.update(txn, note)
+    uid = (await deps.orders.get(txn) or order).commands["start"]["uid"]
     wait = timedelta(seconds=response.timeout + deps.settings.journey_command_grace)
     await enqueue(deps.redis, "journey_command_timeout", txn, uid, job_id=f"cmd-timeout:{uid}",
                   defer_until=now + wait)
@@ -181,21 +207,9 @@ async def journey_stop_session(ctx: dict[str, Any], txn: str) -> str:
         if int(ctx.get("job_try", 1)) < MAX_TRIES:
             raise Retry(defer=2)  # the CPO's Session may not have arrived yet
         return "no session to stop"
-    assert order.item is not None
-    try:
-        uid, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
-                                           CommandType.STOP_SESSION, {"session_id": sid},
-                                           order_id=order.id, now=now)
-    except OcpiClientError as exc:
-        _retry_or_raise(ctx, exc)
-        return "unreachable"
-
-    def note(o: Order) -> Order:
-        o.commands["stop"] = {"uid": uid, "result": response.result.value, "sent": now.isoformat()}
-        return o
-
-    await deps.orders.update(txn, note)
-    return response.result.value
+    response = await command_for(ctx, deps, order, conn, CommandType.STOP_SESSION,
+                                 {"session_id": sid}, "stop", now)
+    return response.result.value if response else "unreachable"
 
 
 async def journey_reserve_now(ctx: dict[str, Any], txn: str) -> str:
@@ -219,23 +233,14 @@ async def journey_reserve_now(ctx: dict[str, Any], txn: str) -> str:
             "expiry_date": format_datetime(expiry), "reservation_id": order.reservation_id,
             "location_id": item.location_id, "evse_uid": item.evse_uid,
             "authorization_reference": order.id}
-    try:
-        uid, response = await send_command(deps.ocpi, conn, (item.cc, item.pid),
-                                           CommandType.RESERVE_NOW, body, order_id=order.id,
-                                           now=now)
-    except OcpiClientError as exc:
-        _retry_or_raise(ctx, exc)
+    response = await command_for(ctx, deps, order, conn, CommandType.RESERVE_NOW, body,
+                                 "reserve", now)
+    if response is None:
         return "unreachable: the slot stays held in our calendar"
-    if response.result is not CommandResponseType.ACCEPTED:
+    if not accepted(response):
         await fail_order(deps, txn, f"the charger could not be reserved ({response.result.value})",
                          now)
         return response.result.value
-
-    def note(o: Order) -> Order:
-        o.commands["reserve"] = {"uid": uid, "timeout": response.timeout, "sent": now.isoformat()}
-        return o
-
-    await deps.orders.update(txn, note)
     return "ACCEPTED"
 
 
@@ -247,17 +252,12 @@ async def journey_cancel_reservation(ctx: dict[str, Any], txn: str) -> str:
     order, conn = found
     if not order.reservation_id or order.item is None:
         return "no reservation"
-    if not order.commands.get("reserve"):
-        return "never reserved at the CPO"  # cancelled before RESERVE_NOW was due
-    try:
-        _, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
-                                         CommandType.CANCEL_RESERVATION,
-                                         {"reservation_id": order.reservation_id},
-                                         order_id=order.id)
-    except OcpiClientError as exc:
-        _retry_or_raise(ctx, exc)
-        return "unreachable"
-    return response.result.value
+    if (order.commands.get("reserve") or {}).get("result") != "ACCEPTED":
+        return "never reserved at the CPO"  # cancelled before RESERVE_NOW was due, or refused
+    response = await command_for(ctx, deps, order, conn, CommandType.CANCEL_RESERVATION,
+                                 {"reservation_id": order.reservation_id}, "cancel_reservation",
+                                 now_utc())
+    return response.result.value if response else "unreachable"
 
 
 async def journey_command_timeout(ctx: dict[str, Any], txn: str, uid: str) -> str:
