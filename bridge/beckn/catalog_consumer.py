@@ -6,7 +6,9 @@ written). A location event re-renders that location; a tariff event
 re-renders every location whose connectors use the tariff. Events of one
 batch are merged, so a burst of EVSE status PATCHes renders a location once.
 
-On the group's first start the whole catalog is rebuilt from the OCPI store
+On the group's first start, and whenever the stream was trimmed past what the
+group had read (a worker down for longer than the stream keeps entries), the
+whole catalog is rebuilt from the OCPI store
 (the stream is trimmed, so it cannot be replayed from the beginning); the
 group is created at the stream's end *before* the rebuild, so changes made
 during it are processed afterwards. Entries left pending by a dead worker
@@ -34,14 +36,45 @@ CLAIM_IDLE_MS = 60_000
 BATCH = 500
 
 
+def _stream_id(value: Any) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def fell_behind(redis: aioredis.Redis, group_name: str = bk.CATALOG_GROUP) -> bool:
+    """True when the stream was trimmed past what the group has read: a worker that was
+    down longer than the stream keeps entries (`ocpi.events_maxlen`) missed changes."""
+    groups = await redis.xinfo_groups(keys.EVENTS)
+    group = next((g for g in groups if g["name"] in (group_name, group_name.encode())), None)
+    info = await redis.xinfo_stream(keys.EVENTS)
+    if group is None:
+        return False
+    read, added = group.get("entries-read"), info.get("entries-added")
+    if read is not None and added is not None:  # Redis 7 counts what the group read
+        return int(added) - int(read) > int(info["length"])
+    # Otherwise (Redis 6.2, or a group that has read nothing yet): entries were trimmed
+    # and the oldest one left is newer than the last one the group read.
+    first = info.get("first-entry")
+    trimmed = added is None or int(added) > int(info["length"])
+    return bool(first) and trimmed and _stream_id(group["last-delivered-id"]) < _stream_id(
+        first[0])
+
+
 async def ensure_group(redis: aioredis.Redis, store: CatalogStore) -> bool:
-    """Create the consumer group (and rebuild) if it does not exist. True if created."""
+    """Create the consumer group (and rebuild) if it does not exist, or rebuild if the
+    group fell behind the trimmed stream. True if the catalog was rebuilt."""
     try:
         await redis.xgroup_create(keys.EVENTS, bk.CATALOG_GROUP, id="$", mkstream=True)
     except ResponseError as exc:
-        if "BUSYGROUP" in str(exc):
+        if "BUSYGROUP" not in str(exc):
+            raise
+        if not await fell_behind(redis):
             return False
-        raise
+        log.warning("catalog.fell_behind", note="changes were trimmed unread: full rebuild")
+        # Move the group to the stream's end first, so changes made during the rebuild
+        # are processed afterwards, as on creation.
+        await redis.xgroup_setid(keys.EVENTS, bk.CATALOG_GROUP, id="$")
     n = await store.rebuild_all()
     log.info("catalog.rebuilt", locations=n)
     return True

@@ -301,11 +301,33 @@ def coalesce(batch: list[dict[str, str]]) -> list[dict[str, str]]:
             or last[(f.get("cc", ""), f.get("pid", ""), f.get("id", ""))] == i]
 
 
+async def recover(deps: JourneyDeps, now: datetime, days: int = 7) -> int:
+    """After missed change events: follow every active order's session again and queue
+    the settlement of every recent CDR (settled ones are skipped: keyed by the CDR)."""
+    for txn in await deps.orders.silent_since(now + timedelta(days=1)):
+        order = await deps.orders.get(txn)
+        if order and order.item and order.session.get("id"):
+            await on_session(deps, order.item.cc, order.item.pid, order.session["id"], now)
+    since = int((now - timedelta(days=days)).timestamp() * 1000)
+    refs = await deps.redis.zrangebyscore("obb:ocpi:idx:cdrs", since, "+inf")
+    for ref in refs:
+        cc, pid, cid = ref.decode().split(":", 2)
+        await enqueue(deps.redis, "journey_settle", cc, pid, cid,
+                      job_id=f"settle:{cc}:{pid}:{cid}".lower())
+    return len(refs)
+
+
 async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
                   block_ms: int = 500) -> None:
+    from bridge.beckn.catalog_consumer import fell_behind
+
     redis = deps.redis
     with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
         await redis.xgroup_create(EVENTS, GROUP, id="$", mkstream=True)
+    if await fell_behind(redis, GROUP):
+        log.error("journey.fell_behind", note="OCPI changes were trimmed unread: recovering")
+        await redis.xgroup_setid(EVENTS, GROUP, id="$")
+        await recover(deps, datetime.now(UTC))
     pending_first = True
     while not stop.is_set():
         # After a crash, first take back what this consumer read but never acknowledged.

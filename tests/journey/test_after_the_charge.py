@@ -141,3 +141,24 @@ async def test_loyalty_and_fleet_rate_after_otp(world: World) -> None:
     assert order.customer["fleet_verified"] is True
     titles = " ".join(b["schema:name"] for b in on_init["message"]["order"]["beckn:totals"]["beckn:breakup"])
     assert "Acme" in titles or "fleet" in titles.lower(), titles
+
+
+async def test_recovery_after_missed_events_settles_nothing_twice(world: World) -> None:
+    """A worker down longer than the change stream keeps entries recovers by re-reading
+    active sessions and re-queueing recent CDRs; what is settled stays settled."""
+    from datetime import UTC, datetime
+
+    from bridge.journey.events import recover
+
+    txn, phone = "txn-recover-1", "+919800002301"
+    await charged(world, txn, phone)
+    before = len(world.bap.of("on_update", txn))
+    deps = JourneyDeps.build(world.settings, world.redis)
+    try:
+        assert await recover(deps, datetime.now(UTC)) >= 1
+    finally:
+        await deps.close()
+    await asyncio.sleep(1.0)
+    assert len(world.bap.of("on_update", txn)) == before
+    bills = [m for m in await _outbox(world, phone) if m.kind == "bill"]
+    assert len(bills) == 1
