@@ -44,8 +44,6 @@ log = structlog.get_logger("bridge.ocpi")
 
 M = TypeVar("M", bound=BaseModel)
 
-PRINCIPAL_KEY = web.AppKey("ocpi_authenticate", object)
-
 
 @dataclass(frozen=True)
 class Principal:

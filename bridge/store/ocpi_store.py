@@ -152,39 +152,6 @@ class OcpiStore:
                   "module", module, "cc", cc, "pid", pid, "id", oid, "op", "delete"])
         return bool(rc)
 
-    async def list_page(self, module: str, cc: str | None, pid: str | None, *, offset: int,
-                        limit: int, date_from: datetime | None, date_to: datetime | None
-                        ) -> tuple[int, list[bytes]]:
-        """A page of objects ordered by last_updated (§4.1.3: date_from inclusive,
-        date_to exclusive). Without a party: across all parties."""
-        idx = keys.party_index(module, cc, pid) if cc and pid else keys.module_index(module)
-        lo = ms(date_from) if date_from else "-inf"
-        hi = f"({ms(date_to)}" if date_to else "+inf"
-        total = int(await self.redis.zcount(idx, lo, hi))
-        if limit == 0:
-            return total, []
-        members = await self.redis.zrangebyscore(idx, lo, hi, start=offset, num=limit)
-        if not members:
-            return total, []
-        if cc and pid:
-            refs = [(cc, pid, m.decode()) for m in members]
-        else:
-            refs = [tuple(m.decode().split(":", 2)) for m in members]
-        out: list[bytes] = []
-        if module == "locations":
-            for rcc, rpid, rid in refs:
-                loc = await self.get_location_raw(rcc, rpid, rid)
-                if loc is not None:
-                    out.append(loc)
-            return total, out
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for rcc, rpid, rid in refs:
-                pipe.hget(keys.obj(module, rcc, rpid, rid), "d")
-            for raw in await pipe.execute():
-                if raw is not None:
-                    out.append(raw)
-        return total, out
-
     # ------------------------------------------------------------------ locations
 
     async def _location_hash(self, cc: str, pid: str, lid: str) -> dict[bytes, bytes]:
