@@ -318,7 +318,12 @@ async def recover(deps: JourneyDeps, now: datetime, days: int = 7) -> int:
 
 
 async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
-                  block_ms: int = 500) -> None:
+                  block_ms: int = 500, claim_idle_ms: int = 60_000) -> None:
+    """Read the change stream in the `journey` group until `stop`.
+
+    A worker's own unacknowledged entries are re-read when it restarts; entries a
+    dead worker (another consumer name) left unacknowledged are claimed once they
+    have been idle for `claim_idle_ms`, so no change is lost with a worker."""
     from bridge.beckn.catalog_consumer import fell_behind
 
     redis = deps.redis
@@ -329,21 +334,28 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
         await redis.xgroup_setid(EVENTS, GROUP, id="$")
         await recover(deps, datetime.now(UTC))
     pending_first = True
+    claim_from = "0-0"
     while not stop.is_set():
         # After a crash, first take back what this consumer read but never acknowledged.
         stream_id = "0" if pending_first else ">"
         try:
             batch = await redis.xreadgroup(GROUP, consumer, {EVENTS: stream_id}, count=100,
                                            block=None if pending_first else block_ms)
+            entries = batch[0][1] if batch else []
+            if pending_first and not entries:
+                pending_first = False
+                continue
+            if not entries:
+                claimed = await redis.xautoclaim(EVENTS, GROUP, consumer, claim_idle_ms,
+                                                 start_id=claim_from, count=100)
+                nxt = claimed[0]
+                claim_from = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+                entries = [e for e in claimed[1] if e and e[1]]
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("journey.consume_failed")
             await asyncio.sleep(1)
-            continue
-        entries = batch[0][1] if batch else []
-        if pending_first and not entries:
-            pending_first = False
             continue
         for fields in coalesce([{k.decode(): v.decode() for k, v in raw.items()}
                                 for _id, raw in entries]):
