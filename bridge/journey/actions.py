@@ -114,8 +114,9 @@ async def refund_all(deps: JourneyDeps, order: Order, key: str) -> Decimal:
 
 async def command_for(ctx: dict[str, Any], deps: JourneyDeps, order: Order, conn: Connection,
                       ctype: CommandType, body: dict[str, Any], name: str, now: datetime,
-                      ) -> CommandResponse | None:
-    """Send one OCPI command for `order` and note it as `order.commands[name]`.
+                      ) -> tuple[str, CommandResponse] | None:
+    """Send one OCPI command for `order` and note it as `order.commands[name]`; returns
+    our command uid and the CPO's response.
 
     None when the CPO cannot be reached after the last try (earlier tries raise
     `Retry`, so arq tries again with backoff)."""
@@ -133,11 +134,11 @@ async def command_for(ctx: dict[str, Any], deps: JourneyDeps, order: Order, conn
         return o
 
     await deps.orders.update(order.transaction_id, note)
-    return response
+    return uid, response
 
 
-def accepted(response: CommandResponse | None) -> bool:
-    return response is not None and response.result is CommandResponseType.ACCEPTED
+def accepted(response: CommandResponse) -> bool:
+    return response.result is CommandResponseType.ACCEPTED
 
 
 # --------------------------------------------------------------------------- jobs
@@ -180,15 +181,15 @@ async def journey_start_session(ctx: dict[str, Any], txn: str) -> str:
     body = {"token": record.token.model_dump(mode="json", exclude_none=True),
             "location_id": item.location_id, "evse_uid": item.evse_uid,
             "connector_id": item.connector_id, "authorization_reference": order.id}
-    response = await command_for(ctx, deps, order, conn, CommandType.START_SESSION, body,
-                                 "start", now)
-    if response is None:
+    sent = await command_for(ctx, deps, order, conn, CommandType.START_SESSION, body,
+                             "start", now)
+    if sent is None:
         await fail_order(deps, txn, "the charger's operator could not be reached", now)
         return "unreachable"
+    uid, response = sent
     if not accepted(response):
         await fail_order(deps, txn, f"the charger refused to start ({response.result.value})", now)
         return response.result.value
-    uid = (await deps.orders.get(txn) or order).commands["start"]["uid"]
     wait = timedelta(seconds=response.timeout + deps.settings.journey_command_grace)
     await enqueue(deps.redis, "journey_command_timeout", txn, uid, job_id=f"cmd-timeout:{uid}",
                   defer_until=now + wait)
@@ -207,9 +208,9 @@ async def journey_stop_session(ctx: dict[str, Any], txn: str) -> str:
         if int(ctx.get("job_try", 1)) < MAX_TRIES:
             raise Retry(defer=2)  # the CPO's Session may not have arrived yet
         return "no session to stop"
-    response = await command_for(ctx, deps, order, conn, CommandType.STOP_SESSION,
-                                 {"session_id": sid}, "stop", now)
-    return response.result.value if response else "unreachable"
+    sent = await command_for(ctx, deps, order, conn, CommandType.STOP_SESSION,
+                             {"session_id": sid}, "stop", now)
+    return sent[1].result.value if sent else "unreachable"
 
 
 async def journey_reserve_now(ctx: dict[str, Any], txn: str) -> str:
@@ -233,10 +234,11 @@ async def journey_reserve_now(ctx: dict[str, Any], txn: str) -> str:
             "expiry_date": format_datetime(expiry), "reservation_id": order.reservation_id,
             "location_id": item.location_id, "evse_uid": item.evse_uid,
             "authorization_reference": order.id}
-    response = await command_for(ctx, deps, order, conn, CommandType.RESERVE_NOW, body,
-                                 "reserve", now)
-    if response is None:
+    sent = await command_for(ctx, deps, order, conn, CommandType.RESERVE_NOW, body,
+                             "reserve", now)
+    if sent is None:
         return "unreachable: the slot stays held in our calendar"
+    response = sent[1]
     if not accepted(response):
         await fail_order(deps, txn, f"the charger could not be reserved ({response.result.value})",
                          now)
@@ -254,10 +256,10 @@ async def journey_cancel_reservation(ctx: dict[str, Any], txn: str) -> str:
         return "no reservation"
     if (order.commands.get("reserve") or {}).get("result") != "ACCEPTED":
         return "never reserved at the CPO"  # cancelled before RESERVE_NOW was due, or refused
-    response = await command_for(ctx, deps, order, conn, CommandType.CANCEL_RESERVATION,
-                                 {"reservation_id": order.reservation_id}, "cancel_reservation",
-                                 now_utc())
-    return response.result.value if response else "unreachable"
+    sent = await command_for(ctx, deps, order, conn, CommandType.CANCEL_RESERVATION,
+                             {"reservation_id": order.reservation_id}, "cancel_reservation",
+                             now_utc())
+    return sent[1].result.value if sent else "unreachable"
 
 
 async def journey_command_timeout(ctx: dict[str, Any], txn: str, uid: str) -> str:
