@@ -15,16 +15,46 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 import structlog
 
+from tests import spec
+
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-OCPI_EXAMPLES = SHARED / "reference" / "ocpi" / "examples"
-BECKN_EXAMPLES = SHARED / "examples" / "beckn"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance: reads published spec files (tests/spec.py)")
+    if spec.REQUIRED and not spec.available():
+        raise pytest.UsageError(spec.missing_reason() + " and OBB_REQUIRE_SPEC=1")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/conformance/" in item.nodeid:
+            item.add_marker(pytest.mark.conformance)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line on the conformance suite: run against which files, or why not."""
+    counts: dict[str, int] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for rep in terminalreporter.stats.get(outcome, []):
+            if "tests/conformance/" in getattr(rep, "nodeid", ""):
+                counts[outcome] = counts.get(outcome, 0) + 1
+    if not counts:
+        return
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    if spec.available():
+        terminalreporter.write_line(f"conformance suite: {summary} (spec files: {spec.SPEC_DIR})")
+    else:
+        terminalreporter.write_line(f"conformance suite NOT RUN: {summary}; "
+                                    + spec.missing_reason(), yellow=True, bold=True)
 
 
 def free_port() -> int:

@@ -55,7 +55,8 @@ from ocpi_mock.clock import SimClock
 from ocpi_mock.network import Network, load_network
 from ocpi_mock.ocpi_routes import MOCK
 from ocpi_mock.runtime import Mock
-from tests.conftest import OCPI_EXAMPLES, ROOT, free_port
+from tests.conftest import ROOT, free_port
+from tests.spec import OCPI_EXAMPLES
 from tests.mock.conftest import FAST, MockServer
 from tests.mock.emsp_double import EmspDouble
 from tests.pricing.pricing_support import D, Shape, local, make_tariff, session

@@ -25,7 +25,7 @@ from tests.beckn.conftest import (
     load_sample,
     run_worker,
 )
-from tests.conftest import BECKN_EXAMPLES
+from tests.spec import BECKN_EXAMPLES
 
 
 async def discover(bridge: Bridge, bap: LoopbackBap, message: dict[str, Any], **top: Any

@@ -14,7 +14,8 @@ from bridge.ocpi.models import CDR, Location, Session, Tariff
 from bridge.ocpi.sync import sync
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
-from tests.conftest import OCPI_EXAMPLES, RedisServer
+from tests.conftest import RedisServer
+from tests.spec import OCPI_EXAMPLES
 from tests.ocpi.conftest import (
     Bridge,
     Ocpi,
