@@ -6,8 +6,9 @@ bridge's engine) and `ocpi_mock.pricing` (what the mock CPO writes into the
 `total_cost` excl. and incl. VAT, and the same per-dimension costs, rounded to
 the currency's minor unit, on:
 
-(a) every worked case of shared/reference/ocpi/TARIFF-CASES.md and every spec
-    example tariff of shared/reference/ocpi/examples/ on a set of sessions;
+(a) every worked case of TARIFF-CASES.md and every spec example tariff on a set of
+    sessions: in the conformance suite (tests/conformance/pricing/
+    test_agreement_on_spec_tariffs.py), which reads the spec's files;
 (b) every tariff of config/networks/india.toml on sessions generated like the
     mock's simulator generates them (hypothesis);
 (c) the CDRs of full sessions run by the mock's simulator over HTTP, priced
@@ -23,7 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -55,8 +55,8 @@ from ocpi_mock.clock import SimClock
 from ocpi_mock.network import Network, load_network
 from ocpi_mock.ocpi_routes import MOCK
 from ocpi_mock.runtime import Mock
+from tests import spec
 from tests.conftest import ROOT, free_port
-from tests.spec import OCPI_EXAMPLES
 from tests.mock.conftest import FAST, MockServer
 from tests.mock.emsp_double import EmspDouble
 from tests.pricing.pricing_support import D, Shape, local, make_tariff, session
@@ -118,7 +118,9 @@ def assert_agree(ours: TariffResult, theirs: mock_pricing.PriceResult, what: str
 
 @cache
 def example_tariff(name: str) -> Tariff:
-    data = json.loads((OCPI_EXAMPLES / name).read_text())
+    """An OCPI example tariff: only the conformance suite prices these
+    (tests/conformance/pricing/test_agreement_on_spec_tariffs.py)."""
+    data = json.loads(spec.require(spec.OCPI_EXAMPLES / name).read_text())
     data.setdefault("last_updated", "2024-01-01T00:00:00Z")  # tariff_put_example lacks it
     return Tariff.model_validate(data)
 
@@ -245,7 +247,7 @@ TARIFF_CASES = [
 
 
 def _example_tariff_names() -> list[str]:
-    return sorted(p.name for p in Path(OCPI_EXAMPLES).glob("tariff*.json"))
+    return sorted(p.name for p in spec.OCPI_EXAMPLES.glob("tariff*.json"))
 
 
 def _reservation_tariff(name: str) -> bool:
@@ -273,7 +275,7 @@ SHAPES: dict[str, Shape] = {
 }
 
 
-def _example_cases() -> list[Case]:
+def example_cases() -> list[Case]:
     out = []
     for name in _example_tariff_names():
         short = name.removesuffix(".json")
@@ -286,12 +288,6 @@ def _example_cases() -> list[Case]:
                             session(at("19:10"), rsv(47)), EXP))
     return out
 
-
-@pytest.mark.parametrize("case", TARIFF_CASES + _example_cases(), ids=lambda c: c.name)
-def test_spec_cases_agree(case: Case) -> None:
-    ours, theirs = price_both(case.tariff(), case.shape.periods, case.shape.start, case.shape.end, EU,
-                              case.reservation)
-    assert_agree(ours, theirs, case.name)
 
 
 # ----------------------------------------------------------------------------- (b) network

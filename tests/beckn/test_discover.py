@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,6 @@ from tests.beckn.conftest import (
     load_sample,
     run_worker,
 )
-from tests.spec import BECKN_EXAMPLES
 
 
 async def discover(bridge: Bridge, bap: LoopbackBap, message: dict[str, Any], **top: Any
@@ -150,21 +148,6 @@ async def test_walk_in_by_evse_id_or_qr(bridge: Bridge, bap: LoopbackBap, catalo
                                         text: str) -> None:
     cb = await discover(bridge, bap, {"text_search": text})
     assert ids(cb) == ["loc-ind/e1/1"]
-
-
-async def test_guide_example_01_is_accepted(bridge: Bridge, bap: LoopbackBap,
-                                            catalog: CatalogStore) -> None:
-    body = json.loads((BECKN_EXAMPLES / "01-discover.json").read_text())
-    # Fresh timestamp/ids, our test BAP as the sender; the rest as the guide has it.
-    body["context"].update(bap_id="bap.test", bap_uri=bap.bap_uri,
-                           timestamp=datetime.now(UTC).isoformat().replace("+00:00", "Z"))
-    status, ack = await bridge.post("discover", body, bap)
-    assert (status, ack["ack_status"]) == (200, "ACK"), ack
-    await run_worker(bridge.settings)
-    (cb,) = bap.callbacks()
-    # "CCS2" from text and filter, latitude 12..13 from the guide's filter dialect
-    assert ids(cb) == ["loc-mg/e1/1", "loc-ind/e1/1"]
-    assert cb["context"]["domain"] == "deg:ev-charging"
 
 
 async def test_bad_filter_is_nacked(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore

@@ -1,21 +1,18 @@
-"""`bridge sync` against a paginated CPO sender; restarts; the spec's own examples."""
+"""`bridge sync` against a paginated CPO sender; restarts (the spec's own example objects are
+in tests/conformance/ocpi/test_ocpi_examples.py)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
 
 from bridge.ocpi.deps import OcpiDeps
-from bridge.ocpi.models import CDR, Location, Session, Tariff
 from bridge.ocpi.sync import sync
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
 from tests.conftest import RedisServer
-from tests.spec import OCPI_EXAMPLES
 from tests.ocpi.conftest import (
     Bridge,
     Ocpi,
@@ -98,60 +95,3 @@ async def test_data_survives_restart_of_bridge_and_redis(own_redis: RedisServer,
             assert body["data"]["status"] == "ACTIVE"
         finally:
             await stop_bridge(bridge)
-
-
-def _examples(prefix: str) -> list[str]:
-    return sorted(p.name for p in OCPI_EXAMPLES.glob(f"{prefix}*.json"))
-
-
-# Upstream quirks (see shared/reference/ocpi/README.md): refused for the reason given.
-KNOWN_INVALID = {
-    "tariff_put_example.json": "last_updated",
-}
-
-
-@pytest.mark.parametrize("name", [n for n in _examples("location_example")])
-async def test_spec_location_examples_round_trip(cpo_double: CpoDouble, bridge: Bridge,
-                                                 http: aiohttp.ClientSession, name: str) -> None:
-    body = json.loads((OCPI_EXAMPLES / name).read_text())
-    cpo_double.parties = [(body["country_code"], body["party_id"])]
-    cpo = await register_cpo_for(bridge, cpo_double, http, body["country_code"], body["party_id"])
-    path = f"/ocpi/2.2.1/locations/{body['country_code']}/{body['party_id']}/{body['id']}"
-    status, resp, _ = await cpo.call("PUT", path, body)
-    assert resp["status_code"] == 1000, resp
-    _, resp, _ = await cpo.call("GET", path)
-    assert Location.model_validate(resp["data"]) == Location.model_validate(body)
-
-
-@pytest.mark.parametrize("name", _examples("tariff_") + _examples("session_example")
-                         + _examples("cdr_"))
-async def test_spec_examples_are_accepted_and_round_trip(cpo_double: CpoDouble, bridge: Bridge,
-                                                         http: aiohttp.ClientSession,
-                                                         name: str) -> None:
-    body = json.loads((OCPI_EXAMPLES / name).read_text())
-    cpo_double.parties = [(body["country_code"], body["party_id"])]
-    cpo = await register_cpo_for(bridge, cpo_double, http, body["country_code"], body["party_id"])
-    module, model = {"tariff": ("tariffs", Tariff), "session": ("sessions", Session),
-                     "cdr": ("cdrs", CDR)}[name.split("_")[0]]
-    path = f"/ocpi/2.2.1/{module}/{body['country_code']}/{body['party_id']}/{body['id']}"
-    if module == "cdrs":
-        status, resp, headers = await cpo.call("POST", "/ocpi/2.2.1/cdrs", body)
-    else:
-        status, resp, headers = await cpo.call("PUT", path, body)
-    if name in KNOWN_INVALID:
-        assert resp["status_code"] == 2001 and KNOWN_INVALID[name] in resp["status_message"]
-        return
-    assert resp["status_code"] == 1000, resp
-    _, resp, _ = await cpo.call("GET", path)
-    assert model.model_validate(resp["data"]) == model.model_validate(body)
-
-
-async def register_cpo_for(bridge: Bridge, double: CpoDouble, http: aiohttp.ClientSession,
-                           cc: str, pid: str) -> Ocpi:
-    token_a = await CredentialsStore(bridge.redis).create_invite(cc, pid)
-    status, body, _ = await Ocpi(bridge.url, token_a, http).call("POST", "/ocpi/2.2.1/credentials", {
-        "token": double.token_b, "url": f"{double.base_url}/ocpi/versions",
-        "roles": [{"role": "CPO", "country_code": cc, "party_id": pid,
-                   "business_details": {"name": "x"}}]})
-    assert status == 200, body
-    return Ocpi(bridge.url, body["data"]["token"], http)

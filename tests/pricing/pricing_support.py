@@ -11,15 +11,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bridge.ocpi.models import ChargingPeriod, Tariff
+from tests import spec
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT.parent / "shared" / "reference" / "ocpi" / "examples"
+FIXTURES = ROOT / "tests" / "fixtures" / "pricing"
 
 D = Decimal
 
 
+def fixture(name: str) -> dict[str, Any]:
+    """One of this project's own pricing fixtures (tests/fixtures/pricing)."""
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
 def example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
+    """An OCPI 2.2.1 example file: for the conformance suite only (skips without it)."""
+    data: dict[str, Any] = json.loads(spec.require(spec.OCPI_EXAMPLES / name).read_text())
     return data
 
 
@@ -97,7 +105,7 @@ def inr_cdr(periods: list[ChargingPeriod], end: datetime, total: str, *, tariff:
     """A CDR of IN-TPC at LOC-1 with these periods and total_cost (incl. VAT = `incl` or `total`)."""
     from bridge.ocpi.models import CDR
 
-    doc = example("cdr_example.json")
+    doc = fixture("cdr_time.json")
     energy = sum((d.volume for p in periods for d in p.dimensions if d.type.value == "ENERGY"), Decimal(0))
     doc.update(
         country_code="IN", party_id="TPC", id=cdr_id, currency="INR",

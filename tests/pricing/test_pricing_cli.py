@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from bridge.commands import tariff as cmd
-from tests.pricing.pricing_support import EXAMPLES, ROOT, example
+from tests.pricing.pricing_support import FIXTURES, ROOT, fixture
 
-TARIFF = str(EXAMPLES / "tariff_1_simple_2hour.json")
-CDR_TARIFF = example("cdr_example.json")["tariffs"][0]
+TARIFF = str(FIXTURES / "tariff_time_step60.json")
+CDR = str(FIXTURES / "cdr_time.json")
+CDR_TARIFF = fixture("cdr_time.json")["tariffs"][0]
 
 
 def write(tmp_path: Path, name: str, doc: Any) -> str:
@@ -30,71 +31,73 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_prices_the_cdr_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    tariff = write(tmp_path, "t.json", CDR_TARIFF | {"last_updated": "2015-02-02T14:15:01Z"})
-    code, out, err = run(capsys, tariff, str(EXAMPLES / "cdr_example.json"), "--time-zone", "Europe/Brussels")
+def test_prices_a_cdr(capsys: pytest.CaptureFixture[str]) -> None:
+    # 1.973 h of TIME at ₹120/h, step 300 s: billed 2 h = ₹240, ₹283.20 with 18% VAT
+    code, out, err = run(capsys, str(FIXTURES / "tariff_time_step300.json"), CDR,
+                         "--time-zone", "Asia/Kolkata")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["total_cost"] == {"excl_vat": 4.0, "incl_vat": 4.4}
-    assert doc["total_time_cost"] == {"excl_vat": 4.0, "incl_vat": 4.4}
-    assert doc["record"] == {"type": "CDR", "id": "12345"} and doc["matches_reported"] is True
+    assert doc["total_cost"] == {"excl_vat": 240.0, "incl_vat": 283.2}
+    assert doc["total_time_cost"] == {"excl_vat": 240.0, "incl_vat": 283.2}
+    assert doc["record"] == {"type": "CDR", "id": "CDR-0001"} and doc["matches_reported"] is True
     assert doc["billed"]["time"] == 2 and doc["warnings"] == []
 
 
 def test_cdr_without_time_zone_warns(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, TARIFF, str(EXAMPLES / "cdr_example.json"))
+    code, out, _ = run(capsys, TARIFF, CDR)
     doc = json.loads(out)
     assert code == 0 and any("UTC" in w for w in doc["warnings"])
-    assert doc["total_cost"]["excl_vat"] == 3.97 and doc["matches_reported"] is False  # step 60, not 300
+    # step 60, not the CDR's 300: 7,140 s billed = ₹238.00
+    assert doc["total_cost"]["excl_vat"] == 238.0 and doc["matches_reported"] is False
 
 
-def test_prices_a_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    energy = write(tmp_path, "t.json", example("tariff_8_simple_025kwh.json"))
-    code, out, err = run(capsys, energy, str(EXAMPLES / "session_example_2_short_finished.json"),
-                         "--time-zone", "Europe/Amsterdam")
+def test_prices_a_session(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, str(FIXTURES / "tariff_energy.json"),
+                         str(FIXTURES / "session_finished.json"), "--time-zone", "Asia/Kolkata")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["record"]["type"] == "Session" and doc["total_cost"]["excl_vat"] > 0
+    assert doc["record"]["type"] == "Session" and doc["total_cost"]["excl_vat"] == 231.25  # 12.5 x 18.50
 
 
-def test_active_session_with_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, TARIFF, str(EXAMPLES / "session_example_1_simple_start.json"),
-                         "--now", "2020-03-09T11:17:00Z")
+def test_active_session_with_now(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, TARIFF, str(FIXTURES / "session_active.json"),
+                         "--now", "2026-01-12T05:17:09Z")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["total_cost"]["excl_vat"] == 2.0 and any("UTC" in w for w in doc["warnings"])
+    assert doc["total_cost"]["excl_vat"] == 120.0 and any("UTC" in w for w in doc["warnings"])
 
 
 def test_accepts_an_ocpi_envelope(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    wrapped = write(tmp_path, "env.json", {"data": example("cdr_example.json"), "status_code": 1000,
-                                           "timestamp": "2015-06-30T21:59:59Z"})
+    wrapped = write(tmp_path, "env.json", {"data": fixture("cdr_time.json"), "status_code": 1000,
+                                           "timestamp": "2026-01-12T06:09:00Z"})
     code, _, err = run(capsys, TARIFF, wrapped)
     assert code == 0, err
 
 
 def _bad_cdr() -> dict[str, Any]:
-    doc = example("cdr_example.json")
+    doc = fixture("cdr_time.json")
     doc["charging_periods"][0]["dimensions"][0]["type"] = "WATTS"
     return doc
 
 
 ERRORS = [
     ("tariff not JSON", "{nope", None, None, "t.json: not JSON"),
-    ("tariff missing last_updated", example("tariff_put_example.json"), None, None,
+    ("tariff missing last_updated", {k: v for k, v in fixture("tariff_energy.json").items()
+                                     if k != "last_updated"}, None, None,
      "not a valid OCPI Tariff: field last_updated: Field required"),
-    ("tariff with a bad step_size", example("tariff_1_simple_2hour.json")
+    ("tariff with a bad step_size", fixture("tariff_time_step60.json")
      | {"elements": [{"price_components": [{"type": "TIME", "price": 1}]}]}, None, None,
      "field elements.0.price_components.0.step_size"),
     ("tariff is a list", [1, 2], None, None, "expected a JSON object, found list"),
     ("record is neither", None, {"hello": "world"}, None, "neither a CDR nor a Session"),
     ("CDR with a bad dimension", None, _bad_cdr(), None,
      "not a valid OCPI CDR: field charging_periods.0.dimensions.0.type"),
-    ("Session without kwh", None, {k: v for k, v in example("session_example_2_short_finished.json").items()
+    ("Session without kwh", None, {k: v for k, v in fixture("session_finished.json").items()
                                    if k != "kwh"}, None, "not a valid OCPI Session: field kwh"),
     ("unknown time zone", None, None, ["--time-zone", "Mars/Olympus"], "--time-zone: unknown time zone"),
-    ("bad --now", None, example("session_example_1_simple_start.json"), ["--now", "yesterday"],
+    ("bad --now", None, fixture("session_active.json"), ["--now", "yesterday"],
      "--now: not an RFC 3339 time"),
-    ("naive --now", None, example("session_example_1_simple_start.json"), ["--now", "2020-03-09T11:17:00"],
+    ("naive --now", None, fixture("session_active.json"), ["--now", "2026-01-12T05:17:09"],
      "has no time zone offset"),
 ]
 
@@ -105,7 +108,7 @@ def test_bad_input_exits_2_naming_the_field(
     extra: list[str] | None, message: str,
 ) -> None:
     t = write(tmp_path, "t.json", tariff) if tariff is not None else TARIFF
-    r = write(tmp_path, "r.json", record) if record is not None else str(EXAMPLES / "cdr_example.json")
+    r = write(tmp_path, "r.json", record) if record is not None else CDR
     code, out, err = run(capsys, t, r, *(extra or []))
     assert code == 2 and out == ""
     assert message in err and err.startswith("bridge tariff price: ")
@@ -126,14 +129,13 @@ def test_register_with_any_argparse() -> None:
 
 def test_through_the_bridge_command_line() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(EXAMPLES / "tariff_5_free_of_charge.json")],
+        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(FIXTURES / "tariff_flat_only.json")],
         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
     )
     assert proc.returncode == 2 and "neither a CDR nor a Session" in proc.stderr
     ok = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(EXAMPLES / "cdr_example.json"),
-         "--time-zone", "Europe/Brussels"],
+        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, CDR, "--time-zone", "Asia/Kolkata"],
         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["total_cost"]["incl_vat"] == 4.36
+    assert json.loads(ok.stdout)["total_cost"]["incl_vat"] == 280.84  # 238.00 + 18%

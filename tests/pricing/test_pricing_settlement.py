@@ -14,7 +14,7 @@ from bridge.mapping.projection import ChargingModel
 from bridge.mapping.quote import quote_request
 from bridge.mapping.settlement import Payment, PaymentMode, cancellation_refund, settle
 from bridge.ocpi.models import Session
-from tests.pricing.pricing_support import D, example, inr_cdr, inr_tariff, local, period
+from tests.pricing.pricing_support import D, fixture, inr_cdr, inr_tariff, local, period
 
 TZ = "Asia/Kolkata"
 PLAIN = parse_policy('currency = "INR"\n')
@@ -148,7 +148,7 @@ def test_cdr_the_engine_cannot_price_settles_on_the_cdr() -> None:
 
 
 def session_for(**changes: Any) -> Session:
-    doc = example("session_example_2_short_finished.json")
+    doc = fixture("session_finished.json")
     doc.update(country_code="IN", party_id="TPC", currency="INR", charging_periods=None, **changes)
     return Session.model_validate(doc)
 
