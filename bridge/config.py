@@ -80,16 +80,33 @@ class Settings(BaseModel):
     journey_outage_end_after: float = Field(1800.0, gt=0)  # ... and the order ends on its data
     journey_watchdog_every: float = Field(15.0, gt=0)
     journey_command_grace: float = Field(10.0, ge=0)  # added to the CPO's CommandResponse.timeout
+    # A command the CPO cannot be reached for is retried (same uid) this long before giving up.
+    journey_command_retry_for: float = Field(300.0, ge=0)
+    # An order's Session/CDR is pulled from the CPO when no push came for this long.
+    journey_reconcile_after: float = Field(60.0, gt=0)
     journey_reserve_lead_minutes: int = Field(30, ge=0)  # RESERVE_NOW this long before a slot
     journey_car_max_kw: float = Field(50.0, gt=0)  # charging model when the car is unknown
     journey_support_phone: str = "+91-80-4000-0000"
     journey_support_email: str = "support@example.org"
     journey_support_url: str = "https://example.org/support"
 
+    # [test] fault injection (tests/chaos): the process kills itself (SIGKILL) at this named
+    # point, "name" or "name@N" (bridge/crashpoints.py). Empty in production.
+    test_crash_point: str = ""
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @field_validator("test_crash_point")
+    @classmethod
+    def _crash_point(cls, v: str) -> str:
+        if v:
+            from bridge.crashpoints import parse
+
+            parse(v)  # ValueError names the known points
+        return v
 
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod

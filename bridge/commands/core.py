@@ -31,9 +31,20 @@ async def _with_deps(settings: Settings, work: Any) -> Any:
         await deps.store.redis.aclose()
 
 
+def arm_crash_point(settings: Settings) -> None:
+    """Fault-injection runs only (tests/chaos): die by SIGKILL at the named point."""
+    if settings.test_crash_point:
+        from bridge.crashpoints import arm
+
+        print(f"bridge: TEST crash point armed: {settings.test_crash_point} (SIGKILL there)",
+              file=sys.stderr)
+        arm(settings.test_crash_point, kill=True)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.app import serve
 
+    arm_crash_point(settings)
     if args.port is not None:
         settings = settings.replace(port=args.port)
     asyncio.run(serve(settings, extensions=extensions()))
@@ -52,6 +63,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.worker import build_worker
 
     ext.worker_extensions()
+    arm_crash_point(settings)
     worker = build_worker(settings, burst=args.burst)
     worker.run()
     return 0

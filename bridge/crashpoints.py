@@ -1,0 +1,110 @@
+"""Named crash points: where a fault-injection run kills the process (DESIGN principle 6).
+
+Code that carries out an effect (moves money, sends a command, queues a callback
+or an SMS) marks the instants between its steps with `crash_point("name")`.
+Normally that costs one dictionary test and does nothing. When a point is armed,
+reaching it ends the process there:
+
+- `bridge serve` / `bridge worker` arm the point named by the setting
+  `test_crash_point` (`BRIDGE_TEST_CRASH_POINT=name`, or `name@N` for the N-th
+  time it is reached). The process sends itself SIGKILL at that line: nothing
+  after it runs, no `finally`, no buffered write, exactly as `kill -9` would.
+  The chaos suite (`tests/chaos/`) uses this, then restarts the process.
+- Tests in one process call `arm(name)`: reaching the point raises `Crashed`, a
+  `BaseException`, so no `except Exception` on the way swallows it, and the test
+  then runs the same step again as a restarted process would.
+
+`tracing()` records every point reached, so a test can run a step once to learn
+its points and then crash at each of them in turn.
+
+The names are listed in `POINTS` (and in docs/operations.md); `arm` refuses a
+name that is not there, so a misspelt kill point cannot pass a test by never firing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+POINTS: dict[str, str] = {
+    "payments.before_apply": "a gateway operation checked, not yet applied",
+    "payments.applied": "a gateway operation applied (with its idempotency key), not returned",
+    "payments.link_created": "a payment link created (with its key), not returned",
+    "settle.money_moved": "a settlement's refund/capture/release/link done, order not updated",
+    "settle.recorded": "settlement, COMPLETED, callback and bill SMS written in one step",
+    "release.money_moved": "cancel / no-show / failure refund done, order not updated",
+    "command.uid_recorded": "an OCPI command's uid noted on the order, command not sent",
+    "command.sent": "an OCPI command answered by the CPO, the answer not noted",
+    "order.changed": "an order's change (and its outbox) written, nothing after it done",
+    "callback.posted": "a callback delivered to the BAP, not marked delivered",
+    "journey.event_handled": "an OCPI change handled by the journey consumer, not acknowledged",
+    "beckn.handled": "a Beckn request's work written, the ACK not sent",
+    "ocpi.push_stored": "a CPO's push stored, the OCPI answer not sent",
+}
+
+
+class Crashed(BaseException):
+    """Raised at an armed crash point in a test (stands for the process dying there)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"crash point {name}")
+        self.name = name
+
+
+_armed: dict[str, int] = {}  # name -> how many more times it is passed before it fires
+_kill = False  # True in a real process: SIGKILL; False in tests: raise Crashed
+_trace: list[str] | None = None
+
+
+def crash_point(name: str) -> None:
+    if _trace is not None:
+        _trace.append(name)
+    if not _armed:
+        return
+    left = _armed.get(name)
+    if left is None:
+        return
+    if left > 1:
+        _armed[name] = left - 1
+        return
+    del _armed[name]
+    if _kill:
+        os.write(2, f"crash point {name}: SIGKILL\n".encode())
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise Crashed(name)
+
+
+def parse(spec: str) -> tuple[str, int]:
+    """`name` or `name@N` -> (name, N); ValueError for an unknown name or a bad N."""
+    name, _, nth = spec.strip().partition("@")
+    if name not in POINTS:
+        raise ValueError(f"unknown crash point {name!r}; known: {', '.join(sorted(POINTS))}")
+    count = int(nth) if nth else 1
+    if count < 1:
+        raise ValueError(f"crash point {spec!r}: N must be at least 1")
+    return name, count
+
+
+def arm(spec: str, *, kill: bool = False) -> None:
+    """Arm one point (`name` or `name@N`); `kill=True` in a real process (SIGKILL)."""
+    global _kill
+    name, count = parse(spec)
+    _armed[name] = count
+    _kill = kill
+
+
+def disarm() -> None:
+    _armed.clear()
+
+
+@contextmanager
+def tracing() -> Iterator[list[str]]:
+    """Record the crash points reached inside the block (in order, repeats kept)."""
+    global _trace
+    previous, _trace = _trace, []
+    try:
+        yield _trace
+    finally:
+        _trace = previous
