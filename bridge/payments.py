@@ -3,7 +3,9 @@
 A real gateway (a UPI PSP, a card acquirer) plugs in by implementing
 `PaymentGateway`: four calls, each idempotent under its `key` (the bridge
 retries; a refund keyed by a CDR id must happen once however often it is
-asked). Amounts are `Decimal` in the currency's major unit.
+asked, and a top-up link keyed by a CDR is one link). Pass the key on as the
+PSP's own idempotency key (e.g. the `Idempotency-Key` header). Amounts are
+`Decimal` in the currency's major unit.
 
 The sandbox keeps everything in Redis and serves a payment page:
 
@@ -15,7 +17,9 @@ which the worker turns into the unsolicited `on_status` PAID.
 
     obb:pay:{payment_id}   HASH order, currency, mode (PREPAID | HOLD | POSTPAID),
                                 amount, status, paid, held, captured, refunded, released
-    obb:pay:op:{key}       STRING result of an idempotent operation (JSON), 30 days
+    obb:pay:op:{key}       STRING result of an idempotent operation (JSON), 30 days,
+                                  written in the same MULTI as the operation
+    obb:pay:link:{key}     STRING the payment link made under `key` (JSON), 30 days
     obb:pay:events         STREAM payment events
 """
 
@@ -30,6 +34,8 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
+
+from bridge.crashpoints import crash_point
 
 PREFIX = "obb:pay:"
 EVENTS = "obb:pay:events"
@@ -70,8 +76,13 @@ class PaymentState:
 
 
 class PaymentGateway(Protocol):
+    """Every call that creates or moves money takes the caller's idempotency `key`
+    (what the money is for: an order's step, a CDR): asked again under the same key
+    it answers the first result and does nothing more. A key reused for another
+    amount or payment is refused (PaymentError), as real PSPs do."""
+
     async def create_link(self, order_id: str, amount: Decimal, currency: str,
-                          mode: str) -> PaymentLink: ...
+                          mode: str, *, key: str) -> PaymentLink: ...
 
     async def capture(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp: ...
 
@@ -86,32 +97,64 @@ def _d(v: bytes | None) -> Decimal:
     return Decimal(v.decode()) if v else Decimal(0)
 
 
+def _state(payment_id: str, h: dict[bytes, bytes]) -> PaymentState:
+    return PaymentState(
+        payment_id=payment_id, order_id=h[b"order"].decode(), mode=h[b"mode"].decode(),
+        currency=h[b"currency"].decode(), amount=_d(h[b"amount"]),
+        status=h[b"status"].decode(), paid=_d(h.get(b"paid")), held=_d(h.get(b"held")),
+        captured=_d(h.get(b"captured")), refunded=_d(h.get(b"refunded")),
+        released=_d(h.get(b"released")))
+
+
+FIELD = {"capture": "captured", "refund": "refunded", "release": "released"}
+
+
 class SandboxGateway:
-    """Development gateway: payments succeed when the page's button is pressed."""
+    """Development gateway: payments succeed when the page's button is pressed.
+
+    Each operation and its idempotency key are written in one MULTI/EXEC (WATCHing
+    both): a process killed at any instant leaves either both or neither, so the
+    retry under the same key applies the operation exactly once (issue 12, 1)."""
 
     def __init__(self, redis: aioredis.Redis, public_url: str) -> None:
         self.redis = redis
         self.public_url = public_url.rstrip("/")
 
     async def create_link(self, order_id: str, amount: Decimal, currency: str,
-                          mode: str) -> PaymentLink:
-        payment_id = "pay_" + secrets.token_hex(8)
-        await self.redis.hset(PREFIX + payment_id, mapping={
-            "order": order_id, "currency": currency, "mode": mode, "amount": str(amount),
-            "status": "CREATED", "paid": "0", "held": "0", "captured": "0", "refunded": "0",
-            "released": "0"})
-        return PaymentLink(payment_id, f"{self.public_url}/pay/{payment_id}")
+                          mode: str, *, key: str) -> PaymentLink:
+        """A payment link for `amount`, one per `key` (a top-up asked twice is one link)."""
+        link_key = f"{PREFIX}link:{key}"
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(link_key)
+                    done = await pipe.get(link_key)
+                    if done is not None:
+                        d = orjson.loads(done)
+                        if (d["order"], Decimal(d["amount"]), d["mode"]) != (order_id, amount, mode):
+                            raise PaymentError(f"link key {key!r} was used for another payment")
+                        return PaymentLink(d["payment_id"], self._url(d["payment_id"]))
+                    payment_id = "pay_" + secrets.token_hex(8)
+                    pipe.multi()
+                    pipe.hset(PREFIX + payment_id, mapping={
+                        "order": order_id, "currency": currency, "mode": mode,
+                        "amount": str(amount), "status": "CREATED", "paid": "0", "held": "0",
+                        "captured": "0", "refunded": "0", "released": "0", "key": key})
+                    pipe.set(link_key, orjson.dumps({"payment_id": payment_id, "order": order_id,
+                                                     "amount": str(amount), "mode": mode}),
+                             ex=OP_TTL)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            crash_point("payments.link_created")
+            return PaymentLink(payment_id, self._url(payment_id))
+
+    def _url(self, payment_id: str) -> str:
+        return f"{self.public_url}/pay/{payment_id}"
 
     async def get(self, payment_id: str) -> PaymentState | None:
         h = await self.redis.hgetall(PREFIX + payment_id)
-        if not h:
-            return None
-        return PaymentState(
-            payment_id=payment_id, order_id=h[b"order"].decode(), mode=h[b"mode"].decode(),
-            currency=h[b"currency"].decode(), amount=_d(h[b"amount"]),
-            status=h[b"status"].decode(), paid=_d(h.get(b"paid")), held=_d(h.get(b"held")),
-            captured=_d(h.get(b"captured")), refunded=_d(h.get(b"refunded")),
-            released=_d(h.get(b"released")))
+        return _state(payment_id, h) if h else None
 
     async def pay(self, payment_id: str) -> PaymentState:
         """The driver pressed Pay: money taken (PREPAID) or held (HOLD). Idempotent."""
@@ -131,38 +174,48 @@ class SandboxGateway:
         return new
 
     async def _op(self, payment_id: str, kind: str, amount: Decimal, key: str) -> PaymentOp:
-        done = await self.redis.get(f"{PREFIX}op:{key}")
-        if done is not None:
-            d = orjson.loads(done)
-            return PaymentOp(d["payment_id"], d["kind"], Decimal(d["amount"]), d["reference"])
-        state = await self.get(payment_id)
-        if state is None:
-            raise PaymentError(f"unknown payment {payment_id}")
         if amount < 0:
             raise PaymentError("amount must not be negative")
-        if kind == "refund" and amount > state.paid + state.captured - state.refunded:
-            raise PaymentError(f"refund {amount} exceeds what was paid")
-        if kind in ("capture", "release") and amount > state.held - state.captured - state.released:
-            raise PaymentError(f"{kind} {amount} exceeds what is held")
-        field = {"capture": "captured", "refund": "refunded", "release": "released"}[kind]
-        op = PaymentOp(payment_id, kind, amount, f"{kind}_{secrets.token_hex(6)}")
-        body = orjson.dumps({"payment_id": payment_id, "kind": kind, "amount": str(amount),
-                             "reference": op.reference})
-        # SET NX first: a concurrent duplicate of the same key loses and reads ours.
-        if not await self.redis.set(f"{PREFIX}op:{key}", body, nx=True, ex=OP_TTL):
-            return await self._op(payment_id, kind, amount, key)
+        op_key = f"{PREFIX}op:{key}"
         key_p = PREFIX + payment_id
-        while True:  # optimistic add of a Decimal string (HINCRBYFLOAT would round)
+        field = FIELD[kind]
+        while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(key_p)
-                    current = _d(await pipe.hget(key_p, field))
+                    await pipe.watch(op_key, key_p)
+                    done = await pipe.get(op_key)
+                    if done is not None:
+                        d = orjson.loads(done)
+                        op = PaymentOp(d["payment_id"], d["kind"], Decimal(d["amount"]),
+                                       d["reference"])
+                        if (op.payment_id, op.kind, op.amount) != (payment_id, kind, amount):
+                            raise PaymentError(
+                                f"idempotency key {key!r} was used for {op.kind} {op.amount} "
+                                f"on {op.payment_id}, not {kind} {amount} on {payment_id}")
+                        return op
+                    h = await pipe.hgetall(key_p)
+                    if not h:
+                        raise PaymentError(f"unknown payment {payment_id}")
+                    state = _state(payment_id, h)
+                    if kind == "refund" and amount > state.paid + state.captured - state.refunded:
+                        raise PaymentError(f"refund {amount} exceeds what was paid")
+                    if kind in ("capture", "release") and (
+                            amount > state.held - state.captured - state.released):
+                        raise PaymentError(f"{kind} {amount} exceeds what is held")
+                    current = getattr(state, field)
+                    op = PaymentOp(payment_id, kind, amount, f"{kind}_{secrets.token_hex(6)}")
+                    crash_point("payments.before_apply")
                     pipe.multi()
+                    # the operation and its key in one step: never one without the other
                     pipe.hset(key_p, field, str(current + amount))
+                    pipe.set(op_key, orjson.dumps({
+                        "payment_id": payment_id, "kind": kind, "amount": str(amount),
+                        "reference": op.reference}), ex=OP_TTL)
                     await pipe.execute()
-                    return op
                 except WatchError:
                     continue
+            crash_point("payments.applied")
+            return op
 
     async def capture(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp:
         return await self._op(payment_id, "capture", amount, key)

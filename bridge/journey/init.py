@@ -90,8 +90,10 @@ async def handle_init(req: BecknRequest) -> None:
     p = order.payment
     if p["mode"] != "POSTPAID" and p.get("status") not in ("PAID", "HELD") and (
             not p.get("id") or p.get("linked_amount") != p["amount"]):
-        link = await deps.gateway.create_link(order.id, Decimal(p["amount"]), p["currency"],
-                                              "HOLD" if p["mode"] == "HOLD" else "PREPAID")
+        mode = "HOLD" if p["mode"] == "HOLD" else "PREPAID"
+        # keyed by what it is for: an init retried after a crash gets the same link
+        link = await deps.gateway.create_link(order.id, Decimal(p["amount"]), p["currency"], mode,
+                                              key=f"init:{order.id}:{p['amount']}:{mode}")
 
         def linked(o: Order) -> Order:
             o.payment.update(id=link.payment_id, url=link.url, status="NOT-PAID",
