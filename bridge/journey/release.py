@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from bridge.crashpoints import crash_point
 from bridge.journey.common import JourneyDeps
 from bridge.journey.queue import enqueue
 from bridge.mapping.settlement import cancellation_refund
@@ -38,6 +39,7 @@ async def release_booking(deps: JourneyDeps, order: Order, now: datetime, *, key
             await deps.gateway.capture(p["id"], paid - refund, key=f"{key}:capture")
         if refund:
             await deps.gateway.release(p["id"], refund, key=f"{key}:release")
+    crash_point("release.money_moved")
 
     def record(o: Order) -> Order:
         o.settlement = {"key": key, "currency": p.get("currency", "INR"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from bridge.crashpoints import crash_point
 from bridge.journey.actions import journey
 from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
 from bridge.journey.select import bff_of, customer_of
@@ -82,7 +83,8 @@ async def move_money(deps: JourneyDeps, order: Order, s: Settlement) -> dict[str
         out["release_ref"] = (await deps.gateway.release(p["id"], s.release, key=f"{key}:release")
                               ).reference
     if s.top_up > 0:
-        link = await deps.gateway.create_link(order.id, s.top_up, s.currency, "PREPAID")
+        link = await deps.gateway.create_link(order.id, s.top_up, s.currency, "PREPAID",
+                                              key=f"{key}:top-up")
         out.update(top_up_url=link.url, top_up_payment_id=link.payment_id)
     out.update(refund_now=str(s.refund), top_up_now=str(s.top_up))
     return out
@@ -108,7 +110,8 @@ async def adjust_money(deps: JourneyDeps, order: Order, s: Settlement,
     extra_refund = extra_top_up = Decimal(0)
     if delta > 0:
         extra_top_up = delta
-        link = await deps.gateway.create_link(order.id, delta, s.currency, "PREPAID")
+        link = await deps.gateway.create_link(order.id, delta, s.currency, "PREPAID",
+                                              key=f"{key}:top-up")
         out.update(top_up_url=link.url, top_up_payment_id=link.payment_id)
     elif delta < 0:
         back = -delta
@@ -132,11 +135,15 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
                        ) -> Order | None:
     assert order.item is not None
     tariff = await _tariff(deps, order)
+    # A Session still running is settled on its data so far: up to its last update, not
+    # up to "now", so a settlement run again after a crash computes the same amounts
+    # (the gateway refuses an idempotency key reused for another amount).
+    until = record.last_updated if isinstance(record, Session) else now
     s = settle(record, policy=deps.policy, payment=payment_of(order),
                party=f"{order.item.cc}-{order.item.pid}", time_zone=order.item.time_zone,
                tariff=tariff if isinstance(record, Session) else None,
                location_id=order.item.location_id, customer=customer_of(order),
-               buyer_finder_fee=bff_of(order), now=now)
+               buyer_finder_fee=bff_of(order), now=until)
     previous = order.settlement if order.settlement and order.settlement.get("provisional") else None
     if order.settlement and order.settlement.get("key", "").lower() == s.key.lower():
         return None  # already settled by this record
@@ -145,6 +152,7 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
         return None  # a final settlement exists (e.g. a second CDR id for one session)
     moved = await (adjust_money(deps, order, s, previous) if previous
                    else move_money(deps, order, s))
+    crash_point("settle.money_moved")
 
     def record_it(o: Order) -> Order:
         if o.state in ENDABLE:
@@ -215,6 +223,12 @@ async def journey_settle(ctx: dict[str, Any], cc: str, pid: str, cdr_id: str) ->
         return "not ours"
     if cdr.credit:
         return await _credit(deps, order, cdr, now)
+    if order.state in (State.FAILED, State.CANCELLED, State.EXPIRED):
+        # The order ended (and was refunded) before this session: a START that got through
+        # after we gave up. Its session was stopped on sight; the energy is not billed.
+        log.warning("journey.cdr_after_order_ended", order=order.id, cdr_id=cdr_id,
+                    state=order.state.value, kwh=str(cdr.total_energy))
+        return "order ended before its session: not billed"
     settled = await settle_order(deps, order, cdr, now)
     if settled is None:
         current = await deps.orders.get(order.transaction_id)
