@@ -353,12 +353,20 @@ def quote(
     )
 
 
+_MICRO = Decimal("1E-6")
+
+
 def _fee_lines(
     terms: Terms, usage: Usage, base: Decimal, cur: str, q: Decimal, *, waived: bool
 ) -> list[QuoteLine]:
     out: list[QuoteLine] = []
     if terms.idle_fee_per_minute:
-        minutes = (usage.parking_hours * 60).to_integral_value(ROUND_CEILING) - terms.grace_minutes
+        # Exact seconds (Decimal noise below a microsecond dropped, as the tariff engine
+        # does before its step_size), compared with the grace period; only what is over
+        # is rounded, up to started minutes, once. Rounding the parking time up first
+        # charged a minute for parking exactly as long as the grace period.
+        over_s = (usage.parking_hours * 3600).quantize(_MICRO) - terms.grace_minutes * 60
+        minutes = (over_s / 60).to_integral_value(ROUND_CEILING) if over_s > 0 else ZERO
         if minutes > 0:
             amount = (minutes * terms.idle_fee_per_minute).quantize(q, ROUND_HALF_UP)
             title = f"Idle fee ({minutes} min after a {terms.grace_minutes} min grace period)"

@@ -208,6 +208,36 @@ def test_idle_fee_after_grace() -> None:
     assert q.lines[1].title == "Idle fee (20 min after a 10 min grace period)"
 
 
+@pytest.mark.parametrize(("parking_hours", "minutes"), [
+    (D(10) / 60, 0),  # exactly the 10 min grace period: no fee (issue 12, finding 11)
+    (D("0.16666666666666666"), 0),  # the same, as a CDR's JSON number carries it
+    (D(601) / 3600, 1),  # one second over: one started minute
+    (D(11) / 60, 1),
+    (D(30) / 60, 20),
+    (D(0), 0),
+    ([D(15) / 3600] * 40, 0),  # 40 meter ticks of 15 s: 10 min, with Decimal noise in the sum
+    ([D(15) / 3600] * 41, 1),
+])
+def test_idle_fee_grace_boundary_on_exact_durations(parking_hours: Any, minutes: int) -> None:
+    """Parking is compared with the grace period on the exact duration; only the result is
+    rounded (up to started minutes), once, as the tariff engine rounds its time."""
+    t = at("10:00")
+    periods = [period(t, energy="5", time=D(1) / 6)]
+    t += timedelta(minutes=10)
+    for hours in parking_hours if isinstance(parking_hours, list) else [parking_hours]:
+        if hours:
+            periods.append(period(t, parking=hours))
+            t += timedelta(seconds=float(hours * 3600))
+    u = Usage(tuple(periods), at("10:00"), t)
+    q = quote(inr_tariff(), u, SEED, party="IN-XYZ", time_zone=TZ)
+    idle = [ln for ln in q.lines if ln.code == "idle-fee"]
+    if minutes:
+        assert [ln.amount for ln in idle] == [D(2) * minutes]
+        assert idle[0].title == f"Idle fee ({minutes} min after a 10 min grace period)"
+    else:
+        assert idle == []
+
+
 def test_discounts_never_make_the_bill_negative() -> None:
     t = inr_tariff({"price_components": [{"type": "ENERGY", "price": "1", "step_size": 1}]})
     q = quote(t, usage("10:00", "3", "3"), SEED, party="IN-OFR", time_zone=TZ)
