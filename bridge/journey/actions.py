@@ -9,6 +9,7 @@ is told, with a full refund of anything collected.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import structlog
 from arq import Retry
 
+from bridge.crashpoints import crash_point
 from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
 from bridge.journey.queue import enqueue
 from bridge.journey.release import release_booking
@@ -99,6 +101,7 @@ async def refund_all(deps: JourneyDeps, order: Order, key: str) -> Decimal:
         await deps.gateway.release(p["id"], amount, key=key)
     else:
         amount = Decimal(0)
+    crash_point("release.money_moved")
 
     def record(o: Order) -> Order:
         o.settlement = {"key": key, "currency": p.get("currency", "INR"), "final_amount": "0",
@@ -112,25 +115,57 @@ async def refund_all(deps: JourneyDeps, order: Order, key: str) -> Decimal:
     return amount
 
 
+async def command_uid(deps: JourneyDeps, order: Order, name: str, now: datetime) -> str:
+    """The one OCPI command uid of this order step (`start`, `stop`, `reserve`,
+    `cancel_reservation`): made once, noted on the order before the command is
+    first sent, and reused by every retry, so the CPO can tell a retry from a
+    second command (issue 12, 6)."""
+    known = (order.commands.get(name) or {}).get("uid")
+    if known:
+        return str(known)
+
+    def assign(o: Order) -> Order:
+        if not (o.commands.get(name) or {}).get("uid"):
+            o.commands[name] = {"uid": uuid.uuid4().hex, "first_try": now.isoformat()}
+        return o
+
+    _, after = await deps.orders.update(order.transaction_id, assign)
+    return str(after.commands[name]["uid"])
+
+
 async def command_for(ctx: dict[str, Any], deps: JourneyDeps, order: Order, conn: Connection,
                       ctype: CommandType, body: dict[str, Any], name: str, now: datetime,
                       ) -> tuple[str, CommandResponse] | None:
-    """Send one OCPI command for `order` and note it as `order.commands[name]`; returns
-    our command uid and the CPO's response.
+    """Send the OCPI command of step `name` for `order` and note the CPO's answer as
+    `order.commands[name]`; returns the command uid and the CommandResponse.
 
-    None when the CPO cannot be reached after the last try (earlier tries raise
-    `Retry`, so arq tries again with backoff)."""
+    The uid is the step's own (`command_uid`): a retry after a time-out, a lost
+    answer or a killed worker sends the same command again, not a new one. While
+    the CPO cannot be reached the job retries with backoff for
+    `journey.command_retry_for` seconds from the first try (arq `Retry`); after
+    that, None."""
     assert order.item is not None
+    uid = await command_uid(deps, order, name, now)
+    crash_point("command.uid_recorded")
     try:
         uid, response = await send_command(deps.ocpi, conn, (order.item.cc, order.item.pid),
-                                           ctype, body, order_id=order.id, now=now)
+                                           ctype, body, order_id=order.id, uid=uid, now=now)
     except OcpiClientError as exc:
-        _retry_or_raise(ctx, exc)
+        current = await deps.orders.get(order.transaction_id) or order
+        first = (current.commands.get(name) or {}).get("first_try") or now.isoformat()
+        waited = (now - datetime.fromisoformat(first)).total_seconds()
+        if waited < deps.settings.journey_command_retry_for:
+            tries = int(ctx.get("job_try", 1))
+            log.info("journey.command_retry", command=ctype.value, uid=uid, order=order.id,
+                     error=str(exc), waited=round(waited, 1))
+            raise Retry(defer=min(2 ** min(tries, 5), 30)) from exc
         return None
+    crash_point("command.sent")
 
     def note(o: Order) -> Order:
-        o.commands[name] = {"uid": uid, "result": response.result.value,
-                            "timeout": response.timeout, "sent": now.isoformat()}
+        o.commands[name] = {**(o.commands.get(name) or {}), "uid": uid,
+                            "result": response.result.value, "timeout": response.timeout,
+                            "sent": now.isoformat()}
         return o
 
     await deps.orders.update(order.transaction_id, note)
@@ -184,12 +219,12 @@ async def journey_start_session(ctx: dict[str, Any], txn: str) -> str:
     sent = await command_for(ctx, deps, order, conn, CommandType.START_SESSION, body,
                              "start", now)
     if sent is None:
-        await fail_order(deps, txn, "the charger's operator could not be reached", now)
-        return "unreachable"
+        return await start_failed(deps, txn, "the charger's operator could not be reached",
+                                  now_utc())
     uid, response = sent
     if not accepted(response):
-        await fail_order(deps, txn, f"the charger refused to start ({response.result.value})", now)
-        return response.result.value
+        return await start_failed(deps, txn, f"the charger refused to start "
+                                             f"({response.result.value})", now_utc())
     wait = timedelta(seconds=response.timeout + deps.settings.journey_command_grace)
     await enqueue(deps.redis, "journey_command_timeout", txn, uid, job_id=f"cmd-timeout:{uid}",
                   defer_until=now + wait)
@@ -269,11 +304,45 @@ async def journey_command_timeout(ctx: dict[str, Any], txn: str, uid: str) -> st
     order = await deps.orders.get(txn)
     if cmd is None or order is None or cmd.get("result"):
         return "answered"
-    if order.session.get("id") or order.state not in (State.CONFIRMED, State.RESERVED):
-        return "session already started"  # the Session came even though the result did not
-    await fail_order(deps, txn, "the charger did not confirm the start in time", now_utc(),
-                     code="40006")
-    return "timed out"
+    return await start_failed(deps, txn, "the charger did not confirm the start in time",
+                              now_utc())
+
+
+async def start_failed(deps: JourneyDeps, txn: str, reason: str, now: datetime) -> str:
+    """A START_SESSION went wrong (refused, never answered, a FAILED / TIMEOUT result,
+    the CPO unreachable): the order fails and is refunded in full - unless the CPO
+    has a Session for the order's token or reference after all (a retried START that
+    did get through, a result lost in a restart). That is not a failure: the order
+    follows the Session (issue 12, 6). The CPO's sender list is asked when the store
+    has nothing."""
+    from bridge.journey.events import on_session
+    from bridge.journey.reconcile import find_session
+
+    order = await deps.orders.get(txn)
+    if order is None:
+        return "no order"
+    if order.state not in (State.CONFIRMED, State.RESERVED):
+        return f"order is {order.state.value}"
+    if order.session.get("id"):
+        return "session exists"
+    try:
+        session = await find_session(deps, order, pull_too=True)
+    except OcpiClientError as exc:
+        log.info("journey.start_check_unreachable", order=order.id, error=str(exc))
+        session = None
+    if session is not None and order.item is not None:
+        log.info("journey.start_not_failed", order=order.id, session=session.id, reason=reason)
+        await on_session(deps, order.item.cc, order.item.pid, session.id, now)
+        return "session exists"
+    await fail_order(deps, txn, reason, now)
+    return "failed"
+
+
+async def journey_start_failed(ctx: dict[str, Any], txn: str, uid: str, result: str) -> str:
+    """A START_SESSION's CommandResult said it failed: decide (see `start_failed`) a moment
+    later, when a Session the CPO started all the same has had time to arrive."""
+    return await start_failed(journey(ctx), txn, f"the charger could not start ({result})",
+                              now_utc())
 
 
 async def journey_no_show(ctx: dict[str, Any], txn: str) -> str:

@@ -127,6 +127,15 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
         await unsolicited(deps, order, "on_status", now)
         await deps.outbox.send(order.customer.get("phone", "-"), "info",
                                "Charging has resumed.", order.id)
+    if order.state in (State.FAILED, State.CANCELLED, State.EXPIRED) and session.status in (
+            SessionStatus.ACTIVE, SessionStatus.PENDING):
+        # A session for an order that already ended and was refunded (a START that got
+        # through after we gave up on the CPO): stop it at once.
+        log.warning("journey.session_after_end", order=order.id, session=session.id,
+                    state=order.state.value)
+        await enqueue(deps.redis, "journey_stop_session", order.transaction_id,
+                      job_id=f"stop:{order.id}")
+        return "stopping"
     await maybe_track(deps, order, now)
     await maybe_stop_at_target(deps, order, session)
     return f"{before_state.value}->{order.state.value}"
@@ -258,13 +267,20 @@ async def on_command_result(deps: JourneyDeps, fields: dict[str, str], now: date
             {"command": command, "result": result, "at": now.isoformat()})
         return o
 
-    await deps.orders.update(order.transaction_id, note)
-    if result in FAILED_RESULTS and command in ("START_SESSION", "RESERVE_NOW"):
+    _, order = await deps.orders.update(order.transaction_id, note)
+    if result in FAILED_RESULTS and command == "START_SESSION":
+        # Not at once: a FAILED / TIMEOUT result may come while the CPO has a Session for
+        # this token all the same (issue 12, 6); the check waits for its push a moment.
+        uid = fields.get("id", "")
+        await enqueue(deps.redis, "journey_start_failed", order.transaction_id, uid,
+                      result or "", job_id=f"start-failed:{uid}",
+                      defer_until=now + timedelta(seconds=deps.settings.journey_command_grace))
+        return "start failure to check"
+    if result in FAILED_RESULTS and command == "RESERVE_NOW":
         if order.session.get("id"):
             return "session exists"
-        what = "start" if command == "START_SESSION" else "reserve"
         await fail_order(deps, order.transaction_id,
-                         f"the charger could not {what} ({result})", now)
+                         f"the charger could not reserve ({result})", now)
         return "failed"
     return "noted"
 

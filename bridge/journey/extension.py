@@ -51,7 +51,10 @@ def app_extension(app: web.Application) -> None:
 
 
 JOB_TIMEOUT = 60
-MAX_TRIES = 8
+MAX_TRIES = 8  # tries of a job that fails unexpectedly
+# arq's own cap on runs of a job: jobs also retry on purpose (a CPO out of reach, a
+# Session not there yet) and a killed worker's job runs again; both count here.
+ARQ_MAX_TRIES = 100
 
 Job = Callable[..., Awaitable[Any]]
 
@@ -87,9 +90,10 @@ def worker_extension() -> None:
     for fn in (actions.journey_push_token, actions.journey_start_session,
                actions.journey_stop_session, actions.journey_reserve_now,
                actions.journey_cancel_reservation, actions.journey_command_timeout,
-               actions.journey_no_show, settle.journey_settle, events.journey_track_push):
+               actions.journey_no_show, actions.journey_start_failed, settle.journey_settle,
+               events.journey_track_push):
         worker.JOBS.append(func(retried(fn), name=fn.__name__,  # type: ignore[arg-type]
-                                timeout=JOB_TIMEOUT, max_tries=MAX_TRIES))
+                                timeout=JOB_TIMEOUT, max_tries=ARQ_MAX_TRIES))
     worker.STARTUP.append(_start_consumers)
 
 

@@ -6,6 +6,9 @@
     obb:order:session:{CC}:{PID}:{sid}  STRING transaction id of the OCPI session's order
     obb:order:active                    ZSET   transaction id -> last session update ms
                                                (the interruption watchdog scans it)
+    obb:order:inflight                  ZSET   transaction id -> next reconciliation ms,
+                                               from START requested until the order ends
+                                               (bridge/journey/reconcile.py)
     obb:slots:{CC}:{PID}:{evse_uid}     ZSET   "{order_id}|{end_ms}" -> start ms
 
 Updates are optimistic: `update()` reads the order, applies the change, and
@@ -28,6 +31,7 @@ from bridge.orders import State
 
 P = "obb:"
 ACTIVE = f"{P}order:active"
+INFLIGHT = f"{P}order:inflight"
 
 
 def order_key(txn: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from bridge.ocpi.models import AllowedType, LocationReferences, Token, format_datetime
 from bridge.store import keys
@@ -127,19 +128,29 @@ class TokenStore:
         return {k.decode(): v.decode() for k, v in h.items()} if h else None
 
     async def record_result(self, uid: str, result: dict[str, Any], now: datetime) -> bool:
-        """Store a CommandResult and announce it on the change stream, once.
-        False when a result was already stored (a CPO retrying its POST)."""
+        """Store a CommandResult and announce it on the change stream, once, in one
+        MULTI: a process killed between the two would otherwise keep a result that
+        nothing ever acts on (the CPO's retry is then a duplicate). The first result
+        of a uid is the one that counts; False for any later one (a CPO retrying its
+        POST, or the result of the same command sent again)."""
         key = command_key(uid)
-        first = await self.redis.hsetnx(key, "result", orjson.dumps(result))
-        if not first:
-            return False
-        h = await self.redis.hmget(key, "command", "cc", "pid", "order")
-        command, cc, pid, order = (v.decode() if v else "" for v in h)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "answered", format_datetime(now))
-            pipe.xadd(keys.EVENTS, {"module": "commands", "op": "result", "id": uid,
-                                    "command": command, "cc": cc, "pid": pid, "order": order,
-                                    "result": str(result.get("result", ""))},
-                      maxlen=self.events_maxlen, approximate=True)
-            await pipe.execute()
-        return True
+            while True:
+                try:
+                    await pipe.watch(key)
+                    if await pipe.hexists(key, "result"):
+                        return False
+                    h = await pipe.hmget(key, "command", "cc", "pid", "order")
+                    command, cc, pid, order = (v.decode() if v else "" for v in h)
+                    pipe.multi()
+                    pipe.hset(key, mapping={"result": orjson.dumps(result),
+                                            "answered": format_datetime(now)})
+                    pipe.xadd(keys.EVENTS, {"module": "commands", "op": "result", "id": uid,
+                                            "command": command, "cc": cc, "pid": pid,
+                                            "order": order,
+                                            "result": str(result.get("result", ""))},
+                              maxlen=self.events_maxlen, approximate=True)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue

@@ -216,7 +216,14 @@ def speed() -> int:
 
 
 @pytest.fixture
-async def world(redis_url: str, tmp_path: Path, speed: int) -> AsyncIterator[World]:
+def bridge_overrides() -> dict[str, Any]:
+    """Settings fields a test module changes for its bridge (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def world(redis_url: str, tmp_path: Path, speed: int,
+                bridge_overrides: dict[str, Any]) -> AsyncIterator[World]:
     from bridge.app import build_app
     from bridge.extensions import app_extensions, worker_extensions
     from bridge.worker import build_worker
@@ -264,7 +271,7 @@ async def world(redis_url: str, tmp_path: Path, speed: int) -> AsyncIterator[Wor
         beckn_callback_backoff=0.05, beckn_callback_max_attempts=3, beckn_callback_timeout=2.0,
         journey_pricing_policy=str(ROOT / "config" / "pricing.toml"), journey_track_interval=0.2,
         journey_interrupt_after=2.0, journey_outage_end_after=4.0, journey_watchdog_every=0.3,
-        journey_command_grace=1.0)
+        journey_command_grace=1.0, **bridge_overrides)
     mock_cfg = replace(MockConfig(network=ROOT / "config" / "networks" / "india.toml"),
                        speed=speed, tick_seconds=15, push_attempts=3, push_backoff=0.02,
                        push_timeout=5, command_timeout=2, start_delay_seconds=30,

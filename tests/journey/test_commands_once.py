@@ -1,0 +1,125 @@
+"""One OCPI command per order step (issue 12, finding 6).
+
+- A START_SESSION retried after a time-out goes with the same command uid: the CPO
+  (here the mock, which does not de-duplicate) sees one command repeated, not two.
+- A START result FAILED / TIMEOUT while a Session for the order's token exists is not
+  a failure: the order follows the Session and is not refunded while it charges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from bridge.config import Settings
+from bridge.journey import actions, events
+from bridge.journey.common import JourneyDeps
+from bridge.ocpi.models import Session, Token, TokenType, WhitelistType
+from bridge.orders import State
+from bridge.store.orders import Order, OrderItem, OrderStore
+from bridge.store.tokens import command_key
+from bridge.worker import QUEUE
+from tests.conftest import ROOT
+from tests.journey.conftest import WALK_IN, World, state_of
+from tests.journey.test_journeys import book
+
+
+@pytest.fixture
+def bridge_overrides() -> dict[str, Any]:
+    return {"ocpi_request_timeout": 0.5}
+
+
+async def command_uids(world: World, order_id: str, command: str) -> set[str]:
+    uids = set()
+    async for key in world.redis.scan_iter(command_key("*")):
+        h = await world.redis.hgetall(key)
+        if h.get(b"order", b"").decode() == order_id and h[b"command"].decode() == command:
+            uids.add(key.decode().rsplit(":", 1)[1])
+    return uids
+
+
+async def test_start_retried_after_a_timeout_is_one_command(world: World) -> None:
+    txn, phone = "txn-start-retry-1", "+919800002101"
+    await book(world, txn, phone, kwh=2)
+    # The CPO answers after the bridge's 0.5 s time-out, but carries the command out.
+    await world.mock("POST", "/admin/faults/slow-mock", {"delay": 0.8})
+    status, ack = await world.post("update", txn, start_message := {"order": {
+        "@type": "beckn:Order", "beckn:orderAttributes": {"fulfillment-update": {
+            "state": {"code": "start-charging"},
+            "authorization": {"type": "OTP", "token": await world.otp(phone)}}}}})
+    assert ack["ack_status"] == "ACK", start_message
+    await asyncio.sleep(1.2)
+    await world.mock("POST", "/admin/faults/slow-mock", {"delay": 0})
+    active = await world.bap.wait_for("on_update", txn, timeout=30,
+                                      where=lambda m: state_of(m)[0] != "CONFIRMED")
+    assert state_of(active)[0] == "ACTIVE", active
+    order = await world.order(txn)
+    assert await command_uids(world, order.id, "START_SESSION") == {order.commands["start"]["uid"]}
+    done = await world.bap.wait_for("on_update", txn, count=2, timeout=60)
+    assert state_of(done)[0] == "COMPLETED"
+    state = await world.mock("GET", "/admin/state")
+    assert state["sessions"] == 1, state  # one charge at the CPO, not two
+
+
+# --------------------------------------------------------------------------- result vs session
+
+
+def _context(txn: str) -> dict[str, Any]:
+    return {"domain": "beckn.one:deg:ev-charging", "action": "update", "version": "2.0.0",
+            "bap_id": "bap.test", "bap_uri": "http://127.0.0.1:9/bap", "bpp_id": "bpp.test",
+            "bpp_uri": "http://127.0.0.1/beckn", "transaction_id": txn,
+            "message_id": str(uuid.uuid4()), "timestamp": datetime.now(UTC).isoformat(),
+            "ttl": "PT30S"}
+
+
+async def test_failed_start_result_with_a_session_for_the_token_is_not_a_failure(
+        redis_client, redis_url) -> None:
+    settings = Settings(redis_url=redis_url, beckn_subscriber_id="bpp.test",
+                        journey_pricing_policy=str(ROOT / "config" / "pricing.toml"))
+    deps = JourneyDeps.build(settings, redis_client)
+    now = datetime.now(UTC)
+    cc, pid, loc, evse, conn = WALK_IN
+    order = Order(id=uuid.uuid4().hex, transaction_id="txn-late-1", bap_id="bap.test",
+                  bap_uri="http://127.0.0.1:9/bap", state=State.CONFIRMED, created=now,
+                  updated=now, item=OrderItem(item_id="x", cc=cc, pid=pid, location_id=loc,
+                                              evse_uid=evse, connector_id=conn),
+                  token_uid="BKNTOKEN1", payment={"mode": "PREPAID", "status": "PAID",
+                                                  "amount": "100.00", "id": "pay_x"},
+                  request={"context": _context("txn-late-1"),
+                           "update_context": _context("txn-late-1")},
+                  commands={"start_requested": (now - timedelta(seconds=20)).isoformat()})
+    assert await OrderStore(redis_client).create(order)
+    await deps.ocpi.tokens.put(Token(country_code="IN", party_id="BKN", uid="BKNTOKEN1",
+                                     type=TokenType.APP_USER, contract_id="IN-BKN-C1",
+                                     issuer="test", valid=True, whitelist=WhitelistType.NEVER,
+                                     last_updated=now), order_id=order.id)
+    # The CPO started the charge (its Session is in the store, not yet handled) ...
+    session = Session.model_validate({
+        "country_code": cc, "party_id": pid, "id": "TPC-LATE-1",
+        "start_date_time": (now - timedelta(seconds=10)).isoformat(), "kwh": 0.4,
+        "cdr_token": {"country_code": "IN", "party_id": "BKN", "uid": "BKNTOKEN1",
+                      "type": "APP_USER", "contract_id": "IN-BKN-C1"},
+        "auth_method": "COMMAND", "location_id": loc, "evse_uid": evse, "connector_id": conn,
+        "currency": "INR", "status": "ACTIVE", "last_updated": now.isoformat()})
+    await deps.ocpi.store.put("sessions", session)
+    try:
+        # ... and the START's result says FAILED (e.g. the result of a retried START).
+        outcome = await events.on_command_result(
+            deps, {"order": order.id, "command": "START_SESSION", "result": "FAILED",
+                   "id": "uid-late-1"}, now)
+        current = await deps.orders.get("txn-late-1")
+        assert current is not None and current.state is State.CONFIRMED, outcome
+        assert await redis_client.zscore(QUEUE, "start-failed:uid-late-1") is not None
+        # the deferred check finds the Session: the order follows it, nothing is refunded
+        assert await actions.start_failed(deps, "txn-late-1", "x", now) == "session exists"
+        current = await deps.orders.get("txn-late-1")
+        assert current is not None and current.state is State.ACTIVE
+        assert current.settlement is None
+        assert Decimal(current.session["kwh"]) == Decimal("0.4")
+    finally:
+        await deps.close()
