@@ -16,7 +16,7 @@ def test_fires_at_the_nth_pass_then_never() -> None:
     try:
         crashpoints.crash_point("settle.money_moved")
         crashpoints.crash_point("payments.applied")
-        with pytest.raises(crashpoints.Crashed, match="settle.money_moved"):
+        with pytest.raises(crashpoints.Crashed, match=r"settle\.money_moved"):
             crashpoints.crash_point("settle.money_moved")
         crashpoints.crash_point("settle.money_moved")  # fired once: disarmed
     finally:
@@ -32,7 +32,7 @@ def test_tracing_records_the_points_reached() -> None:
 
 @pytest.mark.parametrize("spec", ["no.such.point", "settle.money_moved@0", "settle.money_moved@x"])
 def test_unknown_or_bad_point_is_a_config_error(spec: str) -> None:
-    with pytest.raises(ConfigError, match="crash point|invalid literal"):
+    with pytest.raises(ConfigError, match=r"crash point|invalid literal"):
         load_settings({"BRIDGE_TEST_CRASH_POINT": spec}, path="/dev/null")
 
 
