@@ -454,12 +454,13 @@ def render_order(order: Order, now: datetime, bpp_id: str, *,
 
 
 def session_metrics(order: Order, now: datetime) -> dict[str, Any]:
+    from bridge.journey.metering import iso_minutes, session_duration
+
     s = order.session
-    started = s.get("start")
-    duration = ""
-    if started:
-        secs = int((now - datetime.fromisoformat(started)).total_seconds())
-        duration = f"PT{max(secs, 0) // 60}M{max(secs, 0) % 60}S"
+    # The session's own start to its end or last update (not now - start: that read
+    # PT0M0S when the CPO's clock runs ahead, and kept growing after the end).
+    d = session_duration(order, now)
+    duration = "" if d is None else iso_minutes(d)
     return {"energy-delivered": str(s.get("kwh", "0")), "energy-unit": "kWh",
             "cost-so-far": str(s.get("cost", "0")), "session-duration": duration,
             "session-status": s.get("status")}
