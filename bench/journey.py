@@ -589,7 +589,8 @@ async def main() -> int:
             await asyncio.sleep(1.0)  # the worker's consumer groups
             if procs["worker"].poll() is not None:
                 raise SystemExit("bridge worker exited:\n" + (tmp / "worker.log").read_text())
-            token_a = await CredentialsStore(redis).create_invite("IN", "TPC")
+            token_a = await CredentialsStore(redis).create_invite(
+                "IN", "TPC", ("IN", "ZEO"), ("IN", "STK"))
             t0 = time.monotonic()
             async with http.post(f"{mock_url}/admin/connect", data=orjson.dumps(
                     {"versions_url": f"{bridge_url}/ocpi/versions", "token": token_a}),

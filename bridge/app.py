@@ -17,8 +17,9 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
-from bridge.ocpi.deps import OcpiDeps
-from bridge.ocpi.transport import make_middleware
+from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
+from bridge.ocpi.errors import OcpiError
+from bridge.ocpi.transport import Principal, make_middleware
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
 
@@ -47,8 +48,24 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
     deps = OcpiDeps(settings=settings, store=store, creds=creds)
 
     own = frozenset({(settings.ocpi_country_code, settings.ocpi_party_id)})
-    app = web.Application(middlewares=[make_middleware(creds.authenticate, lambda: own)],
-                          client_max_size=8 * 1024 * 1024)
+
+    async def observe(request: web.Request, principal: Principal,
+                      error: OcpiError | None) -> None:
+        """Last push / last error per CPO party, for `bridge cpo list`."""
+        if error is None and request.method == "GET":
+            return
+        cc, pid = request.match_info.get("cc"), request.match_info.get("pid")
+        parties = {(cc.upper(), pid.upper())} if cc and pid and principal.owns(cc, pid) \
+            else set(principal.parties)
+        what = f"{request.method} {request.path.removeprefix(VERSION_PATH)}"
+        if error is None:
+            await creds.note(parties, what=what)
+        else:
+            await creds.note(parties, error=f"{what}: {error.status_code} {error.message}")
+
+    middleware = make_middleware(creds.authenticate, lambda: own,
+                                 refresh=creds.authenticate_fresh, observe=observe)
+    app = web.Application(middlewares=[middleware], client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REDIS] = redis
     app[OCPI] = deps

@@ -44,6 +44,11 @@ class Settings(BaseModel):
     ocpi_page_limit: int = Field(100, ge=1)
     ocpi_max_page_limit: int = Field(1000, ge=1)
     ocpi_events_maxlen: int = Field(200_000, ge=1000)
+    # Outbound OCPI URLs taken from peers (bridge.urlguard): safe by default. Loopback is
+    # for local development, `make run`, the tests and the demo; private ranges for
+    # closed networks. Link-local, multicast and unspecified addresses are never called.
+    ocpi_allow_loopback_urls: bool = False
+    ocpi_allow_private_urls: bool = False
 
     # [beckn]
     beckn_subscriber_id: str = "bridge.example.org"

@@ -42,7 +42,8 @@ def build_config(args: argparse.Namespace) -> MockConfig:
     public = os.environ.get("MOCK_CPO_PUBLIC_URL") or f"http://{host}:{port}"
     return MockConfig(host=host, port=port, public_url=public.rstrip("/"),
                       network=Path(args.network), speed=args.speed, generate=args.generate,
-                      seed=args.seed, tick_seconds=args.tick)
+                      seed=args.seed, tick_seconds=args.tick,
+                      trailing_slash=args.trailing_slash)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -159,6 +160,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--generate", type=int, default=0, help="add N synthetic locations")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--tick", type=int, default=180, help="simulated seconds per meter tick")
+    s.add_argument("--trailing-slash", action="store_true",
+                   help="publish endpoint URLs ending in '/' (as many CPO platforms do)")
     s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("connect", help="register with an eMSP and push the network")

@@ -37,6 +37,9 @@ class MockConfig:
     push_on_register: bool = True
     page_limit: int = 100
     max_page_limit: int = 1000
+    # Publish endpoint URLs ending in "/" (`--trailing-slash`), as many CPO platforms
+    # do: the eMSP must join paths to them without making "//".
+    trailing_slash: bool = False
 
     @property
     def base_url(self) -> str:

@@ -12,7 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from bridge.logs import fingerprint
-from bridge.ocpi.errors import Forbidden, MethodNotAllowed, UnknownLocation, UnknownToken
+from bridge.ocpi.errors import (
+    InvalidParameters,
+    MethodNotAllowed,
+    Unauthorized,
+    UnknownLocation,
+    UnknownToken,
+)
 from bridge.ocpi.models import Credentials, Token
 from bridge.ocpi.transport import (
     Principal,
@@ -35,12 +41,14 @@ def mock_of(request: web.Request) -> Mock:
 
 
 def registered_only(handler: Handler) -> Handler:
-    """Token A only opens versions, details and credentials (spec §7)."""
+    """Token A only opens versions, details and credentials (spec §7): 401 elsewhere
+    (the shared middleware says so first; this keeps the rule next to the handlers)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         principal: Principal = request["principal"]
         if principal.kind != "C":
-            raise Forbidden("register first: this token may only use versions and credentials")
+            raise Unauthorized("register first: this token may only use versions and "
+                               "credentials")
         return await handler(request)
 
     return wrapped
@@ -74,9 +82,12 @@ MODULES = [("credentials", "SENDER"), ("locations", "SENDER"), ("tariffs", "SEND
 
 
 async def version_details(request: web.Request) -> web.Response:
-    base = mock_of(request).cfg.base_url
+    cfg = mock_of(request).cfg
+    # --trailing-slash: endpoint URLs end in "/", as many platforms publish them.
+    tail = "/" if cfg.trailing_slash else ""
     return ocpi_response({"version": "2.2.1", "endpoints": [
-        {"identifier": m, "role": r, "url": f"{base}/ocpi/2.2.1/{m}"} for m, r in MODULES]})
+        {"identifier": m, "role": r, "url": f"{cfg.base_url}/ocpi/2.2.1/{m}{tail}"}
+        for m, r in MODULES]})
 
 
 # ----------------------------------------------------------------------------- credentials
@@ -108,7 +119,7 @@ async def credentials_post(request: web.Request) -> web.Response:
     if principal.kind != "A":
         # spec §7.2.2: POST on an existing registration is 405; use PUT to update
         raise MethodNotAllowed("already registered: use PUT to update credentials",
-                               http_status=405)
+                               allow=("DELETE", "GET", "PUT"))
     token_a = next(c for c in request_tokens(request) if c in mock.state.invites)
     theirs = validate(Credentials, await read_json(request), "credentials")
     ours = await registration.accept_registration(mock, token_a, theirs)
@@ -119,7 +130,7 @@ async def credentials_put(request: web.Request) -> web.Response:
     mock = mock_of(request)
     principal: Principal = request["principal"]
     if principal.kind != "C" or mock.state.peer is None:
-        raise MethodNotAllowed("not registered yet: use POST", http_status=405)
+        raise MethodNotAllowed("not registered yet: use POST", allow=("GET", "POST"))
     theirs = validate(Credentials, await read_json(request), "credentials")
     old_in = mock.state.peer.token_in
     ours = await registration.accept_registration(mock, old_in, theirs)
@@ -129,7 +140,7 @@ async def credentials_put(request: web.Request) -> web.Response:
 async def credentials_delete(request: web.Request) -> web.Response:
     mock = mock_of(request)
     if request["principal"].kind != "C":
-        raise MethodNotAllowed("not registered", http_status=405)
+        raise MethodNotAllowed("not registered", allow=("GET", "POST"))
     mock.state.peer = None
     return ocpi_response()
 
@@ -217,7 +228,7 @@ async def token_put(request: web.Request) -> web.Response:
     key = _token_key(request)
     token = validate(Token, await read_json(request), "token")
     if (token.country_code.upper(), token.party_id.upper(), token.uid) != key:
-        raise Forbidden("token country_code/party_id/uid differ from the URL")
+        raise InvalidParameters("token country_code/party_id/uid differ from the URL")
     mock_of(request).state.tokens[key] = token
     return ocpi_response()
 
@@ -231,8 +242,6 @@ async def token_patch(request: web.Request) -> web.Response:
         raise UnknownToken("unknown token: PUT it first")
     patch = await read_json(request)
     if not isinstance(patch, dict) or "last_updated" not in patch:
-        from bridge.ocpi.errors import InvalidParameters
-
         raise InvalidParameters("a PATCH must contain last_updated")
     merged = validate(Token, {**token.to_json_dict(), **patch}, "token")
     if merged.last_updated >= token.last_updated:  # an older PATCH changes nothing
@@ -245,10 +254,14 @@ def add_routes(app: web.Application) -> None:
     v = "/ocpi/2.2.1"
     r.add_get("/ocpi/versions", versions)
     r.add_get(v, version_details)
-    r.add_get(f"{v}/credentials", credentials_get)
-    r.add_post(f"{v}/credentials", credentials_post)
-    r.add_put(f"{v}/credentials", credentials_put)
-    r.add_delete(f"{v}/credentials", credentials_delete)
+    for cred in (f"{v}/credentials", f"{v}/credentials/"):
+        r.add_get(cred, credentials_get)
+        r.add_post(cred, credentials_post)
+        r.add_put(cred, credentials_put)
+        r.add_delete(cred, credentials_delete)
+    for module, handler in (("locations", locations_list), ("tariffs", tariffs_list),
+                            ("sessions", sessions_list), ("cdrs", cdrs_list)):
+        r.add_get(f"{v}/{module}/", handler)  # the module URL as --trailing-slash publishes it
     r.add_get(f"{v}/locations", locations_list)
     r.add_get(f"{v}/locations/{{location_id}}", location_one)
     r.add_get(f"{v}/locations/{{location_id}}/{{evse_uid}}", location_one)

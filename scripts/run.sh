@@ -77,8 +77,11 @@ if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then
     >var/log/mock.log 2>&1 &
   pids+=($!)
   wait_http "$MOCK_CPO_PUBLIC_URL/admin/health" "mock CPO"
-  echo "== OCPI handshake: bridge cpo invite IN TPC + ocpi-mock connect"
-  TOKEN_A=$("$VENV/bin/bridge" cpo invite IN TPC | tail -n 1)
+  # One token A for the mock's three parties (a token A registers exactly the parties it
+  # names). With KEEP_REDIS=1 the mock registers again from the same versions URL, and
+  # that replaces its previous registration (docs/protocol-notes.md, "Credentials").
+  echo "== OCPI handshake: bridge cpo invite IN-TPC IN-ZEO IN-STK + ocpi-mock connect"
+  TOKEN_A=$("$VENV/bin/bridge" cpo invite IN-TPC IN-ZEO IN-STK | tail -n 1)
   "$VENV/bin/ocpi-mock" connect "$BRIDGE_PUBLIC_URL/ocpi/versions" "$TOKEN_A"
   "$VENV/bin/bridge" cpo list
 fi

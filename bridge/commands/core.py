@@ -1,4 +1,4 @@
-"""`bridge serve | worker | cpo invite | register | sync | cpo list`."""
+"""`bridge serve | worker | register | sync | cpo invite | list | remove | rotate`."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def _deps(settings: Settings) -> Any:
     from bridge.store.ocpi_store import OcpiStore
 
     redis = make_redis(settings)
+    # cache_seconds=0: a command's process must see Redis as it is.
     return OcpiDeps(settings=settings, store=OcpiStore(redis, settings.ocpi_events_maxlen),
-                    creds=CredentialsStore(redis))
+                    creds=CredentialsStore(redis, cache_seconds=0))
 
 
 async def _with_deps(settings: Settings, work: Any) -> Any:
@@ -69,32 +70,143 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def parse_parties(words: list[str]) -> list[tuple[str, str]]:
+    """`IN TPC` (the historical form) or `IN-TPC [IN-ZEO ...]`. ValueError says what is wrong."""
+    if len(words) == 2 and len(words[0]) == 2 and len(words[1]) == 3:
+        words = [f"{words[0]}-{words[1]}"]
+    out = []
+    for word in words:
+        cc, sep, pid = word.upper().partition("-")
+        if not sep or len(cc) != 2 or len(pid) != 3 or not cc.isalpha() or not pid.isalnum():
+            raise ValueError(f"{word!r} is not a party: write it like IN-TPC")
+        out.append((cc, pid))
+    if not out:
+        raise ValueError("name at least one party, e.g. IN-TPC")
+    return out
+
+
 def cmd_invite(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        parties = parse_parties(args.parties)
+    except ValueError as exc:
+        print(f"bridge cpo invite: {exc}", file=sys.stderr)
+        return 2
+
     async def work(deps: Any) -> str:
-        token: str = await deps.creds.create_invite(args.country_code, args.party_id)
+        token: str = await deps.creds.create_invite(*parties[0], *parties[1:])
         return token
 
     token = asyncio.run(_with_deps(settings, work))
-    print(f"Token A for CPO {args.country_code.upper()}-{args.party_id.upper()} "
-          f"(one-time; versions URL {settings.public_url}/ocpi/versions):", file=sys.stderr)
+    names = " ".join(f"{c}-{p}" for c, p in parties)
+    print(f"Token A for CPO {names} (one-time, registers exactly these parties; "
+          f"versions URL {settings.public_url}/ocpi/versions):", file=sys.stderr)
     print(token)
     return 0
 
 
 def cmd_cpo_list(_args: argparse.Namespace, settings: Settings) -> int:
-    async def work(deps: Any) -> list[Any]:
-        conns: list[Any] = await deps.creds.connections()
-        return conns
+    async def work(deps: Any) -> list[tuple[Any, dict[tuple[str, str], dict[str, str]]]]:
+        out = []
+        for conn in await deps.creds.connections():
+            stats = {p: await deps.creds.stats(*p) for p in sorted(conn.parties)}
+            out.append((conn, stats))
+        return out
 
-    for conn in asyncio.run(_with_deps(settings, work)):
-        parties = " ".join(f"{c}-{p}" for c, p in sorted(conn.parties))
+    rows = asyncio.run(_with_deps(settings, work))
+    if not rows:
+        print("no CPO platform is registered", file=sys.stderr)
+    for conn, stats in rows:
         mods = ",".join(sorted({str(e.get("identifier")) for e in conn.endpoints}))
-        print(f"{conn.id}  {parties}  {conn.versions_url}  modules={mods}")
+        state = f"  [{conn.state}]" if conn.state else ""
+        print(f"{conn.versions_url}  OCPI {conn.versions}  since {conn.created[:19]}  "
+              f"modules={mods}{state}")
+        for role in sorted(conn.roles, key=lambda r: (r["country_code"], r["party_id"])):
+            party = (role["country_code"].upper(), role["party_id"].upper())
+            st = stats.get(party, {})
+            push = f"{st['last_push'][:19]} ({st.get('last_push_what', '')})" \
+                if st.get("last_push") else "never"
+            err = f"{st['last_error_at'][:19]} {st['last_error']}" \
+                if st.get("last_error") else "none"
+            name = role.get("business_details", {}).get("name", "")
+            print(f"  {party[0]}-{party[1]}  {role['role']}  {name}\n"
+                  f"      last push: {push}\n      last error: {err}")
+    return 0
+
+
+def _one_party(value: str) -> tuple[str, str] | None:
+    try:
+        return parse_parties([value])[0]
+    except ValueError:
+        return None
+
+
+def cmd_cpo_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.ocpi.credentials import unregister_with
+
+    party = _one_party(args.party)
+    if party is None:
+        print(f"bridge cpo remove: {args.party!r} is not a party: write it like IN-TPC",
+              file=sys.stderr)
+        return 2
+
+    async def work(deps: Any) -> tuple[Any, str | None, dict[str, dict[str, int]]]:
+        conn = await deps.creds.connection_for_party(*party)
+        if conn is None:
+            return None, None, {}
+        remote_error = await unregister_with(deps, conn)
+        purged = {}
+        if args.purge:
+            for cc, pid in sorted(conn.parties):
+                purged[f"{cc}-{pid}"] = await deps.store.purge_party(cc, pid)
+        return conn, remote_error, purged
+
+    conn, remote_error, purged = asyncio.run(_with_deps(settings, work))
+    if conn is None:
+        print(f"bridge cpo remove: no registered platform serves {party[0]}-{party[1]}",
+              file=sys.stderr)
+        return 1
+    names = " ".join(f"{c}-{p}" for c, p in sorted(conn.parties))
+    print(f"removed {conn.versions_url}: parties {names}")
+    if remote_error:
+        print(f"  the CPO was not told (unregister there by hand): {remote_error}")
+    for name, counts in purged.items():
+        print(f"  purged {name}: " + ", ".join(f"{n} {m}" for m, n in counts.items()))
+    if not args.purge:
+        print("  its locations, tariffs, sessions and CDRs are kept (--purge deletes them)")
+    return 0
+
+
+def cmd_cpo_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.ocpi.credentials import RegistrationFailed, rotate_with
+    from bridge.ocpi.errors import OcpiClientError
+
+    party = _one_party(args.party)
+    if party is None:
+        print(f"bridge cpo rotate: {args.party!r} is not a party: write it like IN-TPC",
+              file=sys.stderr)
+        return 2
+
+    async def work(deps: Any) -> Any:
+        conn = await deps.creds.connection_for_party(*party)
+        if conn is None:
+            return None
+        return await rotate_with(deps, conn)
+
+    try:
+        conn = asyncio.run(_with_deps(settings, work))
+    except (OcpiClientError, RegistrationFailed) as exc:
+        print(f"bridge cpo rotate: {exc}", file=sys.stderr)
+        return 1
+    if conn is None:
+        print(f"bridge cpo rotate: no registered platform serves {party[0]}-{party[1]}",
+              file=sys.stderr)
+        return 1
+    print(f"rotated the tokens of {conn.versions_url} (both ways); the old ones no longer work")
     return 0
 
 
 def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
-    from bridge.ocpi.credentials import register_with
+    from bridge.ocpi.credentials import RegistrationFailed, register_with
     from bridge.ocpi.errors import OcpiClientError, OcpiError
 
     async def work(deps: Any) -> Any:
@@ -102,7 +214,7 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         conn = asyncio.run(_with_deps(settings, work))
-    except (OcpiClientError, OcpiError) as exc:
+    except (OcpiClientError, OcpiError, RegistrationFailed) as exc:
         print(f"bridge register: {exc}", file=sys.stderr)
         return 1
     parties = " ".join(f"{c}-{p}" for c, p in sorted(conn.parties))
@@ -161,11 +273,20 @@ def register(sub: Any) -> None:
     cpo = sub.add_parser("cpo", help="CPO connections")
     cpo_sub = cpo.add_subparsers(dest="cpo_command", required=True)
     p = cpo_sub.add_parser("invite", help="create a one-time token A for a CPO to register with")
-    p.add_argument("country_code")
-    p.add_argument("party_id")
+    p.add_argument("parties", nargs="+", metavar="PARTY",
+                   help="IN-TPC [IN-ZEO ...]: the parties it may register (or: IN TPC)")
     p.set_defaults(func=cmd_invite)
-    p = cpo_sub.add_parser("list", help="list registered CPO platforms")
+    p = cpo_sub.add_parser("list", help="registered CPO platforms: roles, versions, "
+                                        "last push and last error per party")
     p.set_defaults(func=cmd_cpo_list)
+    p = cpo_sub.add_parser("remove", help="unregister a CPO platform (data kept unless --purge)")
+    p.add_argument("party", metavar="CC-PID")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete its locations, tariffs, sessions and CDRs")
+    p.set_defaults(func=cmd_cpo_remove)
+    p = cpo_sub.add_parser("rotate", help="new credentials tokens both ways (credentials PUT)")
+    p.add_argument("party", metavar="CC-PID")
+    p.set_defaults(func=cmd_cpo_rotate)
 
     p = sub.add_parser("register", help="register the bridge with a CPO (we POST credentials)")
     p.add_argument("versions_url")

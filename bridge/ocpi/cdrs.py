@@ -4,7 +4,8 @@
     GET  /cdrs/{cc}/{pid}/{cdr_id}       the URL handed out in Location
 
 CDRs are immutable (§10.2.2: "CDRs cannot be changed"): a second POST with the
-same id is refused (HTTP 409, OCPI 2000) and the stored one stays. A credit
+same id is refused (OCPI 2000, HTTP 200: the request reached the OCPI layer)
+and the stored one stays. A credit
 CDR (`credit: true`, `credit_reference_id`) is a CDR of its own with its own
 id, stored beside the original.
 """
@@ -15,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
-from bridge.ocpi.errors import AlreadyExists, Forbidden, InvalidParameters
+from bridge.ocpi.errors import AlreadyExists, InvalidParameters, NotYourParty
 from bridge.ocpi.models import CDR
 from bridge.ocpi.objects import get_handler
 from bridge.ocpi.transport import Principal, ocpi_response, read_json, validate
@@ -31,7 +32,7 @@ def routes(deps: OcpiDeps) -> list[web.RouteDef]:
         cdr = validate(CDR, await read_json(request))
         principal: Principal = request["principal"]
         if not principal.owns(cdr.country_code, cdr.party_id):
-            raise Forbidden(f"party {cdr.country_code}-{cdr.party_id} does not belong to this token")
+            raise NotYourParty(f"party {cdr.country_code}-{cdr.party_id} does not belong to this token")
         if cdr.credit and not cdr.credit_reference_id:
             raise InvalidParameters("credit_reference_id: required when credit is true")
         outcome = await deps.store.put("cdrs", cdr, create_only=True)

@@ -1,9 +1,11 @@
 """Outbound OCPI 2.2.1 calls: one small interface over aiohttp.
 
-Every error of the lower layers (connection refused, time-out, non-2xx HTTP,
-a body that is not an OCPI envelope, an OCPI status >= 2000) is translated
-here into `OcpiClientError` (`raise ... from exc`), so callers handle one
-exception. The token is sent as `Token base64(token)` (§4.1.2) and is never
+Every error of the lower layers (connection refused, time-out, a URL the
+guard refuses, non-2xx HTTP, a body that is not an OCPI envelope, an OCPI
+status >= 2000, `data` that is not the object the spec says: `parse`) is
+translated here into `OcpiClientError` (`raise ... from exc`), so callers
+handle one exception. Endpoint URLs are joined with `join_url`, so a peer's
+URL ending in `/` (common) gives no `//`. The token is sent as `Token base64(token)` (§4.1.2) and is never
 logged. List GETs follow the `Link: rel="next"` header (§4.1.3).
 """
 
@@ -13,18 +15,35 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 import structlog
+from pydantic import BaseModel, ValidationError
 
 from bridge.ocpi.errors import OcpiClientError
-from bridge.ocpi.transport import token_header
+from bridge.ocpi.transport import describe_validation_error, token_header
 
 log = structlog.get_logger("bridge.ocpi.client")
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def join_url(base: str, *parts: str) -> str:
+    """`base` + `/part/...`, whether or not the peer's `base` ends in `/`."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def parse(model: type[M], data: Any, url: str) -> M:
+    """The `data` of a peer's answer as `model`; anything else is the peer's error."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise OcpiClientError(f"{url}: the answer is not a valid {model.__name__}: "
+                              f"{describe_validation_error(exc)}", url=url) from exc
 
 
 @dataclass(frozen=True)
@@ -74,11 +93,12 @@ class OcpiClient:
             headers["Content-Type"] = "application/json"
         try:
             async with self._session.request(method, url, data=body, params=params,
-                                             headers=headers, timeout=self._timeout) as resp:
+                                             headers=headers, timeout=self._timeout,
+                                             allow_redirects=False) as resp:
                 raw = await resp.read()
                 http_status = resp.status
                 resp_headers = dict(resp.headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise OcpiClientError(f"{method} {url}: {type(exc).__name__}: {exc}", url=url) from exc
         try:
             doc = orjson.loads(raw) if raw else {}
@@ -88,8 +108,11 @@ class OcpiClient:
         if not isinstance(doc, dict) or "status_code" not in doc:
             raise OcpiClientError(f"{method} {url}: HTTP {http_status}, not an OCPI envelope",
                                   url=url, http_status=http_status)
-        status_code = int(doc.get("status_code", 0))
-        message = str(doc.get("status_message") or "")
+        status_code = doc.get("status_code")
+        if isinstance(status_code, bool) or not isinstance(status_code, int):
+            raise OcpiClientError(f"{method} {url}: HTTP {http_status}, status_code is not an "
+                                  "integer", url=url, http_status=http_status)
+        message = str(doc.get("status_message") or "")[:500]
         if http_status >= 300 and http_status not in accept_status:
             raise OcpiClientError(f"{method} {url}: HTTP {http_status}, OCPI {status_code} {message}",
                                   url=url, http_status=http_status, ocpi_status=status_code)

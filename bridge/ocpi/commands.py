@@ -22,9 +22,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bridge.ocpi.client import OcpiClient
+from bridge.ocpi.client import OcpiClient, join_url, parse
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
-from bridge.ocpi.errors import Forbidden, InvalidParameters, MissingEndpoints, UnknownObject
+from bridge.ocpi.errors import InvalidParameters, MissingEndpoints, NotYourParty, UnknownObject
 from bridge.ocpi.models import COMMAND_MODELS, CommandResponse, CommandResult, CommandType
 from bridge.ocpi.transport import Principal, ocpi_response, read_json, validate
 from bridge.store.credentials import Connection
@@ -56,8 +56,8 @@ async def send_command(deps: OcpiDeps, conn: Connection, party: tuple[str, str],
     await deps.tokens.record_command(uid, command.value, party, order_id, None, now)
     client = OcpiClient(deps.http(), conn.their_token, timeout=deps.settings.ocpi_request_timeout,
                         from_party=deps.own_party, to_party=party)
-    data = await client.post(f"{url}/{command.value}", payload)
-    response = CommandResponse.model_validate(data)
+    target = join_url(url, command.value)
+    response = parse(CommandResponse, await client.post(target, payload), target)
     await deps.tokens.record_command(uid, command.value, party, order_id,
                                      response.model_dump(mode="json", exclude_none=True), now)
     log.info("ocpi.command.sent", command=command.value, uid=uid, party=f"{party[0]}-{party[1]}",
@@ -78,7 +78,7 @@ def routes(deps: OcpiDeps) -> list[web.RouteDef]:
             raise UnknownObject(f"no {command.value} command {uid} was sent")
         principal: Principal = request["principal"]
         if not principal.owns(sent["cc"], sent["pid"]):
-            raise Forbidden("this command was sent to another party")
+            raise NotYourParty("this command was sent to another party")
         first = await deps.tokens.record_result(
             uid, body.model_dump(mode="json", exclude_none=True), datetime.now(UTC))
         log.info("ocpi.command.result", command=command.value, uid=uid, result=body.result.value,

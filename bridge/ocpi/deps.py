@@ -10,6 +10,7 @@ from bridge.config import Settings
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
 from bridge.store.tokens import TokenStore
+from bridge.urlguard import UrlPolicy, guarded_session
 
 VERSION_PATH = "/ocpi/2.2.1"
 
@@ -40,10 +41,16 @@ class OcpiDeps:
     def module_url(self, module: str) -> str:
         return f"{self.version_url}/{module}"
 
+    @property
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy(allow_loopback=self.settings.ocpi_allow_loopback_urls,
+                         allow_private=self.settings.ocpi_allow_private_urls)
+
     def http(self) -> aiohttp.ClientSession:
-        """One shared client session for outbound OCPI calls (connection reuse)."""
+        """One shared client session for outbound OCPI calls (connection reuse). Every
+        URL it calls passes the URL guard: peers choose these URLs (bridge.urlguard)."""
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession()
+            self._http = guarded_session(self.url_policy)
         return self._http
 
     async def close(self) -> None:

@@ -59,13 +59,14 @@ def answer(outcome: Outcome, what: str) -> web.Response:
 
 
 def answer_object(outcome: Outcome, what: str) -> web.Response:
-    """1000 for a write, 1000 with a note for a stale one (§8.2.2: ignored)."""
+    """1000 for a write (HTTP 201 when the object is new, as the status-code chapter
+    says a server SHOULD), 1000 with a note for a stale one (§8.2.2: ignored)."""
     if outcome is Outcome.MISSING:
         raise UnknownObject(f"unknown {what}")
     if outcome is Outcome.STALE:
         log.info("ocpi.stale_ignored", object=what)
         return ocpi_response(None, status_message="Ignored: older than the stored last_updated")
-    return ocpi_response(None)
+    return ocpi_response(None, http_status=201 if outcome is Outcome.CREATED else 200)
 
 
 def patch_error(exc: PatchInvalid, what: str) -> InvalidParameters:
@@ -97,7 +98,8 @@ def routes(deps: OcpiDeps) -> list[web.RouteDef]:
             check_ids(body, {"country_code": cc, "party_id": pid, "id": lid})
         loc = validate(Location, body)
         rc = await store.put_location(loc)
-        return answer(Outcome.WRITTEN if rc == 1 else Outcome.STALE, f"location {lid}")
+        outcome = {2: Outcome.CREATED, 1: Outcome.WRITTEN}.get(rc, Outcome.STALE)
+        return answer(outcome, f"location {lid}")
 
     async def patch_location(request: web.Request) -> web.Response:
         cc, pid, lid = ids(request)

@@ -2,32 +2,46 @@
 
 One class per object of the specification, named as the specification names
 it, with the section that defines it. Strict where the spec is strict (string
-lengths, enum values, required fields), lenient where it allows (unknown extra
-fields are ignored, `DateTime` without a zone is read as UTC).
+lengths, enum values, required fields, JSON types), lenient where it allows
+(unknown extra fields are ignored, `DateTime` without a zone is read as UTC).
 
-Types (spec part "types", §16):
+Types (spec part "types", §16), none of them coerced from another JSON type
+(a wrong type is 2001 naming the field):
 - `CiString(n)`: case-insensitive ASCII printable, at most n characters.
 - `String(n)`: UTF-8 string, at most n characters.
-- `DateTime`: RFC 3339, UTC; always written with a trailing `Z`.
-- `Number`: decimal, kept as `Decimal` (money and energy are never float) and
-  written as a JSON number.
+- `Int`: a JSON integer (not `"400"`, not `400.0`, not `true`), at most 2^53 - 1
+  in magnitude (what every JSON implementation holds exactly).
+- `Bool`: `true` / `false` only (not `"true"`, not `1`).
+- `DateTime`: an RFC 3339 date-time *string* (not an epoch number, not a date
+  alone). No zone: UTC (the spec says so); an explicit offset is accepted and
+  normalised to UTC. Kept to the microsecond and written back with `Z` and as
+  many fraction digits as it has (none, 3 or 6): never truncated. More than 6
+  fraction digits (.NET's 7) are cut to microseconds, the finest Python holds.
+- `Number`: a JSON number (not `"18.5"`), finite and below 10^12 in magnitude,
+  kept as `Decimal` (money and energy are never float) and written as a JSON number.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
 # --- types
 
@@ -45,11 +59,78 @@ def _utc(value: datetime) -> datetime:
 
 
 def format_datetime(value: datetime) -> str:
-    """OCPI DateTime on the wire: UTC with `Z`, milliseconds only when present."""
+    """OCPI DateTime on the wire: UTC with `Z`; milliseconds when the value has
+    them, microseconds when it has those (what a CPO sent comes back unchanged)."""
     value = _utc(value)
+    if value.microsecond % 1000:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if value.microsecond:
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
+
+
+def parse_datetime(value: str) -> datetime:
+    """An OCPI DateTime string (RFC 3339; no zone = UTC) as an aware UTC datetime.
+    Raises ValueError with a message fit for a 2001."""
+    m = _RFC3339.match(value)
+    if m is None:
+        raise ValueError(f"expected an RFC 3339 date-time such as 2026-01-31T12:00:00Z, "
+                         f"got {value[:40]!r}")
+    date, time, frac, zone = m.groups()
+    frac = (frac or "")[:7]  # '.' + at most 6 digits: Python keeps microseconds
+    zone = "+00:00" if not zone or zone in "Zz" else zone
+    try:
+        return _utc(datetime.fromisoformat(f"{date}T{time}{frac}{zone}"))
+    except ValueError as exc:
+        raise ValueError(f"not a valid date-time: {value[:40]!r} ({exc})") from exc
+
+
+def _datetime_in(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "datetime_type", "Input should be an RFC 3339 date-time string, got {kind}",
+            {"kind": _json_kind(value)})
+    try:
+        return parse_datetime(value)
+    except ValueError as exc:
+        raise PydanticCustomError("datetime_format", "{reason}", {"reason": str(exc)}) from exc
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+NUMBER_MAX = Decimal(10) ** 12
+INT_MAX = 2**53 - 1
+
+
+def _number_in(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise PydanticCustomError("number_type", "Input should be a JSON number, got {kind}",
+                                  {"kind": _json_kind(value)})
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("number_finite", "Input should be a finite number")
+    number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite() or abs(number) >= NUMBER_MAX:
+        raise PydanticCustomError("number_range",
+                                  "Input should be less than 10^12 in magnitude")
+    return number
 
 
 def _number_json(value: Decimal) -> int | float:
@@ -60,10 +141,15 @@ def _number_json(value: Decimal) -> int | float:
 
 DateTime = Annotated[
     datetime,
+    BeforeValidator(_datetime_in),
     AfterValidator(_utc),
     PlainSerializer(format_datetime, return_type=str, when_used="json"),
 ]
-Number = Annotated[Decimal, PlainSerializer(_number_json, when_used="json")]
+Number = Annotated[Decimal, BeforeValidator(_number_in),
+                   PlainSerializer(_number_json, when_used="json")]
+# JSON integers only: no "400", no 400.0, no true; bounded so every peer reads them exactly.
+Int = Annotated[int, Strict(), Ge(-INT_MAX), Le(INT_MAX)]
+Bool = Annotated[bool, Strict()]
 URL = Annotated[str, StringConstraints(max_length=255)]
 CountryCode = Annotated[
     str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")
@@ -398,8 +484,8 @@ class Image(OcpiModel):  # §8.4.15
     thumbnail: URL | None = None
     category: ImageCategory
     type: CiString(4)  # type: ignore[valid-type]
-    width: int | None = Field(None, ge=0, le=99999)
-    height: int | None = Field(None, ge=0, le=99999)
+    width: Int | None = Field(None, ge=0, le=99999)
+    height: Int | None = Field(None, ge=0, le=99999)
 
 
 class BusinessDetails(OcpiModel):  # §8.4.2
@@ -424,7 +510,7 @@ class AdditionalGeoLocation(OcpiModel):
 
 
 class RegularHours(OcpiModel):  # §8.4.21
-    weekday: int = Field(ge=1, le=7)
+    weekday: Int = Field(ge=1, le=7)
     period_begin: Time5
     period_end: Time5
 
@@ -435,7 +521,7 @@ class ExceptionalPeriod(OcpiModel):
 
 
 class Hours(OcpiModel):  # §8.4.14
-    twentyfourseven: bool
+    twentyfourseven: Bool
     regular_hours: list[RegularHours] | None = None
     exceptional_openings: list[ExceptionalPeriod] | None = None
     exceptional_closings: list[ExceptionalPeriod] | None = None
@@ -452,7 +538,7 @@ class EnvironmentalImpact(OcpiModel):
 
 
 class EnergyMix(OcpiModel):  # §8.4.7
-    is_green_energy: bool
+    is_green_energy: Bool
     energy_sources: list[EnergySource] | None = None
     environ_impact: list[EnvironmentalImpact] | None = None
     supplier_name: String(64) | None = None  # type: ignore[valid-type]
@@ -481,9 +567,9 @@ class Connector(OcpiModel):  # §8.3.3
     standard: ConnectorType
     format: ConnectorFormat
     power_type: PowerType
-    max_voltage: int = Field(ge=0)
-    max_amperage: int = Field(ge=0)
-    max_electric_power: int | None = Field(None, ge=0)
+    max_voltage: Int = Field(ge=0)
+    max_amperage: Int = Field(ge=0)
+    max_electric_power: Int | None = Field(None, ge=0)
     tariff_ids: list[CiString(36)] | None = None  # type: ignore[valid-type]
     terms_and_conditions: URL | None = None
     last_updated: DateTime
@@ -509,7 +595,7 @@ class Location(OcpiModel):  # §8.3.1
     country_code: CountryCode
     party_id: PartyId
     id: CiString(36)  # type: ignore[valid-type]
-    publish: bool
+    publish: Bool
     publish_allowed_to: list[PublishTokenType] | None = None
     name: String(255) | None = None  # type: ignore[valid-type]
     address: String(45)  # type: ignore[valid-type]
@@ -528,7 +614,7 @@ class Location(OcpiModel):  # §8.3.1
     facilities: list[Facility] | None = None
     time_zone: String(255)  # type: ignore[valid-type]
     opening_times: Hours | None = None
-    charging_when_closed: bool | None = None
+    charging_when_closed: Bool | None = None
     images: list[Image] | None = None
     energy_mix: EnergyMix | None = None
     last_updated: DateTime
@@ -541,7 +627,7 @@ class PriceComponent(OcpiModel):  # §11.4.2
     type: TariffDimensionType
     price: Number = Field(ge=0)
     vat: Number | None = Field(None, ge=0)
-    step_size: int = Field(ge=0)
+    step_size: Int = Field(ge=0)
 
 
 class TariffRestrictions(OcpiModel):  # §11.4.6
@@ -555,8 +641,8 @@ class TariffRestrictions(OcpiModel):  # §11.4.6
     max_current: Number | None = Field(None, ge=0)
     min_power: Number | None = Field(None, ge=0)
     max_power: Number | None = Field(None, ge=0)
-    min_duration: int | None = Field(None, ge=0)
-    max_duration: int | None = Field(None, ge=0)
+    min_duration: Int | None = Field(None, ge=0)
+    max_duration: Int | None = Field(None, ge=0)
     day_of_week: list[DayOfWeek] | None = None
     reservation: ReservationRestrictionType | None = None
 
@@ -651,7 +737,7 @@ class SignedValue(OcpiModel):
 
 class SignedData(OcpiModel):  # §10.4.8
     encoding_method: CiString(36)  # type: ignore[valid-type]
-    encoding_method_version: int | None = None
+    encoding_method_version: Int | None = None
     public_key: String(512) | None = None  # type: ignore[valid-type]
     signed_values: list[SignedValue] = Field(min_length=1)
     url: String(512) | None = None  # type: ignore[valid-type]
@@ -684,9 +770,9 @@ class CDR(OcpiModel):  # §10.3.1
     total_reservation_cost: Price | None = None
     remark: String(255) | None = None  # type: ignore[valid-type]
     invoice_reference_id: CiString(39) | None = None  # type: ignore[valid-type]
-    credit: bool | None = None
+    credit: Bool | None = None
     credit_reference_id: CiString(39) | None = None  # type: ignore[valid-type]
-    home_charging_compensation: bool | None = None
+    home_charging_compensation: Bool | None = None
     last_updated: DateTime
 
 
@@ -707,7 +793,7 @@ class Token(OcpiModel):  # §12.3.2
     visual_number: String(64) | None = None  # type: ignore[valid-type]
     issuer: String(64)  # type: ignore[valid-type]
     group_id: CiString(36) | None = None  # type: ignore[valid-type]
-    valid: bool
+    valid: Bool
     whitelist: WhitelistType
     language: CiString(2) | None = None  # type: ignore[valid-type]
     default_profile_type: ProfileType | None = None
@@ -733,7 +819,7 @@ class AuthorizationInfo(OcpiModel):  # §12.4.1
 
 class CommandResponse(OcpiModel):  # §13.4.1
     result: CommandResponseType
-    timeout: int = Field(ge=0)
+    timeout: Int = Field(ge=0)
     message: list[DisplayText] | None = None
 
 

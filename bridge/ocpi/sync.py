@@ -61,8 +61,8 @@ async def sync_party(deps: OcpiDeps, conn: Connection, cc: str, pid: str, module
                         from_party=deps.own_party, to_party=(cc, pid))
     async for item in client.get_all(url, params=params):
         report.fetched += 1
-        if not isinstance(item, dict) or (item.get("country_code", "").upper(),
-                                          item.get("party_id", "").upper()) != (cc, pid):
+        if not isinstance(item, dict) or (str(item.get("country_code", "")).upper(),
+                                          str(item.get("party_id", "")).upper()) != (cc, pid):
             continue  # a platform serving several parties lists all of them
         try:
             obj: Any = model.model_validate(item)
@@ -72,11 +72,11 @@ async def sync_party(deps: OcpiDeps, conn: Connection, cc: str, pid: str, module
             continue
         if module == "locations":
             rc = await deps.store.put_location(obj, pre="newer")
-            outcome = Outcome.WRITTEN if rc == 1 else Outcome.STALE
+            outcome = Outcome.WRITTEN if rc >= 1 else Outcome.STALE
         else:
             outcome = await deps.store.put(module, obj, create_only=module == "cdrs",
                                            only_newer=True)
-        if outcome is Outcome.WRITTEN:
+        if outcome in (Outcome.WRITTEN, Outcome.CREATED):
             report.written += 1
         else:
             report.unchanged += 1

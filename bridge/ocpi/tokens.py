@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from bridge.ocpi.client import OcpiClient
+from bridge.ocpi.client import OcpiClient, join_url
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
 from bridge.ocpi.errors import InvalidParameters, MissingEndpoints, UnknownToken
 from bridge.ocpi.models import (
@@ -32,6 +32,7 @@ from bridge.ocpi.transport import (
     ocpi_response,
     page_headers,
     parse_page,
+    read_body,
     read_json,
     validate,
 )
@@ -75,7 +76,7 @@ def routes(deps: OcpiDeps) -> list[web.RouteDef]:
         if token_type not in TokenType.__members__:
             raise InvalidParameters(f"type: {token_type!r} is not a TokenType")
         asked = None
-        if await request.read():
+        if await read_body(request):
             asked = validate(LocationReferences, await read_json(request))
         record = await deps.tokens.get(token_type, uid)
         if record is None:
@@ -94,5 +95,5 @@ async def push_token(deps: OcpiDeps, conn: Connection, token: Token,
     client = OcpiClient(deps.http(), conn.their_token, timeout=deps.settings.ocpi_request_timeout,
                         from_party=deps.own_party, to_party=party)
     body = orjson.loads(orjson.dumps(token.model_dump(mode="json", exclude_none=True)))
-    return await client.put(
-        f"{url}/{token.country_code}/{token.party_id}/{token.uid}?type={token.type.value}", body)
+    target = join_url(url, token.country_code, token.party_id, token.uid)
+    return await client.put(f"{target}?type={token.type.value}", body)

@@ -5,7 +5,11 @@ knows about Redis: authentication is a callable handed to the middleware, so
 the bridge and the mock CPO share this module.
 
 - Every answer is the envelope `{data, status_code, status_message, timestamp}`
-  (§4.1.7), errors included; `OcpiError` carries the OCPI and HTTP status.
+  (§4.1.7), errors included, transport errors too (413, 405 with `Allow`, 404);
+  `OcpiError` carries the OCPI and HTTP status (see `bridge.ocpi.errors`).
+- Token A opens versions and credentials only; anywhere else it is 401.
+- Answers carry the routing headers `OCPI-from-*` (us) and `OCPI-to-*` (the
+  caller's party) of §4.1.5, the request's `from`/`to` swapped when it sent them.
 - `Authorization: Token <base64(token)>` (§4.1.2, 2.2.1) and, for CPOs still
   on 2.1.1 habits, the un-encoded `Token <token>`.
 - `X-Request-ID` / `X-Correlation-ID` (§4.1.4) are echoed, or generated.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,15 +35,17 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bridge.ocpi.errors import (
-    Forbidden,
     InvalidParameters,
     MethodNotAllowed,
+    NotJson,
+    NotYourParty,
     OcpiError,
     ServerError,
+    TooLarge,
     Unauthorized,
     UnknownObject,
 )
-from bridge.ocpi.models import format_datetime
+from bridge.ocpi.models import format_datetime, parse_datetime
 
 log = structlog.get_logger("bridge.ocpi")
 
@@ -59,6 +66,8 @@ class Principal:
     kind: str
     parties: frozenset[tuple[str, str]] = field(default_factory=frozenset)
     invited: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    # A registration in progress (our token B given to a CPO, its roles not yet known).
+    pending: bool = False
 
     def owns(self, country_code: str, party_id: str) -> bool:
         return (country_code.upper(), party_id.upper()) in self.parties
@@ -107,8 +116,11 @@ def ocpi_response(data: Any = None, *, status_code: int = 1000, status_message: 
 
 
 def error_response(exc: OcpiError) -> web.Response:
+    headers = {}
+    if isinstance(exc, MethodNotAllowed) and exc.allow:
+        headers["Allow"] = ", ".join(exc.allow)
     return ocpi_response(None, status_code=exc.status_code, status_message=exc.message,
-                         http_status=exc.http_status)
+                         http_status=exc.http_status, headers=headers)
 
 
 # --------------------------------------------------------------------------- authorization
@@ -158,7 +170,7 @@ def check_party_headers(request: web.Request, principal: Principal,
     from_cc = request.headers.get("OCPI-from-country-code")
     from_pid = request.headers.get("OCPI-from-party-id")
     if principal.kind == "C" and from_cc and from_pid and not principal.owns(from_cc, from_pid):
-        raise Forbidden(f"OCPI-from party {from_cc}-{from_pid} does not belong to this token")
+        raise NotYourParty(f"OCPI-from party {from_cc}-{from_pid} does not belong to this token")
     to_cc = request.headers.get("OCPI-to-country-code")
     to_pid = request.headers.get("OCPI-to-party-id")
     if to_cc and to_pid and (to_cc.upper(), to_pid.upper()) not in set(own_parties):
@@ -169,7 +181,7 @@ def require_party(request: web.Request, country_code: str, party_id: str) -> Pri
     """The caller may only touch objects of its own parties."""
     principal: Principal = request["principal"]
     if not principal.owns(country_code, party_id):
-        raise Forbidden(f"party {country_code}-{party_id} does not belong to this token")
+        raise NotYourParty(f"party {country_code}-{party_id} does not belong to this token")
     return principal
 
 
@@ -187,14 +199,21 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise TooLarge(f"request body is larger than {request.client_max_size} bytes") from exc
+
+
 async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise InvalidParameters("request body is empty")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidParameters(f"request body is not valid JSON: {exc}") from exc
+        raise NotJson(f"request body is not valid JSON: {exc}") from exc
 
 
 def validate(model: type[M], data: Any, what: str = "") -> M:
@@ -221,20 +240,17 @@ def _parse_dt(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_datetime(value)
     except ValueError as exc:
-        raise InvalidParameters(f"{name}: not an RFC 3339 date-time: {value!r}") from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+        raise InvalidParameters(f"{name}: {exc}") from exc
 
 
 def parse_page(query: Mapping[str, str], default_limit: int, max_limit: int) -> Page:
-    try:
-        offset = int(query.get("offset", 0))
-        limit = int(query.get("limit", default_limit))
-    except ValueError as exc:
-        raise InvalidParameters("offset and limit must be integers") from exc
-    if offset < 0 or limit < 0:
-        raise InvalidParameters("offset and limit must not be negative")
+    raw_offset, raw_limit = query.get("offset", "0"), query.get("limit", str(default_limit))
+    if not (raw_offset.isascii() and raw_offset.isdigit() and len(raw_offset) <= 15
+            and raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 15):
+        raise InvalidParameters("offset and limit must be non-negative integers")
+    offset, limit = int(raw_offset), int(raw_limit)
     return Page(
         offset=offset,
         limit=min(limit, max_limit),  # §4.1.3: the server may lower the limit
@@ -259,13 +275,71 @@ def page_headers(base_url: str, page: Page, total: int) -> dict[str, str]:
 # --------------------------------------------------------------------------- middleware
 
 
+# Paths a token A may use (spec "credentials" §7: versions, version details, credentials).
+_REGISTRATION_PATH = re.compile(r"^/ocpi/(versions|[0-9][0-9.]*(/credentials)?)/?$")
+
+
+def registration_path(path: str) -> bool:
+    return _REGISTRATION_PATH.match(path) is not None
+
+
+def routing_headers(request: web.Request, principal: Principal | None,
+                    own: list[tuple[str, str]]) -> dict[str, str]:
+    """§4.1.5 routing headers for our answer: the request's `to` becomes our `from`
+    (when it is one of ours), its `from` our `to`; without them, our (first) party
+    and the caller's, when the caller has exactly one."""
+    h = request.headers
+    to_cc, to_pid = h.get("OCPI-to-country-code"), h.get("OCPI-to-party-id")
+    ours = (to_cc.upper(), to_pid.upper()) if to_cc and to_pid else None
+    if ours not in own:
+        ours = own[0] if own else None
+    out: dict[str, str] = {}
+    if ours:
+        out["OCPI-from-country-code"], out["OCPI-from-party-id"] = ours
+    from_cc, from_pid = h.get("OCPI-from-country-code"), h.get("OCPI-from-party-id")
+    theirs: tuple[str, str] | None = None
+    if from_cc and from_pid and len(from_cc) <= 2 and len(from_pid) <= 3:
+        theirs = (from_cc.upper(), from_pid.upper())
+    elif principal is not None:
+        known = principal.parties or principal.invited
+        if len(known) == 1:
+            theirs = next(iter(known))
+    if theirs:
+        out["OCPI-to-country-code"], out["OCPI-to-party-id"] = theirs
+    return out
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> OcpiError:
+    """aiohttp's own transport errors, said in the OCPI envelope."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(f"{request.method} is not supported on {request.path}",
+                                allow=tuple(sorted(exc.allowed_methods)))
+    if isinstance(exc, web.HTTPNotFound):
+        return UnknownObject(f"no OCPI endpoint at {request.path}")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return TooLarge(f"request body is larger than {request.client_max_size} bytes")
+    status = exc.status if 400 <= exc.status < 500 else 400
+    return OcpiError(exc.reason or "bad request", http_status=status)
+
+
+Observer = Callable[[web.Request, Principal, "OcpiError | None"], Awaitable[None]]
+
+
 def make_middleware(auth: Authenticator, own_parties: Callable[[], Iterable[tuple[str, str]]],
-                    prefix: str = "/ocpi") -> Any:
+                    prefix: str = "/ocpi", refresh: Authenticator | None = None,
+                    observe: Observer | None = None) -> Any:
     """aiohttp middleware for the OCPI routes under `prefix`.
 
     Binds `request_id`/`correlation_id` to the log context, authenticates,
-    checks routing headers, and turns every error into the OCPI envelope.
-    Routes marked `public` (none by default) skip authentication.
+    keeps token A to versions and credentials, checks routing headers, and
+    turns every error into the OCPI envelope with the routing headers.
+
+    `refresh` resolves a token without any cache: when a handler refuses a party
+    (`NotYourParty`, always raised before any write) to a principal that may be
+    out of date, the token is looked up again and, if that changed who it is,
+    the handler runs once more. A party Redis says is the caller's is never refused.
+    `observe` is told of each registered platform's request and its error, if any
+    (the bridge keeps "last push" and "last error" per party); it cannot fail one.
     """
 
     @web.middleware
@@ -280,29 +354,51 @@ def make_middleware(auth: Authenticator, own_parties: Callable[[], Iterable[tupl
             request_id=request_id, correlation_id=correlation_id, protocol="ocpi"
         )
         echo = {"X-Request-ID": request_id, "X-Correlation-ID": correlation_id}
+        own = sorted(own_parties())
+        principal: Principal | None = None
+        error: OcpiError | None = None
+        response: web.StreamResponse
         try:
             principal, token = await authenticate(request, auth)
             request["principal"] = principal
             request["token"] = token
             structlog.contextvars.bind_contextvars(caller=principal.id)
-            check_party_headers(request, principal, own_parties())
-            response = await handler(request)
+            if principal.kind == "A" and not registration_path(request.path):
+                # §7: token A is for the registration only.
+                raise Unauthorized("token A may only be used for versions and credentials: "
+                                   "register first")
+            try:
+                check_party_headers(request, principal, own)
+                response = await handler(request)
+            except NotYourParty:
+                fresh = await refresh(token) if refresh is not None else None
+                if fresh is None or fresh == principal:
+                    raise
+                principal = fresh
+                request["principal"] = fresh
+                check_party_headers(request, principal, own)
+                response = await handler(request)
         except OcpiError as exc:
             log.info("ocpi.error", method=request.method, path=request.path,
                      status_code=exc.status_code, http_status=exc.http_status, reason=exc.message)
+            error = exc
             response = error_response(exc)
-        except web.HTTPMethodNotAllowed:
-            response = error_response(MethodNotAllowed(
-                f"{request.method} is not supported on {request.path}"))
-        except web.HTTPNotFound:
-            response = error_response(UnknownObject(f"no OCPI endpoint at {request.path}"))
+        except web.HTTPException as exc:
+            error = _http_error(request, exc)
+            response = error_response(error)
         except Exception:  # the envelope must go out even for our own bugs
             log.exception("ocpi.server_error", method=request.method, path=request.path)
-            response = error_response(ServerError("internal server error"))
+            error = ServerError("internal server error", http_status=500)
+            response = error_response(error)
         finally:
             structlog.contextvars.unbind_contextvars(
                 "request_id", "correlation_id", "protocol", "caller")
-        for key, value in echo.items():
+        if observe is not None and principal is not None and principal.kind == "C":
+            try:
+                await observe(request, principal, error)
+            except Exception:  # bookkeeping must never cost a push its answer
+                log.warning("ocpi.observe_failed", exc_info=True)
+        for key, value in {**echo, **routing_headers(request, principal, own)}.items():
             response.headers.setdefault(key, value)
         return response
 

@@ -28,13 +28,17 @@ OCPI objects (module = locations | tariffs | sessions | cdrs):
 Credentials and parties:
     obb:cred:token:{sha256(token)}      HASH  our tokens (A: one-time invite; C: a
                                               registered platform's): kind, conn,
-                                              party (invites)
+                                              parties, pending (1 while our own
+                                              registration with it completes);
+                                              invites: party = "CC:PID[,CC:PID...]"
     obb:cred:conn:{conn_id}             HASH  a registered platform: token (theirs, for
                                               our calls), token_hash (ours, theirs to
                                               use), versions_url, version_url,
                                               endpoints (JSON), roles (JSON), created
     obb:cred:conns                      SET   conn ids
     obb:cred:party:{cc}:{pid}           STRING conn id serving that CPO party
+    obb:cred:stats:{cc}:{pid}           HASH  last_push, last_push_what, last_error,
+                                              last_error_at (for `bridge cpo list`)
     obb:sync:{cc}:{pid}:{module}        STRING last successful sync time (OCPI DateTime)
 """
 
@@ -76,6 +80,10 @@ CONNS = f"{PREFIX}cred:conns"
 
 def party(cc: str, pid: str) -> str:
     return f"{PREFIX}cred:party:{cc.upper()}:{pid.upper()}"
+
+
+def party_stats(cc: str, pid: str) -> str:
+    return f"{PREFIX}cred:stats:{cc.upper()}:{pid.upper()}"
 
 
 def sync_mark(cc: str, pid: str, module: str) -> str:

@@ -30,6 +30,7 @@ CAS_RETRIES = 8
 
 
 class Outcome(Enum):
+    CREATED = "created"  # a new object: the receiver answers HTTP 201
     WRITTEN = "written"
     STALE = "stale"  # older than what is stored: ignored, answered 1000
     MISSING = "missing"  # PATCH of an unknown object, EVSE of an unknown location
@@ -118,7 +119,7 @@ class OcpiStore:
             module, obj.country_code, obj.party_id, obj.id, guard="lu", guard_ms=lu,
             pre="absent" if create_only else ("newer" if only_newer else ""), mode="put",
             lu_ms=lu, lus=lus, fields={"d": _json(obj)}, event={"op": "put"})
-        return {1: Outcome.WRITTEN, 0: Outcome.STALE}.get(
+        return {2: Outcome.CREATED, 1: Outcome.WRITTEN, 0: Outcome.STALE}.get(
             rc, Outcome.EXISTS if create_only else Outcome.MISSING)
 
     async def patch(self, module: str, cc: str, pid: str, oid: str, patch: Mapping[str, Any],
@@ -137,7 +138,7 @@ class OcpiStore:
                 mode="put", lu_ms=lu, lus=format_datetime(obj.last_updated),
                 fields={"d": _json(obj)},
                 event={"op": "patch", "fields": ",".join(sorted(patch))})
-            if rc == 1:
+            if rc >= 1:
                 return Outcome.WRITTEN
             if rc == 0:
                 return Outcome.STALE
@@ -151,6 +152,18 @@ class OcpiStore:
             args=[keys.norm_id(oid), f"{cc}:{pid}:{keys.norm_id(oid)}", self.events_maxlen,
                   "module", module, "cc", cc, "pid", pid, "id", oid, "op", "delete"])
         return bool(rc)
+
+    async def purge_party(self, cc: str, pid: str) -> dict[str, int]:
+        """Delete every object a party pushed (`bridge cpo remove --purge`), each with
+        its delete event so the catalog and other readers follow. Counts per module."""
+        counts = {}
+        for module in keys.OCPI_MODULES:
+            ids = await self.redis.zrange(keys.party_index(module, cc, pid), 0, -1)
+            n = 0
+            for oid in ids:
+                n += await self.delete(module, cc, pid, oid.decode())
+            counts[module] = n
+        return counts
 
     # ------------------------------------------------------------------ locations
 
@@ -203,7 +216,7 @@ class OcpiStore:
             rc = await self.put_location(loc, pre=f"cas:{int(h[b'lu'])}", op="patch",
                                          fields_changed=",".join(sorted(patch)))
             if rc != -1:
-                return Outcome.WRITTEN if rc == 1 else Outcome.STALE
+                return Outcome.WRITTEN if rc >= 1 else Outcome.STALE
         raise RuntimeError(f"PATCH location {cc}/{pid}/{lid}: too many concurrent writers")
 
     async def get_evse(self, cc: str, pid: str, lid: str, uid: str) -> Stored | None:
@@ -228,7 +241,7 @@ class OcpiStore:
 
     async def put_evse(self, cc: str, pid: str, lid: str, evse: EVSE) -> Outcome:
         rc = await self._write_evse(cc, pid, lid, evse, pre="exists", op="put")
-        return {1: Outcome.WRITTEN, 0: Outcome.STALE}.get(rc, Outcome.MISSING)
+        return {2: Outcome.CREATED, 1: Outcome.WRITTEN, 0: Outcome.STALE}.get(rc, Outcome.MISSING)
 
     async def _update_evse(self, cc: str, pid: str, lid: str, uid: str,
                            change: Callable[[dict[str, Any]], tuple[EVSE, str | None]],
@@ -241,7 +254,7 @@ class OcpiStore:
             rc = await self._write_evse(cc, pid, lid, evse, pre=f"cas:{stored.lu_ms}", op=op,
                                         connector_id=connector_id, fields_changed=fields_changed)
             if rc != -1:
-                return Outcome.WRITTEN if rc == 1 else Outcome.STALE
+                return Outcome.WRITTEN if rc >= 1 else Outcome.STALE
         raise RuntimeError(f"EVSE {cc}/{pid}/{lid}/{uid}: too many concurrent writers")
 
     async def patch_evse(self, cc: str, pid: str, lid: str, uid: str,

@@ -14,8 +14,9 @@ from __future__ import annotations
 #       4 mode ("put" replaces the hash, "merge" sets fields), 5 party-index member,
 #       6 module-index member, 7 object lu ms, 8 object lu string, 9 stream maxlen,
 #       10 n field pairs, then the pairs, then event field/value pairs.
-# Returns 1 written, 0 stale (ignored), -1 precondition failed (cas mismatch or
-# missing/existing object).
+# Returns 2 written and new (the guard field was absent: a new object, EVSE or
+# connector; the receiver answers 201), 1 written over a stored one, 0 stale (ignored),
+# -1 precondition failed (cas mismatch or missing/existing object).
 WRITE = """
 local key = KEYS[1]
 local guard = ARGV[1]
@@ -53,7 +54,8 @@ redis.call('ZADD', KEYS[3], stored_lu, ARGV[6])
 local event = {}
 for j = i, #ARGV do table.insert(event, ARGV[j]) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', unpack(event))
-return 1
+if stored then return 1 end
+return 2
 """
 
 # KEYS: 1 object hash, 2 party index, 3 module index, 4 events stream

@@ -271,7 +271,7 @@ async def world(redis_url: str, tmp_path: Path, speed: int,
         beckn_callback_backoff=0.05, beckn_callback_max_attempts=3, beckn_callback_timeout=2.0,
         journey_pricing_policy=str(ROOT / "config" / "pricing.toml"), journey_track_interval=0.2,
         journey_interrupt_after=2.0, journey_outage_end_after=4.0, journey_watchdog_every=0.3,
-        journey_command_grace=1.0, **bridge_overrides)
+        journey_command_grace=1.0, ocpi_allow_loopback_urls=True, **bridge_overrides)
     mock_cfg = replace(MockConfig(network=ROOT / "config" / "networks" / "india.toml"),
                        speed=speed, tick_seconds=15, push_attempts=3, push_backoff=0.02,
                        push_timeout=5, command_timeout=2, start_delay_seconds=30,
@@ -287,7 +287,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int,
     redis = aioredis.Redis.from_url(redis_url)
     async with aiohttp.ClientSession() as http:
         w = World(bap, settings, http, redis, mock_cfg.base_url, settings.public_url)
-        token_a = await CredentialsStore(redis).create_invite("IN", "TPC")
+        token_a = await CredentialsStore(redis).create_invite(
+            "IN", "TPC", ("IN", "ZEO"), ("IN", "STK"))
         await w.mock("POST", "/admin/connect", {"versions_url": f"{w.bridge_url}/ocpi/versions",
                                                 "token": token_a})
         try:

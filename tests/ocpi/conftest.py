@@ -24,7 +24,7 @@ from tests.ocpi.cpo_double import CpoDouble
 
 def make_settings(redis_url: str, port: int) -> Settings:
     return Settings(host="127.0.0.1", port=port, public_url=f"http://127.0.0.1:{port}",
-                    redis_url=redis_url, log_format="json")
+                    redis_url=redis_url, log_format="json", ocpi_allow_loopback_urls=True)
 
 
 @dataclass
@@ -34,8 +34,8 @@ class Bridge:
     server: TestServer
     redis: aioredis.Redis
 
-    async def invite(self, cc: str = "IN", pid: str = "TPC") -> str:
-        return await CredentialsStore(self.redis).create_invite(cc, pid)
+    async def invite(self, cc: str = "IN", pid: str = "TPC", *more: tuple[str, str]) -> str:
+        return await CredentialsStore(self.redis).create_invite(cc, pid, *more)
 
 
 async def start_bridge(redis_url: str, port: int | None = None) -> Bridge:
@@ -108,7 +108,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def register_cpo(bridge: Bridge, double: CpoDouble, http: aiohttp.ClientSession) -> Ocpi:
     """Play the CPO side of the credentials handshake; return a client using token C."""
-    token_a = await bridge.invite("IN", "TPC")
+    (cc, pid), *more = sorted(double.parties)
+    token_a = await bridge.invite(cc, pid, *more)
     cpo = Ocpi(bridge.url, token_a, http)
     status, body, _ = await cpo.call("POST", "/ocpi/2.2.1/credentials", {
         "token": double.token_b, "url": f"{double.base_url}/ocpi/versions",

@@ -42,7 +42,7 @@ async def mock_url() -> AsyncIterator[str]:
 
 
 async def connect(bridge: Bridge, mock_url: str, http: aiohttp.ClientSession) -> None:
-    token_a = await bridge.invite("IN", "TPC")
+    token_a = await bridge.invite("IN", "TPC", ("IN", "ZEO"), ("IN", "STK"))
     async with http.post(f"{mock_url}/admin/connect",
                          data=orjson.dumps({"versions_url": f"{bridge.url}/ocpi/versions",
                                             "token": token_a})) as resp:
@@ -108,11 +108,11 @@ async def test_tokens_sender_list_and_authorize(bridge: Bridge, cpo, http) -> No
     status, body = await authorize("BLOCKED1")
     assert body["data"]["allowed"] == "BLOCKED"
     status, body = await authorize("NOPE")
-    assert (status, body["status_code"]) == (404, 2004)
+    assert (status, body["status_code"]) == (200, 2004)
     status, body = await authorize("TOK1", ttype="CARD")
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (200, 2001)
     status, body = await authorize("TOK1", {"evse_uids": ["x"]})
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (200, 2001)
     await deps.close()
 
 
@@ -155,7 +155,7 @@ async def test_command_result_for_unknown_command_is_refused(cpo: Ocpi) -> None:
                                      {"result": "ACCEPTED"})
     assert (status, body["status_code"]) == (404, 2000)
     status, body, _ = await cpo.call("POST", "/ocpi/2.2.1/commands/FLY/nope", {"result": "ACCEPTED"})
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (200, 2001)
 
 
 async def _find_evse(bridge: Bridge, evse_id: str) -> tuple[str, str] | None:

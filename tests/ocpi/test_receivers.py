@@ -11,7 +11,7 @@ LOC = "/ocpi/2.2.1/locations/IN/TPC/LOC1"
 
 async def test_put_then_get_location_round_trips(cpo: Ocpi) -> None:
     status, body, _ = await cpo.call("PUT", LOC, location())
-    assert (status, body["status_code"]) == (200, 1000)
+    assert (status, body["status_code"]) == (201, 1000)  # new: 201; an update is 200
     assert "timestamp" in body
     status, body, _ = await cpo.call("GET", LOC)
     assert status == 200
@@ -54,7 +54,7 @@ async def test_stale_put_is_ignored(cpo: Ocpi) -> None:
 async def test_patch_without_last_updated_is_2001(cpo: Ocpi) -> None:
     await cpo.call("PUT", LOC, location())
     status, body, _ = await cpo.call("PATCH", f"{LOC}/EVSE1", {"status": "CHARGING"})
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (200, 2001)
     assert "last_updated" in body["status_message"]
 
 
@@ -120,7 +120,7 @@ async def test_invalid_location_is_2001_and_changes_nothing(cpo: Ocpi, mutate, f
     bad["name"] = "Changed"
     mutate(bad)
     status, body, _ = await cpo.call("PUT", LOC, bad)
-    assert (status, body["status_code"]) == (400, 2001), body
+    assert (status, body["status_code"]) == (200, 2001), body
     assert field in body["status_message"]
     _, body, _ = await cpo.call("GET", LOC)
     assert body["data"]["name"] == "Koramangala Hub"
@@ -128,7 +128,7 @@ async def test_invalid_location_is_2001_and_changes_nothing(cpo: Ocpi, mutate, f
 
 async def test_malformed_json_is_2001(cpo: Ocpi) -> None:
     status, body, _ = await cpo.call("PUT", LOC, raw=b'{"id": "LOC1",')
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (400, 2001)  # not JSON: the transport layer
     assert "JSON" in body["status_message"]
 
 
@@ -136,7 +136,7 @@ async def test_invalid_patch_is_2001_and_changes_nothing(cpo: Ocpi) -> None:
     await cpo.call("PUT", LOC, location())
     status, body, _ = await cpo.call("PATCH", f"{LOC}/EVSE1",
                                      {"status": "NOPE", "last_updated": "2026-11-25T11:00:00Z"})
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (200, 2001)
     assert "status" in body["status_message"]
     _, body, _ = await cpo.call("GET", f"{LOC}/EVSE1")
     assert body["data"]["status"] == "AVAILABLE"
@@ -145,9 +145,9 @@ async def test_invalid_patch_is_2001_and_changes_nothing(cpo: Ocpi) -> None:
 async def test_other_party_objects_are_forbidden(cpo: Ocpi) -> None:
     body = location(cc="IN", pid="STK")
     status, resp, _ = await cpo.call("PUT", "/ocpi/2.2.1/locations/IN/STK/LOC1", body)
-    assert (status, resp["status_code"]) == (403, 2000)
+    assert (status, resp["status_code"]) == (200, 2000)
     status, resp, _ = await cpo.call("GET", "/ocpi/2.2.1/locations/IN/STK/LOC1")
-    assert status == 403
+    assert (status, resp["status_code"]) == (200, 2000)
 
 
 async def test_second_party_of_the_same_platform_may_write(cpo: Ocpi) -> None:
@@ -159,13 +159,13 @@ async def test_second_party_of_the_same_platform_may_write(cpo: Ocpi) -> None:
 async def test_ocpi_from_header_must_match_token(cpo: Ocpi) -> None:
     status, resp, _ = await cpo.call("GET", LOC, headers={"OCPI-from-country-code": "NL",
                                                           "OCPI-from-party-id": "ABC"})
-    assert (status, resp["status_code"]) == (403, 2000)
+    assert (status, resp["status_code"]) == (200, 2000)
 
 
 async def test_ocpi_to_header_must_be_us(cpo: Ocpi) -> None:
     status, resp, _ = await cpo.call("GET", LOC, headers={"OCPI-to-country-code": "NL",
                                                           "OCPI-to-party-id": "ABC"})
-    assert (status, resp["status_code"]) == (400, 2001)
+    assert (status, resp["status_code"]) == (200, 2001)
 
 
 async def test_request_ids_are_echoed_and_generated(cpo: Ocpi) -> None:
@@ -199,7 +199,7 @@ async def test_tariff_without_last_updated_is_refused(cpo: Ocpi) -> None:
     body = tariff()
     del body["last_updated"]
     status, resp, _ = await cpo.call("PUT", "/ocpi/2.2.1/tariffs/IN/TPC/T1", body)
-    assert (status, resp["status_code"]) == (400, 2001)
+    assert (status, resp["status_code"]) == (200, 2001)
     assert "last_updated" in resp["status_message"]
 
 
@@ -232,7 +232,7 @@ async def test_cdr_post_location_header_get_and_immutability(cpo: Ocpi) -> None:
     assert body["data"]["total_cost"] == {"excl_vat": 80, "incl_vat": 94.4}
     again = cdr(total_cost={"excl_vat": 1, "incl_vat": 1.18})
     status, body, _ = await cpo.call("POST", "/ocpi/2.2.1/cdrs", again)
-    assert (status, body["status_code"]) == (409, 2000)
+    assert (status, body["status_code"]) == (200, 2000)
     _, body, _ = await cpo.call("GET", url)
     assert body["data"]["total_cost"]["excl_vat"] == 80
 
@@ -251,12 +251,12 @@ async def test_credit_cdr_is_stored_beside_the_original(cpo: Ocpi) -> None:
 
 async def test_credit_cdr_needs_reference(cpo: Ocpi) -> None:
     status, body, _ = await cpo.call("POST", "/ocpi/2.2.1/cdrs", cdr("C2", credit=True))
-    assert (status, body["status_code"]) == (400, 2001)
+    assert (status, body["status_code"]) == (200, 2001)
 
 
 async def test_cdr_of_another_party_is_forbidden(cpo: Ocpi) -> None:
     status, body, _ = await cpo.call("POST", "/ocpi/2.2.1/cdrs", cdr(party_id="STK"))
-    assert status == 403
+    assert (status, body["status_code"]) == (200, 2000)
 
 
 async def test_every_write_emits_a_change_event(cpo: Ocpi, bridge) -> None:
@@ -282,7 +282,7 @@ async def test_every_write_emits_a_change_event(cpo: Ocpi, bridge) -> None:
 async def test_invalid_status_patch_fast_path(cpo: Ocpi, patch, needle) -> None:
     await cpo.call("PUT", LOC, location())
     status, body, _ = await cpo.call("PATCH", f"{LOC}/EVSE1", patch)
-    assert (status, body["status_code"]) == (400, 2001), body
+    assert (status, body["status_code"]) == (200, 2001), body
     assert needle in body["status_message"]
 
 
