@@ -57,6 +57,8 @@ def address_refusal(ip: IPAddress, policy: UrlPolicy) -> str | None:
         return "a link-local address"
     if ip.is_loopback:
         return None if policy.allow_loopback else "a loopback address"
+    if ip.is_reserved:
+        return "a reserved address"
     shared = isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10")
     if ip.is_private or shared:
         return None if policy.allow_private else "a private address"

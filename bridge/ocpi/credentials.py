@@ -92,6 +92,8 @@ async def _fetch_endpoints(deps: OcpiDeps, creds: Credentials) -> tuple[str, lis
     except BlockedUrl as exc:
         raise InvalidParameters(f"url: {exc}") from exc
     except OcpiClientError as exc:
+        if isinstance(exc.__cause__, BlockedUrl):  # a name that resolves to a refused address
+            raise InvalidParameters(f"url: {exc.__cause__}") from exc
         if "offers no OCPI" in str(exc):
             raise UnsupportedVersion(str(exc)) from exc
         raise UnableToUseClientApi(f"could not read your versions with your token: {exc}") from exc

@@ -81,10 +81,12 @@ Authenticator = Callable[[str], Awaitable[Principal | None]]
 
 def envelope(data: Any = None, status_code: int = 1000, status_message: str = "Success",
              now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
     body: dict[str, Any] = {
         "status_code": status_code,
         "status_message": status_message,
-        "timestamp": format_datetime(now or datetime.now(UTC)),
+        # milliseconds: the spec's DateTime is string(25)
+        "timestamp": format_datetime(now.replace(microsecond=now.microsecond // 1000 * 1000)),
     }
     if data is not None:
         body["data"] = data

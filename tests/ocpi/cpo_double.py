@@ -33,6 +33,11 @@ class CpoDouble:
     bridge_token: str | None = None  # token the bridge gave us (for calling the bridge)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     offer_versions: tuple[str, ...] = ("2.2.1",)
+    # Like many CPOs, read the eMSP's versions with the token it sent, during its POST.
+    verify_during_post: bool = False
+    verified: list[int] = field(default_factory=list)  # HTTP statuses of those reads
+    deleted: int = 0  # DELETE credentials received (unregistrations)
+    endpoint_tail: str = ""  # "/": endpoint URLs end in a slash
 
     def _auth(self, request: web.Request) -> str | None:
         h = request.headers.get("Authorization", "")
@@ -57,10 +62,10 @@ class CpoDouble:
             if self._auth(request) not in (self.token_a, self.token_b):
                 return web.json_response(env(None, 2000, "unauthorized"), status=401)
             eps = [{"identifier": "credentials", "role": "SENDER",
-                    "url": f"{self.base_url}/ocpi/2.2.1/credentials"}]
+                    "url": f"{self.base_url}/ocpi/2.2.1/credentials{self.endpoint_tail}"}]
             for module in ("locations", "tariffs", "sessions", "cdrs"):
                 eps.append({"identifier": module, "role": "SENDER",
-                            "url": f"{self.base_url}/ocpi/2.2.1/{module}"})
+                            "url": f"{self.base_url}/ocpi/2.2.1/{module}{self.endpoint_tail}"})
             return web.json_response(env({"version": "2.2.1", "endpoints": eps}))
 
         async def credentials(request: web.Request) -> web.Response:
@@ -69,6 +74,13 @@ class CpoDouble:
             body = await request.json()
             self.received_credentials.append(body)
             self.bridge_token = body["token"]
+            if self.verify_during_post:
+                import aiohttp
+
+                header = "Token " + base64.b64encode(body["token"].encode()).decode()
+                async with aiohttp.ClientSession() as http, http.get(
+                        body["url"], headers={"Authorization": header}) as resp:
+                    self.verified.append(resp.status)
             return web.json_response(env({
                 "token": self.token_b, "url": f"{self.base_url}/ocpi/versions",
                 "roles": [{"role": "CPO", "country_code": cc, "party_id": pid,
@@ -95,8 +107,30 @@ class CpoDouble:
                 headers["Link"] = f'<{nxt}>; rel="next"'
             return web.json_response(env(page), headers=headers)
 
+        async def credentials_put(request: web.Request) -> web.Response:
+            if self._auth(request) != self.token_b:
+                return web.json_response(env(None, 2000, "unauthorized"), status=401)
+            body = await request.json()
+            self.received_credentials.append(body)
+            self.bridge_token = body["token"]
+            self.token_b = secrets.token_hex(8)  # rotated: the bridge must use the new one
+            return web.json_response(env({
+                "token": self.token_b, "url": f"{self.base_url}/ocpi/versions",
+                "roles": [{"role": "CPO", "country_code": cc, "party_id": pid,
+                           "business_details": {"name": f"CPO {pid}"}} for cc, pid in self.parties],
+            }))
+
+        async def credentials_delete(request: web.Request) -> web.Response:
+            if self._auth(request) != self.token_b:
+                return web.json_response(env(None, 2000, "unauthorized"), status=401)
+            self.deleted += 1
+            return web.json_response(env())
+
         app.router.add_get("/ocpi/versions", versions)
         app.router.add_get("/ocpi/2.2.1", details)
-        app.router.add_post("/ocpi/2.2.1/credentials", credentials)
+        for path in ("/ocpi/2.2.1/credentials", "/ocpi/2.2.1/credentials/"):
+            app.router.add_post(path, credentials)
+            app.router.add_put(path, credentials_put)
+            app.router.add_delete(path, credentials_delete)
         app.router.add_get("/ocpi/2.2.1/{module}", sender)
         return app
