@@ -23,6 +23,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from bridge.ocpi.errors import OcpiClientError
+from bridge.ocpi.models import WIRE
 from bridge.ocpi.transport import describe_validation_error, token_header
 
 log = structlog.get_logger("bridge.ocpi.client")
@@ -40,7 +41,7 @@ def join_url(base: str, *parts: str) -> str:
 def parse(model: type[M], data: Any, url: str) -> M:
     """The `data` of a peer's answer as `model`; anything else is the peer's error."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=WIRE)
     except ValidationError as exc:
         raise OcpiClientError(f"{url}: the answer is not a valid {model.__name__}: "
                               f"{describe_validation_error(exc)}", url=url) from exc

@@ -5,8 +5,10 @@ it, with the section that defines it. Strict where the spec is strict (string
 lengths, enum values, required fields, JSON types), lenient where it allows
 (unknown extra fields are ignored, `DateTime` without a zone is read as UTC).
 
-Types (spec part "types", §16), none of them coerced from another JSON type
-(a wrong type is 2001 naming the field):
+Types (spec part "types", §16). What comes from another platform is validated
+with `context=WIRE`, and then no JSON type is coerced into another (a wrong
+type is 2001 naming the field); objects the bridge builds itself keep
+pydantic's conversions:
 - `CiString(n)`: case-insensitive ASCII printable, at most n characters.
 - `String(n)`: UTF-8 string, at most n characters.
 - `Int`: a JSON integer (not `"400"`, not `400.0`, not `true`), at most 2^53 - 1
@@ -38,8 +40,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    Strict,
     StringConstraints,
+    ValidationInfo,
 )
 from pydantic_core import PydanticCustomError
 
@@ -89,9 +91,24 @@ def parse_datetime(value: str) -> datetime:
         raise ValueError(f"not a valid date-time: {value[:40]!r} ({exc})") from exc
 
 
-def _datetime_in(value: Any) -> Any:
+# Validation context of data that came over the wire from another platform: there,
+# no JSON type is coerced into another. Objects the bridge builds itself (pricing,
+# journeys, tests) keep pydantic's usual conversions ("20" for a Decimal price).
+WIRE: dict[str, Any] = {"ocpi_wire": True}
+
+
+def _wire(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("ocpi_wire"))
+
+
+def _datetime_in(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, datetime):
         return value
+    if not _wire(info):
+        try:
+            return parse_datetime(value) if isinstance(value, str) else value
+        except ValueError:
+            return value  # pydantic's own parser has the last word
     if not isinstance(value, str):
         raise PydanticCustomError(
             "datetime_type", "Input should be an RFC 3339 date-time string, got {kind}",
@@ -120,8 +137,10 @@ NUMBER_MAX = Decimal(10) ** 12
 INT_MAX = 2**53 - 1
 
 
-def _number_in(value: Any) -> Decimal:
+def _number_in(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        if not _wire(info):
+            return value
         raise PydanticCustomError("number_type", "Input should be a JSON number, got {kind}",
                                   {"kind": _json_kind(value)})
     if isinstance(value, float) and not math.isfinite(value):
@@ -147,9 +166,23 @@ DateTime = Annotated[
 ]
 Number = Annotated[Decimal, BeforeValidator(_number_in),
                    PlainSerializer(_number_json, when_used="json")]
+def _int_in(value: Any, info: ValidationInfo) -> Any:
+    if _wire(info) and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PydanticCustomError("int_type", "Input should be a JSON integer, got {kind}",
+                                  {"kind": _json_kind(value)})
+    return value
+
+
+def _bool_in(value: Any, info: ValidationInfo) -> Any:
+    if _wire(info) and not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "Input should be true or false, got {kind}",
+                                  {"kind": _json_kind(value)})
+    return value
+
+
 # JSON integers only: no "400", no 400.0, no true; bounded so every peer reads them exactly.
-Int = Annotated[int, Strict(), Ge(-INT_MAX), Le(INT_MAX)]
-Bool = Annotated[bool, Strict()]
+Int = Annotated[int, BeforeValidator(_int_in), Ge(-INT_MAX), Le(INT_MAX)]
+Bool = Annotated[bool, BeforeValidator(_bool_in)]
 URL = Annotated[str, StringConstraints(max_length=255)]
 CountryCode = Annotated[
     str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.ocpi.client import OcpiClient
 from bridge.ocpi.deps import OcpiDeps
-from bridge.ocpi.models import CDR, Location, Session, Tariff, format_datetime
+from bridge.ocpi.models import CDR, WIRE, Location, Session, Tariff, format_datetime
 from bridge.ocpi.transport import describe_validation_error
 from bridge.store import keys
 from bridge.store.credentials import Connection
@@ -65,7 +65,7 @@ async def sync_party(deps: OcpiDeps, conn: Connection, cc: str, pid: str, module
                                           str(item.get("party_id", "")).upper()) != (cc, pid):
             continue  # a platform serving several parties lists all of them
         try:
-            obj: Any = model.model_validate(item)
+            obj: Any = model.model_validate(item, context=WIRE)
         except ValidationError as exc:
             report.invalid += 1
             report.errors.append(f"{item.get('id')}: {describe_validation_error(exc)}")

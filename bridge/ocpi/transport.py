@@ -45,7 +45,7 @@ from bridge.ocpi.errors import (
     Unauthorized,
     UnknownObject,
 )
-from bridge.ocpi.models import format_datetime, parse_datetime
+from bridge.ocpi.models import WIRE, format_datetime, parse_datetime
 
 log = structlog.get_logger("bridge.ocpi")
 
@@ -222,7 +222,7 @@ def validate(model: type[M], data: Any, what: str = "") -> M:
     if not isinstance(data, dict):
         raise InvalidParameters(f"{what or 'body'}: expected a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=WIRE)
     except ValidationError as exc:
         raise InvalidParameters(describe_validation_error(exc, what)) from exc
 

@@ -22,7 +22,15 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from bridge.ocpi.models import EVSE, Connector, DateTime, Location, Status, format_datetime
+from bridge.ocpi.models import (
+    EVSE,
+    WIRE,
+    Connector,
+    DateTime,
+    Location,
+    Status,
+    format_datetime,
+)
 from bridge.store import keys
 from bridge.store.scripts import DELETE, WRITE
 
@@ -129,7 +137,7 @@ class OcpiStore:
             if stored is None:
                 return Outcome.MISSING
             try:
-                obj: Any = model.model_validate(merge_patch(stored.data, patch, append))
+                obj: Any = model.model_validate(merge_patch(stored.data, patch, append), context=WIRE)
             except ValidationError as exc:
                 raise PatchInvalid(exc) from exc
             lu = ms(obj.last_updated)
@@ -210,7 +218,7 @@ class OcpiStore:
             if b"d" not in h:
                 return Outcome.MISSING
             try:
-                loc = Location.model_validate(merge_patch(self._assemble(h), patch))
+                loc = Location.model_validate(merge_patch(self._assemble(h), patch), context=WIRE)
             except ValidationError as exc:
                 raise PatchInvalid(exc) from exc
             rc = await self.put_location(loc, pre=f"cas:{int(h[b'lu'])}", op="patch",
@@ -263,7 +271,7 @@ class OcpiStore:
             return await self._patch_evse_status(cc, pid, lid, uid, patch)
         def change(data: dict[str, Any]) -> tuple[EVSE, str | None]:
             try:
-                return EVSE.model_validate(merge_patch(data, patch)), None
+                return EVSE.model_validate(merge_patch(data, patch), context=WIRE), None
             except ValidationError as exc:
                 raise PatchInvalid(exc) from exc
 
@@ -278,7 +286,7 @@ class OcpiStore:
         except ValueError as exc:
             raise PatchInvalid(f"status: {patch['status']!r} is not an EVSE Status") from exc
         try:
-            lu_dt = _DATETIME.validate_python(patch["last_updated"])
+            lu_dt = _DATETIME.validate_python(patch["last_updated"], context=WIRE)
         except ValidationError as exc:
             raise PatchInvalid(f"last_updated: {exc.errors()[0]['msg']}") from exc
         u = keys.norm_id(uid)
@@ -302,7 +310,7 @@ class OcpiStore:
             if old is None:
                 raise KeyError(cid)
             try:
-                return Connector.model_validate(merge_patch(old, patch))
+                return Connector.model_validate(merge_patch(old, patch), context=WIRE)
             except ValidationError as exc:
                 raise PatchInvalid(exc) from exc
 
