@@ -60,7 +60,6 @@ from tests.conftest import ROOT, free_port
 from tests.mock.conftest import FAST, MockServer
 from tests.mock.emsp_double import EmspDouble
 from tests.pricing.pricing_support import D, Shape, local, make_tariff, session
-from tests.spec import OCPI_EXAMPLES
 
 RES = ReservationRestrictionType.RESERVATION
 EXP = ReservationRestrictionType.RESERVATION_EXPIRES

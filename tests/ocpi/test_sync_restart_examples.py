@@ -24,7 +24,6 @@ from tests.ocpi.conftest import (
     tariff,
 )
 from tests.ocpi.cpo_double import CpoDouble
-from tests.spec import OCPI_EXAMPLES
 
 
 async def test_sync_follows_pagination_and_date_from(bridge: Bridge, cpo_double: CpoDouble,
