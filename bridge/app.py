@@ -2,12 +2,16 @@
 
     GET /healthz      the process is up
     GET /readyz       Redis answers (503 otherwise)
+    GET /metrics      Prometheus metrics (bridge.metrics)
     /ocpi/...         OCPI 2.2.1 (bridge.ocpi), envelope + token middleware
     /beckn/...        Beckn 2.0 BPP (bridge.beckn), when present
 """
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -15,6 +19,7 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
+from bridge import metrics
 from bridge.config import Settings
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
@@ -65,7 +70,10 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
 
     middleware = make_middleware(creds.authenticate, lambda: own,
                                  refresh=creds.authenticate_fresh, observe=observe)
-    app = web.Application(middlewares=[middleware], client_max_size=8 * 1024 * 1024)
+    middlewares = [middleware]
+    if settings.access_log:
+        middlewares.insert(0, metrics.make_middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REDIS] = redis
     app[OCPI] = deps
@@ -84,8 +92,12 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
                                      status=503)
         return web.json_response({"status": "ok", "redis": "ok"})
 
+    async def metrics_endpoint(_request: web.Request) -> web.Response:
+        return await metrics.metrics_response(redis)
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
 
     for extend in extensions:
         extend(app)
@@ -100,20 +112,35 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
 
 
 async def serve(settings: Settings, extensions: tuple[Extension, ...] = (),
-                ready: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run the app until cancelled (used by `bridge serve` and tests)."""
+                ready: Callable[[], Awaitable[None]] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run the app until `stop` is set, SIGTERM or SIGINT (`bridge serve`, tests).
+
+    Shutdown drains: the listening socket closes at once (new connections are
+    refused), requests in flight get up to `shutdown_timeout` seconds to finish,
+    then the app's cleanup closes Redis and the HTTP clients."""
     app = build_app(settings, extensions=extensions)
-    runner = web.AppRunner(app, access_log=None)
+    # The access log is our own middleware (bridge.metrics), not aiohttp's.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
     log.info("bridge.listening", host=settings.host, port=settings.port,
              public_url=settings.public_url)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
     if ready:
         await ready()
     try:
-        import asyncio
-
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("bridge.draining", timeout=settings.shutdown_timeout)
     finally:
         await runner.cleanup()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    log.info("bridge.stopped")

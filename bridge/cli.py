@@ -7,6 +7,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.config import ConfigError, load_settings
 from bridge.logs import configure_logging
@@ -45,8 +49,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    code: int = args.func(args, settings) if _wants_settings(args) else args.func(args)
+    try:
+        code: int = args.func(args, settings) if _wants_settings(args) else args.func(args)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Any command that needs Redis: one line, not a traceback.
+        print(f"bridge {args.command}: cannot reach Redis at {redact_url(settings.redis_url)}: "
+              f"{_reason(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return code
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (redis://:secret@host -> redis://:***@host)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def _wants_settings(args: argparse.Namespace) -> bool:

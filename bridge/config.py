@@ -1,23 +1,45 @@
-"""Settings: `config/bridge.toml` plus environment overrides, in one frozen object.
+"""Settings: a TOML file plus environment overrides, in one frozen object.
 
 This is the only module that reads the environment. Everything else receives
 the `Settings` instance it needs as an argument.
 
+Which file, whatever the current directory: `--config PATH`, else
+`$BRIDGE_CONFIG`, else the project's `config/bridge.toml` (next to the
+`bridge` package). A named file that does not exist is an error; without any
+file the built-in defaults apply.
+
 TOML sections are flattened: `[ocpi] party_id` is the field `ocpi_party_id`
 and is overridden by `BRIDGE_OCPI_PARTY_ID`; `[server]` keys have no prefix
 (`port` <- `BRIDGE_PORT`). `REDIS_URL` is accepted beside `BRIDGE_REDIS_URL`.
+
+Relative file paths (`PATH_FIELDS`) are resolved once, here: in a config file
+against the file's own directory, in the environment against the current
+directory, built-in defaults against the project directory. `public_url`
+left unset follows `host` and `port` (also after `replace(port=...)`).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-DEFAULT_CONFIG = Path("config/bridge.toml")
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_DIR / "config" / "bridge.toml"
+# Settings that name files: resolved to absolute paths by `load_settings`.
+PATH_FIELDS = ("beckn_private_key", "beckn_static_keys", "journey_pricing_policy")
 
 
 class ConfigError(Exception):
@@ -30,10 +52,14 @@ class Settings(BaseModel):
     # [server]
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
+    # "" = follow host and port: http://{host}:{port} (127.0.0.1 for a wildcard host)
+    public_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    access_log: bool = True  # one line per request (bridge.metrics); off only for benchmarks
+    shutdown_timeout: float = Field(20.0, ge=0)  # SIGTERM: seconds in-flight work may take
+    worker_metrics_port: int = Field(9108, ge=0, le=65535)  # worker's /metrics; 0 = off
 
     # [ocpi]
     ocpi_country_code: str = Field("IN", min_length=2, max_length=2)
@@ -113,6 +139,17 @@ class Settings(BaseModel):
             parse(v)  # ValueError names the known points
         return v
 
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        if not self.public_url:
+            host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+            host = f"[{host}]" if ":" in host else host
+            object.__setattr__(self, "public_url", f"http://{host}:{self.port}")
+            object.__setattr__(self, "_public_url_derived", True)
+        return self
+
+    _public_url_derived: bool = PrivateAttr(default=False)
+
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod
     def _upper(cls, v: str) -> str:
@@ -123,8 +160,12 @@ class Settings(BaseModel):
         return f"{self.public_url}/ocpi"
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed, validated again (tests, CLI flags)."""
-        return Settings.model_validate({**self.model_dump(), **changes})
+        """A copy with some fields changed, validated again (tests, CLI flags). A derived
+        `public_url` is derived again (so `bridge serve --port N` advertises port N)."""
+        values = self.model_dump()
+        if self._public_url_derived:
+            values["public_url"] = ""
+        return Settings.model_validate({**values, **changes})
 
 
 def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,23 +185,39 @@ def load_settings(environ: Mapping[str, str], path: str | Path | None = None) ->
     `environ` is passed in (normally `os.environ`) so that tests need no
     monkeypatching and no other module ever touches the process environment.
     """
-    cfg_path = Path(path or environ.get("BRIDGE_CONFIG") or DEFAULT_CONFIG)
+    named = path or environ.get("BRIDGE_CONFIG")
+    cfg_path = Path(named).expanduser() if named else DEFAULT_CONFIG
     values: dict[str, Any] = {}
-    if cfg_path.exists():
+    if cfg_path.is_file():
         try:
             values = _flatten(tomllib.loads(cfg_path.read_text()))
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{cfg_path}: {exc}") from exc
-    elif path is not None or "BRIDGE_CONFIG" in environ:
+        _resolve_paths(values, cfg_path.resolve().parent)
+    elif named:
         raise ConfigError(f"config file {cfg_path} does not exist")
 
     if "REDIS_URL" in environ:
         values["redis_url"] = environ["REDIS_URL"]
+    from_env: dict[str, Any] = {}
     for name in Settings.model_fields:
         env_name = f"BRIDGE_{name.upper()}"
         if env_name in environ:
-            values[name] = environ[env_name]
+            from_env[name] = environ[env_name]
+    _resolve_paths(from_env, Path.cwd())
+    values.update(from_env)
+    for name in PATH_FIELDS:  # built-in defaults belong to the project directory
+        if name not in values:
+            default = Settings.model_fields[name].default
+            values[name] = os.path.normpath(PROJECT_DIR / default) if default else default
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _resolve_paths(values: dict[str, Any], base: Path) -> None:
+    for name in PATH_FIELDS:
+        value = values.get(name)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            values[name] = os.path.normpath(base / Path(value).expanduser())

@@ -18,6 +18,7 @@ import structlog
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
+from bridge import metrics
 from bridge.config import Settings
 from bridge.ocpi.deps import OcpiDeps
 from bridge.ocpi.sync import sync
@@ -57,6 +58,12 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         ctx["ocpi"] = OcpiDeps(settings=settings, store=OcpiStore(redis, settings.ocpi_events_maxlen),
                                creds=CredentialsStore(redis))
         ctx["tasks"] = []
+        try:  # a burst run (tests, one-off) has nothing to be scraped for
+            ctx["metrics_server"] = None if burst else await metrics.start_server(
+                redis, settings.host, settings.worker_metrics_port)
+        except OSError as exc:  # the port is taken (a second worker on this host): no endpoint
+            log.warning("worker.metrics_port_unavailable", port=settings.worker_metrics_port,
+                        error=str(exc))
         for hook in STARTUP:
             task = await hook(ctx)
             if task is not None:
@@ -64,6 +71,8 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         log.info("worker.started", jobs=[j.name for j in JOBS], consumers=len(ctx["tasks"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if ctx.get("metrics_server") is not None:
+            await ctx["metrics_server"].cleanup()
         for task in ctx.get("tasks", []):
             task.cancel()
         await asyncio.gather(*ctx.get("tasks", []), return_exceptions=True)
@@ -71,7 +80,7 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         await ctx["redis_app"].aclose()
 
     return Worker(
-        functions=JOBS,
+        functions=[metrics.timed(f) for f in JOBS],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=startup,
@@ -80,6 +89,8 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         max_jobs=max_jobs,
         handle_signals=not burst,
         keep_result=3600,
+        # SIGTERM/SIGINT: running jobs get this long to finish; the rest stay queued
+        job_completion_wait=int(settings.shutdown_timeout),
         # arq polls its queue; its 0.5 s default would add up to half a second to every
         # command, settlement and timer. A poll is one cheap ZRANGEBYSCORE.
         poll_delay=poll_delay,
