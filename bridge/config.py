@@ -188,7 +188,7 @@ def load_settings(environ: Mapping[str, str], path: str | Path | None = None) ->
     named = path or environ.get("BRIDGE_CONFIG")
     cfg_path = Path(named).expanduser() if named else DEFAULT_CONFIG
     values: dict[str, Any] = {}
-    if cfg_path.is_file():
+    if cfg_path.exists() and not cfg_path.is_dir():
         try:
             values = _flatten(tomllib.loads(cfg_path.read_text()))
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
