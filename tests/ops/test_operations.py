@@ -28,24 +28,22 @@ BRIDGE = [sys.executable, "-m", "bridge.cli"]
 
 
 def scrape_value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in the Prometheus text format (0 when absent)."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    """The sum of the samples of `name` that carry these labels (Prometheus text format)."""
+    total = 0.0
     for line in text.splitlines():
         if line.startswith("#"):
             continue
         head, _, value = line.rpartition(" ")
         sample, _, rest = head.partition("{")
-        if sample == name and (rest.rstrip("}") == want or (not labels and not rest)):
-            return float(value)
-        if sample == name and labels and all(f'{k}="{v}"' in rest for k, v in labels.items()):
-            return float(value)
-    return 0.0
+        if sample == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += float(value)
+    return total
 
 
 async def test_metrics_count_ocpi_requests_and_rejections(bridge: Bridge, cpo: Ocpi,
                                                           http: aiohttp.ClientSession) -> None:
     before = scrape_value(metrics.render().decode(), "obb_ocpi_requests_total",
-                          module="locations", method="PUT", http_status="200", ocpi_status="1000")
+                          module="locations", method="PUT", ocpi_status="1000")
     rejected = scrape_value(metrics.render().decode(), "obb_ocpi_pushes_rejected_total",
                             module="locations", reason="2001")
     await cpo.call("PUT", "/ocpi/2.2.1/locations/IN/TPC/L1", location("L1"))
@@ -56,7 +54,7 @@ async def test_metrics_count_ocpi_requests_and_rejections(bridge: Bridge, cpo: O
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
     assert scrape_value(text, "obb_ocpi_requests_total", module="locations", method="PUT",
-                        http_status="200", ocpi_status="1000") == before + 1
+                        ocpi_status="1000") == before + 1
     assert scrape_value(text, "obb_ocpi_pushes_rejected_total", module="locations",
                         reason="2001") == rejected + 1
     assert scrape_value(text, "obb_redis_up") == 1
@@ -74,7 +72,7 @@ async def test_access_log_one_line_per_request_no_tokens(bridge: Bridge, cpo: Oc
     access = [e for e in logs if e["event"] in ("http.access", "http.auth_failed")]
     assert len(access) == 2, access
     ok, denied = access
-    assert ok["log_level"] == "info" and ok["status"] == 200 and ok["method"] == "PUT"
+    assert ok["log_level"] == "info" and ok["status"] in (200, 201) and ok["method"] == "PUT"
     assert ok["module"] == "locations" and ok["ocpi_status"] == 1000 and ok["caller"]
     assert ok["duration_ms"] >= 0 and ok["request_id"]
     assert denied["event"] == "http.auth_failed" and denied["log_level"] == "warning"
