@@ -99,6 +99,10 @@ class Settings(BaseModel):
     beckn_callback_default_ttl: float = Field(60.0, gt=0)
     beckn_discover_max_limit: int = Field(100, ge=1)
     beckn_network_id: str = ""  # beckn:networkId of our items; empty: the request's network_id
+    # Wire profile (bridge/beckn/profiles.py): how messages to a BAP are written. The
+    # network default, and the BAPs (comma-separated bap_ids) that get the guide's dialect.
+    beckn_wire_profile: Literal["rc2", "guide"] = "rc2"
+    beckn_guide_bap_ids: str = ""
 
     # [journey] orders, payments, live tracking, interruptions, settlement
     journey_pricing_policy: str = "config/pricing.toml"

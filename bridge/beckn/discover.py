@@ -35,9 +35,11 @@ import orjson
 from bridge.beckn.callbacks import HOLE, Part, callback_context, enqueue_callback
 from bridge.beckn.errors import BadFilter, SchemaError
 from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
+from bridge.beckn.profiles import RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest, validate
 from bridge.mapping.catalog import (
+    PACK_CONNECTOR_TYPES,
     POWER_BANDS,
     ROW_CT,
     ROW_EVSE,
@@ -88,6 +90,14 @@ class Plan:
     text_tokens: set[str] = field(default_factory=set)
     path: Any = None  # compiled JSONPath
     evse_ids: set[str] = field(default_factory=set)  # normalised
+    # rc2 profile: only items whose connector the EV pack can name (connectorType is
+    # required and an enum there); the guide profile lists every connector
+    pack_only: bool = False
+
+    @property
+    def row_checks(self) -> bool:
+        return bool(self.connector_types or self.min_kw is not None or self.available
+                    or self.evse_ids or self.pack_only)
 
 
 # --- the guide's filter dialect: `$[?(@.a.b == 'x' && @.c[*].d >= 1)]`
@@ -342,6 +352,8 @@ def _row_ok(row: list[Any], plan: Plan) -> bool:
         return False
     if plan.available and row[ROW_STATUS] != "Available":
         return False
+    if plan.pack_only and row[ROW_CT] not in PACK_CONNECTOR_TYPES:
+        return False
     return not (plan.evse_ids and row[ROW_EVSE] not in plan.evse_ids)
 
 
@@ -391,8 +403,7 @@ async def select_page(q: DiscoverQuery, plan: Plan, store: CatalogStore
     query (no JSONPath left to evaluate): no item is read."""
     assert plan.path is None
     skip = (q.page - 1) * q.limit
-    check = (plan.connector_types or plan.min_kw is not None or plan.available
-             or plan.evse_ids)
+    check = plan.row_checks
     out: list[tuple[str, list[Any]]] = []
     async for chunk in await _chunks(q, plan, store):
         need = skip + q.limit - len(out)
@@ -434,8 +445,7 @@ async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
     asked: set[str] = set()
     out: list[tuple[str, bytes, bytes | None]] = []
     batch = max(q.limit, 16)
-    check = (plan.connector_types or plan.min_kw is not None or plan.available
-             or plan.evse_ids)
+    check = plan.row_checks
     async for chunk in chunks:
         # decode facet rows only as far as the page needs them
         need = skip + q.limit - len(out) if plan.path is None else SCAN_MAX
@@ -539,6 +549,7 @@ async def handle_discover(req: BecknRequest) -> None:
         store = CatalogStore(services.redis)
         services.extra["catalog"] = store
     plan = await plan_query(q, store)
+    plan.pack_only = req.profile == RC2
     bpp_uri = f"{settings.public_url}/beckn"
     holes: list[list[Part]] | None = None
     if plan.path is None:  # the indexes answer it: the worker splices the items in

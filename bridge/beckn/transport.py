@@ -47,6 +47,7 @@ from bridge.beckn.errors import (
     WrongRecipient,
 )
 from bridge.beckn.models import AckResponse, Context, Envelope, ErrorBody, format_timestamp
+from bridge.beckn.profiles import RC2, profile_for
 from bridge.beckn.registry import KeyDirectory, Subscriber
 from bridge.config import Settings
 from bridge.store import beckn_keys
@@ -67,6 +68,7 @@ class BecknRequest:
     received_at: datetime
     services: BecknServices
     subscriber: Subscriber | None = None
+    profile: str = RC2  # the wire profile its answers are written in (bridge.beckn.profiles)
 
 
 Handler = Callable[[BecknRequest], Awaitable[None]]
@@ -211,7 +213,8 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
         return _ack_ok(ctx.transaction_id)
     try:
         await handler(BecknRequest(action=action, context=ctx, body=body, raw=raw,
-                                   received_at=now, services=services, subscriber=sub))
+                                   received_at=now, services=services, subscriber=sub,
+                                   profile=profile_for(services.settings, ctx.bap_id)))
     except BaseException:
         # Not processed: a corrected or retried request must not be taken for a duplicate.
         await services.redis.delete(seen)

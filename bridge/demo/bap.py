@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,11 @@ from bridge.beckn import signing
 
 # The bridge's signature may be made a moment "in the future" by our clock's reckoning.
 CLOCK_SKEW = 5.0
+
+# An optional look at every body the BAP receives: (kind, body) with kind an on_* action,
+# "ack" (the answer to a request) or "track" (a live-tracking PATCH). The conformance
+# tests check each against the published schema.
+Inspect = Callable[[str, Any], None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class DemoBap:
     host: str = "127.0.0.1"
     received: list[Inbound] = field(default_factory=list)
     lookups: int = 0
+    inspect: Inspect | None = None
     _runner: web.AppRunner | None = None
 
     @property
@@ -132,6 +139,8 @@ class DemoBap:
         raw = await request.read()
         ok, why = self.check(request.headers.get("Authorization", ""), raw)
         body = orjson.loads(raw)
+        if self.inspect is not None:
+            self.inspect(request.match_info["action"], body)
         ctx = body.get("context") or {}
         self.received.append(Inbound(request.match_info["action"],
                                      str(ctx.get("transaction_id", "")), body, ok, why))
@@ -142,6 +151,8 @@ class DemoBap:
     async def _track(self, request: web.Request) -> web.Response:
         raw = await request.read()
         ok, why = self.check(request.headers.get("Authorization", ""), raw)
-        self.received.append(Inbound("track", request.match_info["order"], orjson.loads(raw),
-                                     ok, why))
+        body = orjson.loads(raw)
+        if self.inspect is not None:
+            self.inspect("track", body)
+        self.received.append(Inbound("track", request.match_info["order"], body, ok, why))
         return web.Response(status=204)

@@ -88,6 +88,9 @@ class Client:
         except orjson.JSONDecodeError:
             ack = {"ack_status": "NACK", "error": {"code": str(r.status),
                                                   "message": raw[:200].decode(errors="replace")}}
+        else:
+            if self.bap.inspect is not None:
+                self.bap.inspect("ack", ack)
         return r.status, ack if isinstance(ack, dict) else {}
 
     async def send(self, action: str, txn: str, message: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bridge.demo import steps, view
-from bridge.demo.bap import DemoBap, Identity
+from bridge.demo.bap import DemoBap, Identity, Inspect
 from bridge.demo.client import Client, DemoFailure, Endpoints
 from bridge.demo.render import Printer, inr, kwh
 from bridge.demo.steps import Booking, Driver
@@ -58,13 +58,16 @@ class DemoConfig:
     # How long before a slot the bridge sends RESERVE_NOW (None: at once, on confirm).
     reserve_lead_minutes: int | None = None
     notes: list[str] = field(default_factory=list)
+    # Sees every body the demo BAP receives (see DemoBap.inspect): tests check them.
+    inspect: Inspect | None = None
 
 
 Journey = Callable[[Client, DemoConfig], Awaitable[bool]]
 
 
 def txn_for(name: str) -> str:
-    return f"demo-{name}-{uuid.uuid4().hex[:10]}"
+    # a uuid, as the Context schema asks of transaction ids
+    return str(uuid.uuid4())
 
 
 async def book(c: Client, b: Booking, message: dict[str, Any], retry_for: float = 0) -> None:
@@ -159,7 +162,7 @@ async def _walk_in_item(c: Client, b: Booking) -> str:
         return b.item_id
     items = [i for cat in (msg.get("message") or {}).get("catalogs") or []
              for i in cat.get("beckn:items") or []]
-    mine = [i for i in items if (i.get("beckn:itemAttributes") or {}).get("evseId") == b.evse_id]
+    mine = [i for i in items if view.item_evse(i) == b.evse_id]
     if not mine:
         c.out.wire(f"(on_discover listed {len(items)} items, not {b.evse_id}; selecting the "
                    "QR's item directly)")
@@ -203,12 +206,11 @@ def _completed(c: Client, b: Booking) -> str | None:
 
 def _interruption(c: Client, msg: dict[str, Any]) -> None:
     _, name = view.fulfillment(msg)
-    info = view.attrs(msg).get("interruption") or {}
-    refund = view.money((info.get("estimated-refund") or {}).get("value"))
+    why, refund, note = view.interruption(msg)
     c.out.driver("⚠️", f"{name}")
-    c.out.detail(f"{info.get('reason', '')}: estimated refund {inr(refund)}")
-    if info.get("note"):
-        c.out.detail(str(info["note"]))
+    c.out.detail(f"{why}: estimated refund {inr(refund)}")
+    if note:
+        c.out.detail(note)
 
 
 # --------------------------------------------------------------------------- 4. offline charger
@@ -295,7 +297,7 @@ async def play(c: Client, cfg: DemoConfig, name: str) -> bool:
 
 async def run_demo(cfg: DemoConfig, out: Printer) -> dict[str, bool]:
     identity = cfg.identity or Identity.fresh()
-    bap = DemoBap(identity, cfg.ends.bpp_id, cfg.bridge_key, cfg.bap_port)
+    bap = DemoBap(identity, cfg.ends.bpp_id, cfg.bridge_key, cfg.bap_port, inspect=cfg.inspect)
     try:
         await bap.start()
     except OSError as exc:  # the port is taken (another demo still running?)

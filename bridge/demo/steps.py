@@ -116,20 +116,21 @@ async def init(c: Client, b: Booking) -> str:
     """init -> on_init; returns the payment link."""
     msg = await c.call("init", b.txn, init_message(b))
     a = view.attrs(msg)
-    pd = view.payments(msg)[0] if view.payments(msg) else {}
-    amount = view.money((pd.get("beckn:amount") or {}).get("value"))
+    pay = view.payment(msg)
+    if pay is None:
+        raise DemoFailure("on_init carries no payment")
     kind = "hold" if b.mode == "AUTHORIZATION-HOLD" else "payment"
-    c.out.driver("💳", f"{b.driver.name} is asked for a {kind} of {inr(amount)} "
-                      f"({pd.get('payment-type')}, {pd.get('beckn:status')})")
+    c.out.driver("💳", f"{b.driver.name} is asked for a {kind} of {inr(pay.amount)} "
+                      f"({pay.mode or b.mode}, {pay.status})")
     reservation = (a.get("fulfillment-details") or {}).get("beckn:mode") == "RESERVATION"
     for term in (a.get("refund-terms") or []) if reservation else []:
         c.out.detail(f"refund terms: {term['fulfillment-state']['description']}")
     sa = a.get("start-authorization") or {}
-    c.out.detail(f"start code: {sa.get('type', 'OTP')} sent to {sa.get('sent-to', '?')}")
-    url = pd.get("payment-url")
-    if not url:
-        raise DemoFailure("on_init carries no payment-url")
-    return str(url)
+    if sa:
+        c.out.detail(f"start code: {sa.get('type', 'OTP')} sent to {sa.get('sent-to', '?')}")
+    if not pay.url:
+        raise DemoFailure("on_init carries no payment link")
+    return pay.url
 
 
 async def pay(c: Client, b: Booking, url: str) -> None:
@@ -139,7 +140,7 @@ async def pay(c: Client, b: Booking, url: str) -> None:
     c.out.wire(f"→ POST {urlsplit(url).path} (payment page)  ← 200 {result['status']}")
     want = "HELD" if b.mode == "AUTHORIZATION-HOLD" else "PAID"
     await c.expect("on_status", b.txn, note=f"payment {want}",
-                   where=lambda m: any(p.get("beckn:status") == want for p in view.payments(m)[:1]))
+                   where=lambda m: (p := view.payment(m)) is not None and p.status == want)
 
 
 async def confirm(c: Client, b: Booking) -> dict[str, Any]:
@@ -178,10 +179,8 @@ async def follow(c: Client, b: Booking) -> None:
     msg = await c.call("track", b.txn, {"order": {
         "@type": "beckn:Order", "beckn:id": b.order_id,
         "beckn:orderAttributes": {"callback-url": callback}}})
-    td = view.attrs(msg).get("tracking-details") or {}
-    live = td.get("live-updates") or {}
-    c.out.driver("📍", f"Live tracking: {td.get('beckn:url')} "
-                      f"(updates every {live.get('update-frequency', '?')})")
+    url, every = view.tracking(msg)
+    c.out.driver("📍", f"Live tracking: {url}" + (f" (updates every {every})" if every else ""))
     c.live = Live(b.order_id)
 
 

@@ -1,5 +1,13 @@
-"""Reading the bridge's order messages as a BAP does: only the wire (guide examples
-03-17, `bridge/journey/wire.py`), never the bridge's store."""
+"""Reading the bridge's order messages as a BAP does: only the wire, never the bridge's
+store. Both wire profiles (bridge/beckn/profiles.py) are read:
+
+    rc2     the core draft's schema: `beckn:orderStatus`, `beckn:orderValue` components,
+            one `beckn:payment`, `beckn:fulfillment` status, ChargingSession bags
+    guide   the implementation guide's examples 03-17: `beckn:state`, `beckn:totals`,
+            `payment-details`, `fulfillment-details`, `real-time-metrics`
+
+A message says which it is by its order (`beckn:orderStatus` is rc2's).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 from bridge.demo.render import PAISA, inr
+
+# What a BAP shows for a fulfilment status code (rc2 sends only the code).
+NAMES = {"PENDING": "Charging Pending", "RESERVED": "Charger reserved for your slot",
+         "ACTIVE": "Charging in progress",
+         "CONNECTION-INTERRUPTED": "Charging connection lost: retrying automatically",
+         "COMPLETED": "Charging completed", "CANCELLED": "Booking cancelled",
+         "NO-SHOW": "Slot released: the car did not arrive in time",
+         "FAILED": "The charger could not start the session"}
+# rc2 orderStatus -> the guide's beckn:state a driver would be shown (the finer states
+# are in the fulfilment's status code)
+STATES = {"CREATED": "QUOTED", "PENDING": "INITIALIZED", "INPROGRESS": "ACTIVE"}
 
 
 def money(value: Any) -> Decimal:
@@ -19,17 +38,30 @@ def order(msg: dict[str, Any]) -> dict[str, Any]:
     return o if isinstance(o, dict) else {}
 
 
+def is_rc2(o: dict[str, Any]) -> bool:
+    return "beckn:orderStatus" in o
+
+
 def attrs(msg: dict[str, Any]) -> dict[str, Any]:
     a = order(msg).get("beckn:orderAttributes") or {}
     return a if isinstance(a, dict) else {}
 
 
 def state(msg: dict[str, Any]) -> str:
-    return str(order(msg).get("beckn:state", ""))
+    """The order's state in the guide's words (rc2's orderStatus mapped by `STATES`)."""
+    o = order(msg)
+    if is_rc2(o):
+        status = str(o.get("beckn:orderStatus", ""))
+        return STATES.get(status, status)
+    return str(o.get("beckn:state", ""))
 
 
 def fulfillment(msg: dict[str, Any]) -> tuple[str, str]:
     """(status code, what the driver is told) of the fulfilment."""
+    o = order(msg)
+    if is_rc2(o):
+        code = str((o.get("beckn:fulfillment") or {}).get("beckn:fulfillmentStatus", ""))
+        return code, NAMES.get(code, code)
     fd = attrs(msg).get("fulfillment-details") or {}
     st = fd.get("state") or {}
     return str(fd.get("beckn:status", "")), str(st.get("name", ""))
@@ -44,21 +76,72 @@ def error(msg: dict[str, Any]) -> str | None:
 
 def breakup(msg: dict[str, Any]) -> tuple[list[tuple[str, Decimal]], Decimal]:
     """The quote's or the bill's lines and their total."""
-    totals = order(msg).get("beckn:totals") or {}
+    o = order(msg)
+    if is_rc2(o):
+        value = o.get("beckn:orderValue") or {}
+        return ([(str(c.get("description", c.get("type", ""))), money(c.get("value")))
+                 for c in value.get("components") or []], money(value.get("value")))
+    totals = o.get("beckn:totals") or {}
     lines = [(str(b.get("schema:name", "")), money(b.get("schema:price")))
              for b in totals.get("beckn:breakup") or []]
     return lines, money(totals.get("schema:price"))
 
 
 def payments(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The guide's payment-details entries (the first is the payment asked for at init)."""
     pd = attrs(msg).get("payment-details")
     if pd is None:
         return []
     return pd if isinstance(pd, list) else [pd]
 
 
+@dataclass(frozen=True)
+class Pay:
+    """The payment asked for at init, however the profile writes it."""
+
+    status: str  # NOT-PAID | PAID | HELD (the guide's words; rc2's mapped)
+    amount: Decimal
+    url: str | None
+    mode: str  # PRE-FULFILLMENT | AUTHORIZATION-HOLD | POST-FULFILLMENT | "" (rc2: unsaid)
+
+
+RC2_PAY = {"AUTHORIZED": "HELD", "CAPTURED": "PAID", "COMPLETED": "PAID",
+           "PARTIALLY_REFUNDED": "PAID", "REFUNDED": "PAID", "ADJUSTED": "PAID"}
+
+
+def payment(msg: dict[str, Any]) -> Pay | None:
+    o = order(msg)
+    if is_rc2(o):
+        p = o.get("beckn:payment")
+        if not isinstance(p, dict):
+            return None
+        status = str(p.get("beckn:paymentStatus", ""))
+        url = p.get("beckn:paymentURL")
+        return Pay(RC2_PAY.get(status, "NOT-PAID"), money((p.get("beckn:amount") or {}).get(
+            "value")), str(url) if url else None,
+            "AUTHORIZATION-HOLD" if status == "AUTHORIZED" else "")
+    entries = payments(msg)
+    if not entries:
+        return None
+    main = entries[0]
+    url = main.get("payment-url")
+    return Pay(str(main.get("beckn:status", "")), money((main.get("beckn:amount") or {}).get(
+        "value")), str(url) if url else None, str(main.get("payment-type", "")))
+
+
 def metrics(o: dict[str, Any]) -> dict[str, Any]:
-    """`real-time-metrics` of the order's line (energy, cost so far, session status)."""
+    """The session now, in the guide's `real-time-metrics` words (energy-delivered,
+    cost-so-far, session-status) whichever profile sent it."""
+    if is_rc2(o):
+        bag = o.get("beckn:orderAttributes") or {}
+        out: dict[str, Any] = {}
+        if "meteredEnergyKWh" in bag:
+            out["energy-delivered"] = str(bag["meteredEnergyKWh"])
+        if (bag.get("totalCost") or {}).get("inclVat") is not None:
+            out["cost-so-far"] = str(bag["totalCost"]["inclVat"])
+        if bag.get("sessionStatus"):
+            out["session-status"] = bag["sessionStatus"]
+        return out
     for line in o.get("beckn:orderItems") or []:
         m = (line.get("beckn:orderItemAttributes") or {}).get("real-time-metrics")
         if isinstance(m, dict):
@@ -67,11 +150,44 @@ def metrics(o: dict[str, Any]) -> dict[str, Any]:
 
 
 def patch_reading(body: dict[str, Any]) -> tuple[Decimal, Decimal | None, str]:
-    """(kWh, ₹ incl. GST so far, status) of a tracking PATCH (guide example 14)."""
+    """(kWh, ₹ incl. GST so far, status) of a tracking PATCH: rc2's ChargingSession bag,
+    or the guide's example 14."""
+    if body.get("@type") == "ChargingSession":
+        cost = (body.get("totalCost") or {}).get("inclVat")
+        return (Decimal(str(body.get("meteredEnergyKWh", 0))),
+                money(cost) if cost is not None else None, str(body.get("sessionStatus", "")))
     kwh = Decimal(str((body.get("ev:energyDelivered") or {}).get("schema:value", 0)))
     cost = ((body.get("beckn:totalCost") or {}).get("beckn:includingTax") or {}).get(
         "schema:price")
     return kwh, money(cost) if cost is not None else None, str(body.get("beckn:status", ""))
+
+
+def interruption(msg: dict[str, Any]) -> tuple[str, Decimal, str]:
+    """(why, estimated refund, note) of an interrupted charge. The guide says it; rc2 has
+    no field for it, so the BAP works it out: what was collected less the cost so far."""
+    o = order(msg)
+    if is_rc2(o):
+        pay = payment(msg)
+        collected = pay.amount if pay and pay.status in ("PAID", "HELD") else Decimal(0)
+        cost = money(metrics(o).get("cost-so-far"))
+        return "charging interrupted", max(collected - cost, Decimal(0)).quantize(PAISA), ""
+    info = attrs(msg).get("interruption") or {}
+    return (str(info.get("reason", "")), money((info.get("estimated-refund") or {}).get("value")),
+            str(info.get("note") or ""))
+
+
+def tracking(msg: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(tracking URL, update frequency) of an on_track."""
+    t = (msg.get("message") or {}).get("tracking")
+    if isinstance(t, dict):
+        return t.get("url"), None
+    td = attrs(msg).get("tracking-details") or {}
+    return td.get("beckn:url"), (td.get("live-updates") or {}).get("update-frequency")
+
+
+def item_evse(item: dict[str, Any]) -> str | None:
+    a = item.get("beckn:itemAttributes") or {}
+    return a.get("evseId") or a.get("ev:evseId")
 
 
 @dataclass(frozen=True)
@@ -111,6 +227,9 @@ def _m(d: Decimal) -> str:
 
 
 def bill(msg: dict[str, Any]) -> Bill:
+    o = order(msg)
+    if is_rc2(o):
+        return _bill_rc2(o)
     entries = payments(msg)
     main = entries[0] if entries else {}
     by_method: dict[str, Decimal] = {}
@@ -131,3 +250,25 @@ def bill(msg: dict[str, Any]) -> Bill:
                 refund=by_method.get("REFUND", z), capture=by_method.get("CAPTURE", z),
                 release=by_method.get("RELEASE", z), top_up=by_method.get("TOP-UP", z),
                 top_up_url=str(top_up_url) if top_up_url else None)
+
+
+def _bill_rc2(o: dict[str, Any]) -> Bill:
+    """rc2 states the bill (orderValue) and the payment (amount and status); the money
+    moved follows from them (docs/protocol-notes.md, "The rc2 profile": payment status)."""
+    p = o.get("beckn:payment") or {}
+    status = str(p.get("beckn:paymentStatus", ""))
+    amount = money((p.get("beckn:amount") or {}).get("value"))
+    billed = money((o.get("beckn:orderValue") or {}).get("value"))
+    url = p.get("beckn:paymentURL")
+    z = Decimal("0.00")
+    if status in ("CAPTURED", "VOIDED"):  # a hold: the bill captured, the rest released,
+        capture = min(billed, amount)  # and what the hold did not cover asked at the URL
+        return Bill("AUTHORIZATION-HOLD", amount, billed, z, capture, amount - capture,
+                    billed - capture, str(url) if url and billed > capture else None)
+    if status == "PENDING":  # nothing collected: the bill is asked for at the URL
+        return Bill("POST-FULFILLMENT", z, billed, z, z, z, amount, str(url) if url else None)
+    collected = amount
+    if status == "ADJUSTED":  # collected less than the bill: a top-up at the URL
+        return Bill("PRE-FULFILLMENT", collected, billed, z, z, z, billed - collected,
+                    str(url) if url else None)
+    return Bill("PRE-FULFILLMENT", collected, billed, max(collected - billed, z), z, z, z, None)

@@ -31,11 +31,12 @@ import redis.asyncio as aioredis
 import structlog
 
 from bridge.beckn.callbacks import callback_context, enqueue_callback
-from bridge.beckn.errors import BecknError
+from bridge.beckn.errors import BecknError, ItemNotFound
 from bridge.beckn.models import Context
+from bridge.beckn.profiles import profile_for
 from bridge.beckn.transport import BecknRequest
 from bridge.config import Settings
-from bridge.journey.wire import render_order
+from bridge.journey.wire import Edge, order_ref, render_order
 from bridge.mapping.policy import PricingPolicy, load_policy
 from bridge.notify import Outbox
 from bridge.ocpi.deps import OcpiDeps
@@ -165,32 +166,85 @@ def otp_ok(order: Order, otp: str | None) -> bool:
                                                                 otp_hash(order.id, otp)))
 
 
+def new_message_id() -> str:
+    """A message id the bridge makes (unsolicited callbacks): a uuid, as the Context
+    schema's `format: uuid` asks."""
+    return str(uuid.uuid4())
+
+
+def edge(settings: Settings) -> Edge:
+    return Edge(bpp_id=settings.beckn_subscriber_id, public_url=settings.public_url)
+
+
+def profile_of(deps: JourneyDeps, order: Order) -> str:
+    """The order's wire profile: the one it was created with (older orders: the BAP's)."""
+    return order.profile or profile_for(deps.settings, order.bap_id)
+
+
+def order_message(deps: JourneyDeps, order: Order, now: datetime,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"order": render_order(profile_of(deps, order), order, now, edge(deps.settings),
+                                  extra=extra)}
+
+
 async def reply(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetime,
-                extra: dict[str, Any] | None = None) -> str:
-    """The on_{action} answer to `req` with the order as it is now."""
+                extra: dict[str, Any] | None = None,
+                message: dict[str, Any] | None = None) -> str:
+    """The on_{action} answer to `req`: the order as it is now (or the action's own
+    `message`, already rendered in the order's profile)."""
     ctx = callback_context(req.context, req.action, deps.settings, now)
-    message = {"order": render_order(order, now, deps.settings.beckn_subscriber_id, extra=extra)}
-    return await enqueue_callback(deps.redis, deps.settings, ctx, message=message)
+    return await enqueue_callback(deps.redis, deps.settings, ctx,
+                                  message=message or order_message(deps, order, now, extra))
+
+
+async def answer(deps: JourneyDeps, request: dict[str, Any], order: Order, now: datetime,
+                 extra: dict[str, Any] | None = None) -> str:
+    """A late answer to an earlier request of the BAP (`request`: its stored context),
+    e.g. on_update ACTIVE to start-charging: the request's message id, a day to deliver."""
+    ctx = callback_context(Context.model_validate(request), request["action"], deps.settings, now)
+    return await enqueue_callback(deps.redis, deps.settings, ctx,
+                                  message=order_message(deps, order, now, extra),
+                                  deadline=now.timestamp() + 86400)
 
 
 async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetime,
                       extra: dict[str, Any] | None = None,
                       error: dict[str, Any] | None = None) -> str:
-    """An on_status / on_update the BAP did not ask for (payment, charging, interruption)."""
+    """An on_status / on_update the BAP did not ask for (payment, charging, interruption):
+    a message id of its own, every time."""
     stored = order.request.get("context")
     if not stored:
         raise RuntimeError(f"order {order.id} has no stored context")
     request = Context.model_validate(stored)
-    ctx = callback_context(request, action, deps.settings, now, message_id=uuid.uuid4().hex)
+    ctx = callback_context(request, action, deps.settings, now, message_id=new_message_id())
     # Unsolicited messages have no request ttl to live within: give them a day.
-    message = {"order": render_order(order, now, deps.settings.beckn_subscriber_id, extra=extra)}
-    return await enqueue_callback(deps.redis, deps.settings, ctx, message=message, error=error,
+    return await enqueue_callback(deps.redis, deps.settings, ctx,
+                                  message=order_message(deps, order, now, extra), error=error,
                                   deadline=now.timestamp() + 86400)
 
 
-async def load(deps: JourneyDeps, req: BecknRequest, error: type[JourneyError]) -> Order:
+def belongs(order: Order, req: BecknRequest) -> bool:
+    """An order is its BAP's: the request must come from the bap_id that created it and
+    name the same bap_uri (where its callbacks go)."""
+    ctx = req.context
+    return order.bap_id == ctx.bap_id and order.bap_uri.rstrip("/") == ctx.bap_uri.rstrip("/")
+
+
+async def find(deps: JourneyDeps, req: BecknRequest) -> Order | None:
+    """The transaction's order if it belongs to the asking BAP, else None: another BAP's
+    transaction id is an unknown transaction (nothing said about it, nothing changed)."""
     order = await deps.orders.get(req.context.transaction_id)
+    return order if order is not None and belongs(order, req) else None
+
+
+async def load(deps: JourneyDeps, req: BecknRequest, error: type[JourneyError],
+               named: bool = True) -> Order:
+    """The request's order. `named`: an order id the request names must be this one."""
+    order = await find(deps, req)
     if order is None:
         raise error("no order in this transaction: start with select",
                     {"transaction_id": req.context.transaction_id})
+    ref = order_ref(req.body) if named else None
+    if ref and ref != order.id:
+        raise ItemNotFound(f"order {ref} is not the order of this transaction", {"order": ref})
     return order

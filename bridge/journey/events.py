@@ -30,7 +30,7 @@ import structlog
 from redis.exceptions import ResponseError
 
 from bridge.journey.actions import fail_order, journey
-from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
+from bridge.journey.common import JourneyDeps, NotApplicableNow, answer, apply, unsolicited
 from bridge.journey.queue import enqueue
 from bridge.journey.settle import end_on_session_data, estimate_refund, order_for
 from bridge.ocpi.models import Session, SessionStatus
@@ -143,16 +143,9 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
 
 async def answer_start(deps: JourneyDeps, order: Order, now: datetime) -> None:
     """on_update ACTIVE as the answer to the driver's start-charging update."""
-    from bridge.beckn.callbacks import callback_context, enqueue_callback
-    from bridge.beckn.models import Context
-    from bridge.journey.wire import render_order
-
-    update_ctx = order.request.get("update_context")
-    message = {"order": render_order(order, now, deps.settings.beckn_subscriber_id)}
-    if update_ctx:
-        ctx = callback_context(Context.model_validate(update_ctx), "update", deps.settings, now)
-        await enqueue_callback(deps.redis, deps.settings, ctx, message=message,
-                               deadline=now.timestamp() + 86400)
+    start_ctx = order.request.get("start_context") or order.request.get("update_context")
+    if start_ctx:
+        await answer(deps, start_ctx, order, now)
     else:  # started at the charger (RFID) or by the CPO: tell the BAP all the same
         await unsolicited(deps, order, "on_update", now)
     await deps.outbox.send(order.customer.get("phone", "-"), "info",
@@ -416,6 +409,7 @@ async def journey_track_push(ctx: dict[str, Any], txn: str) -> str:
     import aiohttp
     import orjson
 
+    from bridge.journey.common import profile_of
     from bridge.journey.wire import track_patch
 
     deps = journey(ctx)
@@ -426,7 +420,7 @@ async def journey_track_push(ctx: dict[str, Any], txn: str) -> str:
                                        order.session.get("id", ""))
     if stored is None:
         return "no session"
-    body = orjson.dumps(track_patch(order, stored.data, datetime.now(UTC)))
+    body = orjson.dumps(track_patch(profile_of(deps, order), order, stored.data, datetime.now(UTC)))
     headers = {"Content-Type": "application/json"}
     signer = deps.signer()
     if signer is not None:

@@ -46,7 +46,8 @@ async def handle_init(req: BecknRequest) -> None:
     deps = deps_of(req)
     now = req.received_at
     s = deps.settings
-    order = await load(deps, req, NotApplicableNow)
+    # init may come before the BAP knows our order id (the guide's examples name their own)
+    order = await load(deps, req, NotApplicableNow, named=False)
     data = wire.parse_init(req.body)
     assert order.item is not None
     tariff = await tariff_of(deps, order.item)

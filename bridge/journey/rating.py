@@ -1,15 +1,38 @@
-"""Beckn `rating` -> `on_rating`: the rating is stored on the order."""
+"""Beckn `rating` -> `on_rating`: the rating is stored on the order.
+
+Requests in every dialect: rc2 `message.ratings[] {id, ratingValue, bestRating,
+worstRating, category, feedback{comments, tags}}`, the guide's `value` /
+`rating_value`, or a single `message.rating`. The answer per profile:
+    rc2     `{received: true}` (the schema's on_rating message)
+    guide   `{feedback_ack, rating_ack, order_id}`
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bridge.beckn.callbacks import callback_context, enqueue_callback
 from bridge.beckn.errors import SchemaError
+from bridge.beckn.profiles import GUIDE
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
-from bridge.journey.common import NotApplicableNow, deps_of, load
+from bridge.journey.common import NotApplicableNow, deps_of, load, profile_of, reply
 from bridge.store.orders import Order
+
+FIELD = "message.ratings[0].ratingValue"
+
+
+def _score(r: dict[str, Any]) -> float:
+    """The rating on a 1-5 scale (rc2 ratings may state their own scale)."""
+    value = r.get("ratingValue", r.get("value", r.get("rating_value")))
+    try:
+        score = float(str(value))
+        best = float(str(r.get("bestRating", 5)))
+        worst = float(str(r.get("worstRating", 1)))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError("rating value: a number from 1 to 5", {"field": FIELD}) from exc
+    if best <= worst or not worst <= score <= best:
+        raise SchemaError(f"rating value: a number from {worst:g} to {best:g}", {"field": FIELD})
+    return round(1 + 4 * (score - worst) / (best - worst), 2) if (worst, best) != (1, 5) else score
 
 
 def parse_rating(body: dict[str, Any]) -> dict[str, Any]:
@@ -21,16 +44,17 @@ def parse_rating(body: dict[str, Any]) -> dict[str, Any]:
         r = message["rating"]
     else:
         raise SchemaError("message.ratings: one rating is required", {"field": "message.ratings"})
-    value = r.get("value", r.get("rating_value"))
-    try:
-        score = float(str(value))
-    except (TypeError, ValueError) as exc:
-        raise SchemaError("rating value: a number from 1 to 5", {"field": "message.ratings[0].value"}
-                          ) from exc
-    if not 1 <= score <= 5:
-        raise SchemaError("rating value: a number from 1 to 5", {"field": "message.ratings[0].value"})
-    return {"value": score, "category": r.get("rating_category", r.get("category", "ORDER")),
-            "feedback": r.get("feedback")}
+    feedback = r.get("feedback")
+    if isinstance(feedback, dict):  # rc2 RatingInput.feedback {comments, tags}
+        feedback = {k: feedback[k] for k in ("comments", "tags") if k in feedback}
+    return {"value": _score(r), "category": r.get("category", r.get("rating_category", "ORDER")),
+            "feedback": feedback}
+
+
+def render(profile: str, order: Order) -> dict[str, Any]:
+    if profile == GUIDE:
+        return {"feedback_ack": True, "rating_ack": True, "order_id": order.id}
+    return {"received": True}
 
 
 async def handle_rating(req: BecknRequest) -> None:
@@ -43,10 +67,7 @@ async def handle_rating(req: BecknRequest) -> None:
         return o
 
     await deps.orders.update(order.transaction_id, store)
-    ctx = callback_context(req.context, "rating", deps.settings, req.received_at)
-    await enqueue_callback(deps.redis, deps.settings, ctx,
-                           message={"feedback_ack": True, "rating_ack": True,
-                                    "order_id": order.id})
+    await reply(deps, req, order, req.received_at, message=render(profile_of(deps, order), order))
 
 
 register_action("rating", handle_rating)

@@ -22,11 +22,12 @@ from bridge.journey.common import (
     QuoteUnavailable,
     Unavailable,
     apply,
+    belongs,
     deps_of,
     new_order_id,
     reply,
 )
-from bridge.mapping.catalog import connector_type, parse_item_id, power_kw
+from bridge.mapping.catalog import connector_type, parse_item_id, power_kw, render_offer
 from bridge.mapping.projection import ChargingModel, ProjectionError
 from bridge.mapping.quote import BuyerFinderFee, Customer, Quote, quote_request
 from bridge.mapping.tariff import TariffError
@@ -59,7 +60,9 @@ async def find_charger(deps: JourneyDeps, item_id: str
         max_power_kw=power_kw(conn), connector_type=connector_type(conn),
         location_name=loc.name, address=f"{loc.address}, {loc.city}",
         latitude=loc.coordinates.latitude, longitude=loc.coordinates.longitude,
-        provider_name=loc.operator.name if loc.operator else None)
+        provider_name=loc.operator.name if loc.operator else None,
+        provider_logo=loc.operator.logo.url if loc.operator and loc.operator.logo else None,
+        standard=conn.standard.value, power_type=conn.power_type.value)
     return loc, evse, conn, item
 
 
@@ -128,11 +131,18 @@ async def handle_select(req: BecknRequest) -> None:
     if reservation and Capability.RESERVABLE not in (evse.capabilities or []):
         raise Unavailable("this charger cannot be reserved for a later slot: come now (walk-in)")
     tariff = await tariff_of(deps, item)
+    # the offer accepted with this line (rc2 beckn:acceptedOffer), as the catalog shows it
+    item.offer = render_offer(tariff, item.item_id, f"{item.cc}-{item.pid}", now)
 
     txn = req.context.transaction_id
     existing = await deps.orders.get(txn)
+    if existing is not None and not belongs(existing, req):
+        # Another BAP's transaction: nothing about it is told or changed.
+        raise NotApplicableNow("this transaction id is in use: start a new transaction",
+                               {"transaction_id": txn})
     base = existing or Order(id=new_order_id(), transaction_id=txn, bap_id=req.context.bap_id,
-                             bap_uri=req.context.bap_uri, created=now, updated=now)
+                             bap_uri=req.context.bap_uri, profile=req.profile, created=now,
+                             updated=now)
 
     def change(order: Order) -> Order:
         order = apply(order, Event.SELECT, now, NotApplicableNow)

@@ -21,7 +21,7 @@ import structlog
 
 from bridge.crashpoints import crash_point
 from bridge.journey.actions import journey
-from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
+from bridge.journey.common import JourneyDeps, NotApplicableNow, answer, apply, unsolicited
 from bridge.journey.select import bff_of, customer_of
 from bridge.mapping.settlement import Payment, PaymentMode, Settlement, settle
 from bridge.ocpi.models import CDR, AllowedType, Session, Tariff
@@ -167,18 +167,12 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
 
 
 async def notify_settled(deps: JourneyDeps, order: Order, now: datetime) -> None:
-    """on_update COMPLETED (example 17): the answer to stop-charging when there was one."""
-    update_ctx = order.request.get("update_context")
-    if update_ctx:
-        from bridge.beckn.callbacks import callback_context, enqueue_callback
-        from bridge.beckn.models import Context
-        from bridge.journey.wire import render_order
-
-        ctx = callback_context(Context.model_validate(update_ctx), "update", deps.settings, now)
-        await enqueue_callback(deps.redis, deps.settings, ctx,
-                               message={"order": render_order(order, now,
-                                                              deps.settings.beckn_subscriber_id)},
-                               deadline=now.timestamp() + 86400)
+    """on_update COMPLETED (example 17): the answer to the BAP's stop-charging when there
+    was one, else unsolicited with a message id of its own (a charge ended by its target,
+    a power cut or an offline charger must not reuse the start's message id)."""
+    stop_ctx = order.request.get("stop_context")
+    if stop_ctx:
+        await answer(deps, stop_ctx, order, now)
     else:
         await unsolicited(deps, order, "on_update", now)
     s = order.settlement or {}

@@ -1,24 +1,48 @@
-"""Beckn `support` -> `on_support`: the eMSP's support contacts (config [journey])."""
+"""Beckn `support` -> `on_support`: the eMSP's support contacts (config [journey]).
+
+Requests: rc2 `message {refId, refType}` or the guide's (an order in the transaction).
+The answer per profile:
+    rc2     `message.support`, a beckn:SupportInfo (name, phone, email, url, channels)
+    guide   `message.support {phone, email, url, order_id}`
+An order id is only mentioned to the BAP whose order it is.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bridge.beckn.callbacks import callback_context, enqueue_callback
+from bridge.beckn.profiles import GUIDE
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
-from bridge.journey.common import deps_of
+from bridge.config import Settings
+from bridge.journey.common import deps_of, find, profile_of
+from bridge.journey.rc2 import CTX_CORE
+from bridge.store.orders import Order
+
+
+def render(profile: str, s: Settings, order: Order | None) -> dict[str, Any]:
+    url = f"{s.journey_support_url}?order={order.id}" if order else s.journey_support_url
+    if profile == GUIDE:
+        support: dict[str, Any] = {"phone": s.journey_support_phone,
+                                   "email": s.journey_support_email, "url": url}
+        if order is not None:
+            support["order_id"] = order.id
+        return {"support": support}
+    info: dict[str, Any] = {"@context": CTX_CORE, "@type": "beckn:SupportInfo",
+                            "name": s.ocpi_business_name, "phone": s.journey_support_phone,
+                            "email": s.journey_support_email, "url": url,
+                            "channels": ["PHONE", "EMAIL", "WEB"]}
+    return {"support": info}
 
 
 async def handle_support(req: BecknRequest) -> None:
     deps = deps_of(req)
     s = deps.settings
-    order = await deps.orders.get(req.context.transaction_id)
-    support = {"phone": s.journey_support_phone, "email": s.journey_support_email,
-               "url": s.journey_support_url}
-    if order is not None:
-        support["order_id"] = order.id
-        support["url"] = f"{s.journey_support_url}?order={order.id}"
+    order = await find(deps, req)
+    profile = profile_of(deps, order) if order else req.profile
     ctx = callback_context(req.context, "support", s, req.received_at)
-    await enqueue_callback(deps.redis, s, ctx, message={"support": support})
+    await enqueue_callback(deps.redis, s, ctx, message=render(profile, s, order))
 
 
 register_action("support", handle_support)

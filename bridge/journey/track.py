@@ -1,25 +1,61 @@
 """Beckn `track` -> `on_track` (guide examples 13, 15), and the PATCH stream (example 14).
 
 on_track carries a tracking URL served by the bridge (`GET /track/{order_id}`:
-JSON, or a small page for a browser). With a `callback-url`, the bridge also
+JSON, or a small page for a browser). With a callback URL, the bridge also
 PATCHes the session to that URL as the CPO's Session PATCHes arrive, at most
 once per `journey.track_interval` (the worker's `journey_track_push`).
+
+Wire shapes per profile:
+    rc2     request `message.tracking {id, callbackUrl}`; answer `message.tracking`, a
+            beckn:Tracking handle (also a TrackAction: id, url); PATCHes are
+            ChargingSession bags
+    guide   request `message.order` with `callback-url`; answer the order with
+            `tracking-details` (examples 13, 15); PATCHes as example 14
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from bridge.beckn.profiles import GUIDE
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.journey import wire
-from bridge.journey.common import NotApplicableNow, deps_of, load, reply
+from bridge.journey.common import NotApplicableNow, deps_of, load, order_message, profile_of, reply
+from bridge.journey.rc2 import CTX_CORE
 from bridge.orders import State
 from bridge.store.orders import Order
 
 TRACKABLE = {State.CONFIRMED, State.RESERVED, State.ACTIVE, State.INTERRUPTED, State.COMPLETED}
+# beckn:Tracking.trackingStatus
+TRACKING_STATUS = {State.CONFIRMED: "ACTIVE", State.RESERVED: "ACTIVE", State.ACTIVE: "ACTIVE",
+                   State.INTERRUPTED: "ACTIVE", State.COMPLETED: "COMPLETED"}
 
 
 def tracking_url(public_url: str, order: Order) -> str:
     return f"{public_url}/track/{order.id}"
+
+
+def tracking_id(order: Order) -> str:
+    return f"TRACK-{order.id[:12]}"
+
+
+def render_rc2(order: Order, url: str) -> dict[str, Any]:
+    """`message` of on_track (rc2): a Tracking handle, which is a TrackAction as well."""
+    return {"tracking": {"@context": CTX_CORE, "@type": "beckn:Tracking", "id": tracking_id(order),
+                         "url": url, "tl_method": "http/get",
+                         "trackingStatus": TRACKING_STATUS.get(order.state, "DISABLED")}}
+
+
+def guide_details(order: Order, url: str, interval: float, callback: str | None
+                  ) -> dict[str, Any]:
+    """`tracking-details` of the guide's on_track (example 15)."""
+    return {"tracking-details": {
+        "beckn:id": tracking_id(order), "beckn:url": url,
+        "beckn:status": wire.FULFILLMENT[order.state][1],
+        "live-updates": {"update-frequency": f"PT{interval:g}S",
+                         "callback-url": callback} if callback else None,
+    }}
 
 
 async def handle_track(req: BecknRequest) -> None:
@@ -38,14 +74,14 @@ async def handle_track(req: BecknRequest) -> None:
         return o
 
     _, order = await deps.orders.update(order.transaction_id, subscribe)
-    extra = {"tracking-details": {
-        "beckn:id": f"TRACK-{order.id[:12]}",
-        "beckn:url": tracking_url(deps.settings.public_url, order),
-        "beckn:status": wire.FULFILLMENT[order.state][1],
-        "live-updates": {"update-frequency": f"PT{interval:g}S",
-                         "callback-url": callback} if callback else None,
-    }}
-    await reply(deps, req, order, now, extra=extra)
+    url = tracking_url(deps.settings.public_url, order)
+    profile = profile_of(deps, order)
+    if profile == GUIDE:
+        message = order_message(deps, order, now,
+                                extra=guide_details(order, url, interval, callback))
+    else:
+        message = render_rc2(order, url)
+    await reply(deps, req, order, now, message=message)
 
 
 register_action("track", handle_track)

@@ -48,7 +48,7 @@ async def handle_update(req: BecknRequest) -> None:
 
         def start(o: Order) -> Order:
             o = apply(o, Event.START, now, UpdateNotPossible)
-            o.request["update_context"] = context
+            o.request["start_context"] = context  # answered by on_update ACTIVE
             o.commands["start_requested"] = now.isoformat()
             return o
 
@@ -58,7 +58,7 @@ async def handle_update(req: BecknRequest) -> None:
 
     def stop(o: Order) -> Order:
         o = apply(o, Event.STOP, now, UpdateNotPossible)
-        o.request["update_context"] = context
+        o.request["stop_context"] = context  # answered by on_update COMPLETED
         o.commands["stop_requested"] = now.isoformat()
         return o
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import web
 
-from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
-from bridge.journey.wire import FULFILLMENT, render_order
+from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, order_message, unsolicited
+from bridge.journey.wire import FULFILLMENT
 from bridge.orders import Event, State, TransitionError
 from bridge.payments import PaymentError, payment_page
 from bridge.store.orders import Order
@@ -82,7 +82,7 @@ async def track_page(request: web.Request) -> web.Response:
     # The tracking URL is a capability (an unguessable order id) that a driver may share:
     # it shows the charge, not the driver's billing details.
     public = order.model_copy(update={"customer": {}})
-    body = render_order(public, now, deps.settings.beckn_subscriber_id)
+    body = order_message(deps, public, now)["order"]
     if "text/html" in request.headers.get("Accept", "") and "json" not in request.query:
         s = order.session
         rows = {"Status": FULFILLMENT[order.state][2], "Energy": f"{s.get('kwh', '0')} kWh",

@@ -34,6 +34,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.ocpi.models import (
     EVSE,
@@ -56,8 +57,9 @@ CTX_SERVICE = ("https://raw.githubusercontent.com/beckn/protocol-specifications-
 CTX_OFFER_ATTRS = ("https://raw.githubusercontent.com/beckn/protocol-specifications-v2/refs/heads/"
                    "core-v2.0.0-rc2/schema/EvChargingOffer/v1/context.jsonld")
 
-# OCPI connector standard -> EvChargingService connectorType (enum CCS2, Type2,
-# CHAdeMO, GB_T); others keep a readable name outside the enum (protocol notes).
+# OCPI connector standard -> a readable connector type: for the standards that fit the
+# EvChargingService enum (CCS2, Type2, CHAdeMO, GB_T) the enum's value; the others keep
+# a readable name outside the enum, which only the guide profile lists (protocol notes).
 CONNECTOR_TYPES: dict[ConnectorType, str] = {
     ConnectorType.IEC_62196_T2_COMBO: "CCS2",
     ConnectorType.IEC_62196_T2: "Type2",
@@ -68,6 +70,12 @@ CONNECTOR_TYPES: dict[ConnectorType, str] = {
     ConnectorType.IEC_62196_T1: "Type1",
     ConnectorType.CHAOJI: "ChaoJi",
 }
+# The EvChargingService pack's connectorType enum (rc2): an item whose connector is none of
+# these cannot be written valid in the rc2 profile (the field is required).
+PACK_CONNECTOR_TYPES = frozenset({"CCS2", "Type2", "CHAdeMO", "GB_T"})
+# The exact OCPI standard rides in the item's descriptor under this key (rc2 profile; the
+# ChargingService bag admits no extra field): "GB_T" may be GBT_AC or GBT_DC (Bharat DC-001).
+OCPI_STANDARD = "ocpi:standard"
 POWER_TYPES = {PowerType.AC_1_PHASE: "AC_SINGLE_PHASE", PowerType.AC_2_PHASE: "AC_SINGLE_PHASE",
                PowerType.AC_2_PHASE_SPLIT: "AC_SINGLE_PHASE", PowerType.AC_3_PHASE: "AC_3_PHASE",
                PowerType.DC: "DC"}
@@ -195,12 +203,30 @@ def _place(loc: Location, evse: EVSE | None = None) -> dict[str, Any]:
             "address": _address(loc)}
 
 
-def _windows(loc: Location) -> list[dict[str, Any]] | None:
+def utc_offset(time_zone: str | None, now: datetime) -> str:
+    """`+05:30`: the zone's offset from UTC at `now` (`Z` for UTC or an unknown zone)."""
+    try:
+        offset = now.astimezone(ZoneInfo(time_zone or "UTC")).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        offset = None
+    if not offset:
+        return "Z"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _windows(loc: Location, now: datetime) -> list[dict[str, Any]] | None:
+    """Opening hours as TimePeriods. `format: time` (RFC 3339) needs a UTC offset: the
+    local times carry the location's offset at `now` (the catalog is re-rendered when
+    the location changes; a zone with daylight saving shifts at the next render)."""
     hours = loc.opening_times
     if hours is None or hours.twentyfourseven:
         return None
-    return [{"@type": "beckn:TimePeriod", "schema:startTime": f"{h.period_begin}:00",
-             "schema:endTime": f"{h.period_end}:00",
+    off = utc_offset(loc.time_zone, now)
+    return [{"@type": "beckn:TimePeriod",
+             "schema:startTime": f"{h.period_begin}:00{off}",
+             "schema:endTime": f"{'23:59:59' if h.period_end == '24:00' else h.period_end + ':00'}{off}",
              "schema:dayOfWeek": f"https://schema.org/{WEEKDAYS[h.weekday - 1]}"}
             for h in hours.regular_hours or []]
 
@@ -404,13 +430,14 @@ def render_item(loc: Location, evse: EVSE, conn: Connector, tariffs: Mapping[str
     current = "DC" if conn.power_type == PowerType.DC else "AC"
     place = _place(loc, evse)
     label = evse.physical_reference or evse.evse_id or evse.uid
+    # The pack's fields only (additionalProperties: false): the EVSE status is in the
+    # facets (discover's index) and the descriptor; the connector in the item id.
     attrs: dict[str, Any] = {
         "@context": CTX_SERVICE, "@type": "ChargingService",
-        "evseId": evse.evse_id or evse.uid, "connectorId": conn.id,
+        "evseId": evse.evse_id or evse.uid,
         "connectorType": ct, "maxPowerKW": kw, "powerType": POWER_TYPES[conn.power_type],
         "connectorFormat": conn.format.value, "chargingSpeed": charging_speed(kw),
         "reservationSupported": Capability.RESERVABLE in (evse.capabilities or []),
-        "stationStatus": status,
         # serviceLocation is left out: it is beckn:availableAt[0] again (memory per EVSE).
         "chargingStation": {"id": loc.id},
     }
@@ -423,6 +450,7 @@ def render_item(loc: Location, evse: EVSE, conn: Connector, tariffs: Mapping[str
         "@type": "beckn:Descriptor",
         "schema:name": f"{loc.name or loc.address} - {label} ({ct} {kw:g} kW {current})",
         "beckn:shortDesc": f"{ct} {kw:g} kW {current}, {status}",
+        OCPI_STANDARD: conn.standard.value,
     }
     images = [i.url for i in (evse.images or []) + (loc.images or [])]
     if images:
@@ -439,7 +467,7 @@ def render_item(loc: Location, evse: EVSE, conn: Connector, tariffs: Mapping[str
         "beckn:provider": prov,
         "beckn:itemAttributes": attrs,
     }
-    windows = _windows(loc)
+    windows = _windows(loc, now)
     if windows:
         item["beckn:availabilityWindow"] = windows
     if network_ids:

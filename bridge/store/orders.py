@@ -67,6 +67,10 @@ class OrderItem(BaseModel):
     latitude: str | None = None
     longitude: str | None = None
     provider_name: str | None = None
+    standard: str | None = None  # OCPI ConnectorType, exact
+    power_type: str | None = None  # OCPI PowerType
+    offer: dict[str, Any] | None = None  # the catalog offer accepted at select (beckn:Offer)
+    provider_logo: str | None = None
 
 
 class Order(BaseModel):
@@ -76,6 +80,7 @@ class Order(BaseModel):
     transaction_id: str
     bap_id: str
     bap_uri: str
+    profile: str | None = None  # wire profile (bridge/beckn/profiles.py); None: the BAP's now
     state: State = State.DRAFT
     created: datetime
     updated: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,9 @@ class LoopbackBap:
     fail_times: int = 0  # fail this many callbacks, then accept
     lookups: int = 0
     status: int = 200
+    # Called with every body the BAP receives: ("on_discover", body), ("ack", AckResponse).
+    # The conformance suite plugs a schema validator in here.
+    inspect: Callable[[str, Any], None] | None = None
 
     @property
     def bap_uri(self) -> str:
@@ -83,7 +86,10 @@ async def bap() -> AsyncIterator[LoopbackBap]:
         if tb.fail or tb.fail_times > 0:
             tb.fail_times -= 1
             return web.Response(status=503)
-        tb.received.append((request.path, dict(request.headers), await request.read()))
+        raw = await request.read()
+        if tb.inspect is not None:
+            tb.inspect(request.match_info["action"], orjson.loads(raw))
+        tb.received.append((request.path, dict(request.headers), raw))
         if tb.status != 200:
             return web.Response(status=tb.status)
         return web.json_response({"message": {"ack": {"status": "ACK"}}})
@@ -107,11 +113,19 @@ def bridge_key(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def settings(redis_url: str, bap: LoopbackBap, bridge_key: Any) -> Settings:
+def profile() -> str:
+    """The wire profile the bridge answers the test BAP in (the conformance suite runs
+    the scenarios in each)."""
+    return "rc2"
+
+
+@pytest.fixture
+def settings(redis_url: str, bap: LoopbackBap, bridge_key: Any, profile: str) -> Settings:
     return Settings(redis_url=redis_url, public_url="http://127.0.0.1:9", beckn_subscriber_id=BPP_ID,
                     beckn_key_id="bpp-key-1", beckn_private_key=str(bridge_key[1]),
                     beckn_registry_url=bap.url, beckn_callback_backoff=0.05,
-                    beckn_callback_max_attempts=3, beckn_callback_timeout=2.0)
+                    beckn_callback_max_attempts=3, beckn_callback_timeout=2.0,
+                    beckn_guide_bap_ids=BAP_ID if profile == "guide" else "")
 
 
 @pytest.fixture
@@ -143,7 +157,10 @@ class Bridge:
         elif sign and bap is not None:
             headers["Authorization"] = bap.sign(raw)
         async with self.http.post(f"{self.url}/beckn/{action}", data=raw, headers=headers) as r:
-            return r.status, orjson.loads(await r.read())
+            ack = orjson.loads(await r.read())
+        if bap is not None and bap.inspect is not None:
+            bap.inspect("ack", ack)
+        return r.status, ack
 
 
 async def run_worker(settings: Settings) -> None:

@@ -89,7 +89,11 @@ async def test_place_and_radius_signed_callback(bridge: Bridge, bap: LoopbackBap
     assert attrs["connectorType"] == "CCS2"
     assert attrs["maxPowerKW"] == 60
     assert attrs["evseId"] == "IN*TPC*E0001"
-    assert attrs["stationStatus"] == "Available"
+    # only the EV pack's fields (additionalProperties: false): the status is in the
+    # descriptor and the index, the exact OCPI standard in the descriptor
+    assert "stationStatus" not in attrs and "connectorId" not in attrs
+    desc = items(cb)[0]["beckn:descriptor"]
+    assert desc["ocpi:standard"] == "IEC_62196_T2_COMBO" and "Available" in desc["beckn:shortDesc"]
 
 
 async def test_connector_type_and_power(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore

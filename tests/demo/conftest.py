@@ -3,7 +3,7 @@ the mock at `make run`'s speed."""
 
 import pytest
 
-from tests.journey.conftest import bridge_overrides, world  # noqa: F401
+from tests.journey.conftest import bridge_overrides, profile, world  # noqa: F401
 
 
 @pytest.fixture

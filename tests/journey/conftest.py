@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bridge.beckn import signing
 from bridge.config import Settings
+from bridge.demo import view
 from bridge.mapping.catalog import item_id
 from bridge.notify import Outbox
 from bridge.store.credentials import CredentialsStore
@@ -37,6 +38,22 @@ BPP_ID = "bpp.journey.test"
 BAP_ID = "bap.journey.test"
 BAP_KEY = "bap-key-1"
 DOMAIN = "beckn.one:deg:ev-charging"
+
+# The Context schema says transaction ids are uuids: the scenarios name theirs, the wire
+# carries the uuid made from the name.
+TXN_NS = uuid.UUID("6f1d2a4e-3c5b-4e8f-9a7d-2b1c0e9f8a76")
+
+
+def wire_txn(txn: str) -> str:
+    try:
+        return str(uuid.UUID(txn))
+    except ValueError:
+        return str(uuid.uuid5(TXN_NS, txn))
+
+
+# Called with every body a BAP receives: ("on_select", body), ("ack", AckResponse),
+# ("track", PATCH body). The conformance suite plugs a schema validator in here.
+Inspect = Callable[[str, Any], None]
 
 # Walk-in: 24/7 highway site; reservation: the same site's RESERVABLE CCS2 charger.
 WALK_IN = ("IN", "TPC", "TPC-HWY-MDR", "TPC-MDR-2", "1")
@@ -55,6 +72,7 @@ class TestBap:
     unverified: int = 0
     down: bool = False
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    inspect: Inspect | None = None
 
     def sign(self, body: bytes) -> str:
         return signing.Signer(BAP_ID, BAP_KEY, self.key, 300).header(body, time.time())
@@ -62,13 +80,13 @@ class TestBap:
     def context(self, action: str, txn: str) -> dict[str, Any]:
         return {"domain": DOMAIN, "action": action, "version": "2.0.0", "bap_id": BAP_ID,
                 "bap_uri": f"{self.url}/bap", "bpp_id": BPP_ID,
-                "bpp_uri": "http://127.0.0.1/beckn", "transaction_id": txn,
+                "bpp_uri": "http://127.0.0.1/beckn", "transaction_id": wire_txn(txn),
                 "message_id": str(uuid.uuid4()),
                 "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "ttl": "PT30S"}
 
     def of(self, action: str, txn: str) -> list[dict[str, Any]]:
         return [m for m in self.received if m["context"]["action"] == action
-                and m["context"]["transaction_id"] == txn]
+                and m["context"]["transaction_id"] == wire_txn(txn)]
 
     async def wait_for(self, action: str, txn: str, count: int = 1, timeout: float = 20,
                        where: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
@@ -79,7 +97,7 @@ class TestBap:
                 return found[count - 1]
             if time.monotonic() > deadline:
                 seen = [(m["context"]["action"], _state(m)) for m in self.received
-                        if m["context"]["transaction_id"] == txn]
+                        if m["context"]["transaction_id"] == wire_txn(txn)]
                 raise AssertionError(f"no {action} #{count} for {txn} (seen: {seen})")
             self.event.clear()
             try:
@@ -89,9 +107,8 @@ class TestBap:
 
 
 def _state(m: dict[str, Any]) -> Any:
-    order = (m.get("message") or {}).get("order") or {}
-    fd = (order.get("beckn:orderAttributes") or {}).get("fulfillment-details") or {}
-    return order.get("beckn:state"), fd.get("beckn:status"), (m.get("error") or {}).get("code")
+    """(order state in the guide's words, fulfilment status, error code), either profile."""
+    return view.state(m), view.fulfillment(m)[0], (m.get("error") or {}).get("code")
 
 
 def state_of(m: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -111,6 +128,11 @@ class World:
     def orders(self) -> OrderStore:
         return OrderStore(self.redis)
 
+    @staticmethod
+    def txn(name: str) -> str:
+        """The transaction id on the wire (and in the store) of a scenario's name."""
+        return wire_txn(name)
+
     async def post(self, action: str, txn: str, message: dict[str, Any],
                    sign: bool = True) -> tuple[int, dict[str, Any]]:
         body = orjson.dumps({"context": self.bap.context(action, txn), "message": message})
@@ -119,7 +141,10 @@ class World:
             headers["Authorization"] = self.bap.sign(body)
         async with self.http.post(f"{self.bridge_url}/beckn/{action}", data=body,
                                   headers=headers) as r:
-            return r.status, orjson.loads(await r.read())
+            ack = orjson.loads(await r.read())
+        if self.bap.inspect is not None:
+            self.bap.inspect("ack", ack)
+        return r.status, ack
 
     async def call(self, action: str, txn: str, message: dict[str, Any],
                    callback: str | None = None) -> dict[str, Any]:
@@ -138,7 +163,7 @@ class World:
         raise AssertionError(f"no start code sent to {phone}")
 
     async def order(self, txn: str) -> Order:
-        o = await self.orders.get(txn)
+        o = await self.orders.get(wire_txn(txn))
         assert o is not None
         return o
 
@@ -222,7 +247,14 @@ def bridge_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def world(redis_url: str, tmp_path: Path, speed: int,
+def profile() -> str:
+    """The wire profile the bridge answers the test BAP in (the conformance suite runs
+    the scenarios in each)."""
+    return "rc2"
+
+
+@pytest.fixture
+async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
                 bridge_overrides: dict[str, Any]) -> AsyncIterator[World]:
     from bridge.app import build_app
     from bridge.extensions import app_extensions, worker_extensions
@@ -249,12 +281,18 @@ async def world(redis_url: str, tmp_path: Path, speed: int,
         raw = await request.read()
         if not _verified(request.headers.get("Authorization", ""), raw, bap.bridge_public):
             bap.unverified += 1
-        bap.received.append(orjson.loads(raw))
+        body = orjson.loads(raw)
+        if bap.inspect is not None:
+            bap.inspect(request.match_info["action"], body)
+        bap.received.append(body)
         bap.event.set()
         return web.json_response({"ack_status": "ACK"})
 
     async def track_patch(request: web.Request) -> web.Response:
-        bap.patches.append(orjson.loads(await request.read()))
+        body = orjson.loads(await request.read())
+        if bap.inspect is not None:
+            bap.inspect("track", body)
+        bap.patches.append(body)
         bap.event.set()
         return web.Response(status=204)
 
@@ -271,7 +309,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int,
         beckn_callback_backoff=0.05, beckn_callback_max_attempts=3, beckn_callback_timeout=2.0,
         journey_pricing_policy=str(ROOT / "config" / "pricing.toml"), journey_track_interval=0.2,
         journey_interrupt_after=2.0, journey_outage_end_after=4.0, journey_watchdog_every=0.3,
-        journey_command_grace=1.0, ocpi_allow_loopback_urls=True, **bridge_overrides)
+        journey_command_grace=1.0, ocpi_allow_loopback_urls=True,
+        **{"beckn_guide_bap_ids": BAP_ID if profile == "guide" else "", **bridge_overrides})
     mock_cfg = replace(MockConfig(network=ROOT / "config" / "networks" / "india.toml"),
                        speed=speed, tick_seconds=15, push_attempts=3, push_backoff=0.02,
                        push_timeout=5, command_timeout=2, start_delay_seconds=30,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import orjson
+
+from bridge.demo import view
 from bridge.journey.common import JourneyDeps
 from bridge.journey.settle import journey_settle
 from bridge.ocpi.models import CDR
@@ -39,19 +42,19 @@ async def test_status_rating_support_and_cdr_twice(world: World) -> None:
     order = await world.order(txn)
     on_status = await world.call("status", txn, order_message(order.id))
     assert state_of(on_status)[0] == "COMPLETED"
-    pd = on_status["message"]["order"]["beckn:orderAttributes"]["payment-details"]
-    assert isinstance(pd, list) and pd[0]["beckn:status"] == "PAID"
+    assert view.payment(on_status).status == "PAID"
     on_rating = await world.call("rating", txn, {"ratings": [{"id": order.id, "value": 5,
                                                                "rating_category": "ORDER"}]})
-    assert on_rating["message"]["rating_ack"] is True
+    assert on_rating["message"].get("rating_ack", on_rating["message"].get("received")) is True
     assert (await world.order(txn)).rating["value"] == 5
     on_support = await world.call("support", txn, {})
     assert on_support["message"]["support"]["phone"]
     # the tracking URL shows the charge, not the driver's billing details
     async with world.http.get(f"{world.bridge_url}/track/{order.id}") as r:
         tracked = await r.json()
-    assert tracked["beckn:state"] == "COMPLETED"
+    assert view.state({"message": {"order": tracked}}) == "COMPLETED"
     assert "billing-details" not in tracked["beckn:orderAttributes"]
+    assert phone not in orjson.dumps(tracked).decode()
     async with world.http.get(f"{world.bridge_url}/track/{order.id}",
                               headers={"Accept": "text/html"}) as r:
         assert "kWh" in await r.text()
@@ -102,7 +105,7 @@ async def test_bad_requests_change_nothing(world: World) -> None:
     assert (status, ack["error"]["code"]) == (400, "30000") and "price" in ack["error"]["message"]
     status, ack = await world.post("init", txn, init_message("+919800002201"))
     assert (status, ack["error"]["code"]) == (400, "40001")
-    assert await world.orders.get(txn) is None
+    assert await world.orders.get(world.txn(txn)) is None
     # confirm before paying: 40004 with the payment link, and the order stays INITIALIZED
     await world.call("select", txn, select_message(WALK_IN, budget=100))
     await world.call("init", txn, init_message("+919800002201"))
@@ -126,10 +129,7 @@ async def test_loyalty_and_fleet_rate_after_otp(world: World) -> None:
     msg = init_message(phone)
     msg["order"]["beckn:orderAttributes"]["fleet-details"] = {"beckn:id": "FLEET-ACME-01"}
     on_init = await world.call("init", txn, msg)
-    attrs = on_init["message"]["order"]["beckn:orderAttributes"]
-    assert attrs["fleet-verification"]["status"] == "OTP-SENT"
-    kinds = [b["beckn:breakupType"] for b in on_init["message"]["order"]["beckn:totals"]["beckn:breakup"]]
-    assert "discount" in kinds  # loyalty
+    assert any(-price for _, price in view.breakup(on_init)[0] if price < 0)  # loyalty
     code = next(m.text.split("code ")[1].split(" ")[0] for m in await _outbox(world, phone)
                 if "Fleet verification" in m.text)
     msg["order"]["beckn:orderAttributes"]["fleet-details"]["otp"] = "000000" if code != "000000" else "111111"
@@ -139,7 +139,7 @@ async def test_loyalty_and_fleet_rate_after_otp(world: World) -> None:
     on_init = await world.call("init", txn, msg)
     order = await world.order(txn)
     assert order.customer["fleet_verified"] is True
-    titles = " ".join(b["schema:name"] for b in on_init["message"]["order"]["beckn:totals"]["beckn:breakup"])
+    titles = " ".join(name for name, _ in view.breakup(on_init)[0])
     assert "Acme" in titles or "fleet" in titles.lower(), titles
 
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bridge.demo import view
 from bridge.journey.actions import journey_no_show
 from bridge.journey.common import JourneyDeps
 from bridge.journey.settle import finish, journey_settle, settle_order
@@ -124,8 +125,8 @@ async def test_no_show_after_grace_releases_the_slot(world: World) -> None:
     assert score is not None and score / 1000 > slot.timestamp()
     deps = JourneyDeps.build(world.settings, world.redis)
     try:
-        assert await journey_no_show({"journey": deps}, txn) == "expired"
-        assert await journey_no_show({"journey": deps}, txn) == "nothing to do"
+        assert await journey_no_show({"journey": deps}, world.txn(txn)) == "expired"
+        assert await journey_no_show({"journey": deps}, world.txn(txn)) == "nothing to do"
     finally:
         await deps.close()
     order = await world.order(txn)
@@ -144,17 +145,18 @@ async def test_power_cut_ends_with_a_refund(world: World) -> None:
                                                          "duration": 60, "outcome": "end"})
     interrupted = await world.bap.wait_for(
         "on_status", txn, where=lambda m: state_of(m)[1] == "CONNECTION-INTERRUPTED")
-    refund_hint = interrupted["message"]["order"]["beckn:orderAttributes"]["interruption"]
-    assert refund_hint["estimated-refund"]["value"] > 0
+    estimate = view.interruption(interrupted)[1]
+    assert estimate > 0
     done = await world.bap.wait_for("on_update", txn, count=2, timeout=40)
     assert state_of(done)[0] == "COMPLETED", done
     order = await world.order(txn)
     balanced(order)
     assert money(order.settlement["refund"]) > 0
-    # the estimate told at the interruption is the bill's refund (same policy lines)
-    estimate = money(refund_hint["estimated-refund"]["value"])
-    assert abs(estimate - money(order.settlement["refund"])) <= Decimal("5.00"), (
-        estimate, order.settlement)
+    if not view.is_rc2(view.order(interrupted)):
+        # the guide's estimate, told at the interruption, is the bill's refund (same policy
+        # lines); rc2 has no field for it and the BAP's own reckoning is rougher
+        assert abs(estimate - money(order.settlement["refund"])) <= Decimal("5.00"), (
+            estimate, order.settlement)
 
 
 async def test_start_rejected_by_the_cpo_refunds_in_full(world: World) -> None:
@@ -282,7 +284,7 @@ async def test_settlement_survives_a_worker_killed_midway(world: World) -> None:
         async def unnotify(o):
             o.settlement["notified"] = False
             return o
-        await world.orders.update(txn, unnotify)
+        await world.orders.update(world.txn(txn), unnotify)
         before = len(world.bap.of("on_update", txn))
         assert await journey_settle(ctx, "IN", "TPC", order.cdr_id) == "notified"
         assert await journey_settle(ctx, "IN", "TPC", order.cdr_id) == "already settled"

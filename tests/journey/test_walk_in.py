@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from bridge.demo import view
 from tests.journey.conftest import (
     WALK_IN,
     World,
@@ -24,15 +25,13 @@ async def test_walk_in_budget_journey(world: World) -> None:
     txn = "txn-walk-in-1"
     on_select = await world.call("select", txn, select_message(WALK_IN, budget=100))
     assert state_of(on_select)[0] == "QUOTED"
-    totals = on_select["message"]["order"]["beckn:totals"]
-    assert Decimal(str(totals["schema:price"])) <= Decimal("110")  # ₹100 + overage provision
+    assert view.breakup(on_select)[1] <= Decimal("110")  # ₹100 + overage provision
     on_init = await world.call("init", txn, init_message(PHONE))
-    pd = on_init["message"]["order"]["beckn:orderAttributes"]["payment-details"]
-    assert pd["beckn:status"] == "NOT-PAID" and pd["payment-url"].startswith(world.bridge_url)
+    asked = view.payment(on_init)
+    assert asked.status == "NOT-PAID" and asked.url.startswith(world.bridge_url)
     await pay(world, txn)
     paid = await world.bap.wait_for("on_status", txn)
-    assert paid["message"]["order"]["beckn:orderAttributes"]["payment-details"][
-        "beckn:status"] == "PAID"
+    assert view.payment(paid).status == "PAID"
     on_confirm = await world.call("confirm", txn, order_message())
     assert state_of(on_confirm)[0] == "CONFIRMED"
     otp = await world.otp(PHONE)
@@ -43,8 +42,7 @@ async def test_walk_in_budget_journey(world: World) -> None:
     assert state_of(on_update)[:2] == ("ACTIVE", "ACTIVE"), on_update
     on_track = await world.call("track", txn, {"order": {
         "beckn:orderAttributes": {"callback-url": f"{world.bap.url}/track/x"}}})
-    assert on_track["message"]["order"]["beckn:orderAttributes"]["tracking-details"][
-        "beckn:url"].startswith(f"{world.bridge_url}/track/")
+    assert view.tracking(on_track)[0].startswith(f"{world.bridge_url}/track/")
     # the budget is reached: the bridge stops the session, the CDR is settled
     done = await world.bap.wait_for("on_update", txn, count=2, timeout=40)
     assert state_of(done)[:2] == ("COMPLETED", "COMPLETED"), done
@@ -58,4 +56,4 @@ async def test_walk_in_budget_journey(world: World) -> None:
     assert money(s["final_amount"]) <= paid_amount + Decimal("15.00"), s
     assert Decimal(str(order.session["kwh"])) > 0
     assert world.bap.patches, "live tracking PATCHes were expected"
-    assert world.bap.patches[-1]["ev:energyDelivered"]["schema:value"] > 0
+    assert view.patch_reading(world.bap.patches[-1])[0] > 0
