@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from bridge.journey.metering import session_duration
 from bridge.mapping.catalog import CTX_SERVICE, PACK_CONNECTOR_TYPES, POWER_TYPES
 from bridge.ocpi.models import PowerType
 from bridge.orders import State
@@ -213,7 +214,7 @@ def payment(order: Order, bpp_id: str) -> dict[str, Any] | None:
     return out
 
 
-def session_bag(order: Order) -> dict[str, Any]:
+def session_bag(order: Order, now: datetime) -> dict[str, Any]:
     """ChargingSession (EvChargingSession pack): the charge as it is now."""
     bag: dict[str, Any] = {"@context": CTX_SESSION, "@type": "ChargingSession"}
     stopping = order.state is State.ACTIVE and order.commands.get("stop_requested")
@@ -228,10 +229,9 @@ def session_bag(order: Order) -> dict[str, Any]:
     s = order.session
     if s.get("kwh") is not None:
         bag["meteredEnergyKWh"] = num(s["kwh"])
-    if s.get("start") and s.get("last_updated"):
-        minutes = (datetime.fromisoformat(s["last_updated"]) - datetime.fromisoformat(s["start"])
-                   ).total_seconds() / 60
-        bag["meteredDurationMinutes"] = round(max(minutes, 0.0), 2)
+    duration = session_duration(order, now)
+    if duration is not None:
+        bag["meteredDurationMinutes"] = round(duration.total_seconds() / 60, 2)
     if s.get("cost") is not None:
         bag["totalCost"] = {"inclVat": num(s["cost"])}
     if s.get("last_updated"):
@@ -253,13 +253,14 @@ def session_bag(order: Order) -> dict[str, Any]:
     return bag
 
 
-def fulfillment(order: Order, code: str, tracking_url: str | None) -> dict[str, Any]:
+def fulfillment(order: Order, now: datetime, code: str, tracking_url: str | None
+                ) -> dict[str, Any]:
     out: dict[str, Any] = {"@context": CTX_CORE, "@type": "beckn:Fulfillment",
                            "beckn:id": f"fulfillment-{order.id}", "beckn:mode": "RESERVATION",
                            "beckn:fulfillmentStatus": code}
     if tracking_url:
         out["trackingAction"] = {"id": f"TRACK-{order.id[:12]}", "url": tracking_url}
-    out["beckn:deliveryAttributes"] = session_bag(order)
+    out["beckn:deliveryAttributes"] = session_bag(order, now)
     return out
 
 
@@ -292,8 +293,8 @@ def render_order(order: Order, now: datetime, bpp_id: str, fulfillment_code: str
     pay = payment(order, bpp_id)
     if pay:
         out["beckn:payment"] = pay
-    out["beckn:fulfillment"] = fulfillment(order, fulfillment_code, tracking_url)
-    out["beckn:orderAttributes"] = session_bag(order)
+    out["beckn:fulfillment"] = fulfillment(order, now, fulfillment_code, tracking_url)
+    out["beckn:orderAttributes"] = session_bag(order, now)
     return out
 
 
@@ -306,7 +307,7 @@ METRICS = {"ENERGY": ("ENERGY", "KWH"), "POWER": ("POWER", "KW"), "CURRENT": ("C
 def track_patch(order: Order, session: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The live-tracking PATCH body: rc2 defines none for the track callbackUrl, the
     EvChargingSession pack covers what it carries, so it is a ChargingSession bag."""
-    bag = session_bag(order)
+    bag = session_bag(order, now)
     if session.get("kwh") is not None:
         bag["meteredEnergyKWh"] = num(session["kwh"])
     cost = session.get("total_cost") or {}

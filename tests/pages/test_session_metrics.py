@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.journey.wire import session_metrics
+from bridge.journey.guide import session_metrics
 from bridge.orders import State
 from bridge.store.orders import Order
 
