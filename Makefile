@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; \
+            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; \
           done)
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck bench clean redis-path
+.PHONY: setup run test lint typecheck bench clean redis-path lock
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -32,6 +32,11 @@ lint: setup
 
 bench: setup
 	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/python bench/ocpi_ingest.py
+
+# requirements.lock: every runtime dependency pinned with hashes, for the container image
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	  -o requirements.lock
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
