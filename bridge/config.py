@@ -70,6 +70,10 @@ class Settings(BaseModel):
     ocpi_page_limit: int = Field(100, ge=1)
     ocpi_max_page_limit: int = Field(1000, ge=1)
     ocpi_events_maxlen: int = Field(200_000, ge=1000)
+    # The worker pulls every party's changes this often (minutes; 0 = never), except the
+    # parties listed in sync_skip ("IN-TPC,IN-ZEO"): those that push reliably.
+    ocpi_sync_interval: int = Field(60, ge=0, le=1440)
+    ocpi_sync_skip: str = ""
     # Outbound OCPI URLs taken from peers (bridge.urlguard): safe by default. Loopback is
     # for local development, `make run`, the tests and the demo; private ranges for
     # closed networks. Link-local, multicast and unspecified addresses are never called.

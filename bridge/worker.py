@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from arq.connections import RedisSettings
+from arq.cron import cron
 from arq.worker import Worker, func
 
 from bridge import metrics
@@ -38,6 +39,46 @@ async def sync_job(ctx: dict[str, Any], party: str | None = None,
     reports = await sync(deps, datetime.now(UTC), who,  # type: ignore[arg-type]
                          tuple(modules) if modules else ("locations", "tariffs", "sessions", "cdrs"))
     return [r.__dict__ for r in reports]
+
+
+async def periodic_sync(ctx: dict[str, Any]) -> int:
+    """arq cron (`ocpi.sync_interval` minutes): queue an incremental `sync` job per CPO party,
+    except the parties in `ocpi.sync_skip` (those that push reliably). Each job reads only
+    what changed since that party's last sync; a party whose job is still queued or
+    running is not queued twice (the job id is per party and run)."""
+    from arq.connections import ArqRedis
+
+    settings: Settings = ctx["settings"]
+    deps: OcpiDeps = ctx["ocpi"]
+    skip = parse_parties(settings.ocpi_sync_skip)
+    arq = ArqRedis(connection_pool=ctx["redis_app"].connection_pool)
+    queued = 0
+    run = datetime.now(UTC).strftime("%Y%m%d%H%M")
+    for conn in await deps.creds.connections():
+        for cc, pid in sorted(conn.parties - skip):
+            job = await arq.enqueue_job("sync", f"{cc}-{pid}", _queue_name=QUEUE,
+                                        _job_id=f"sync:{cc}-{pid}:{run}")
+            queued += job is not None
+    log.info("worker.periodic_sync", queued=queued, skipped=sorted(f"{c}-{p}" for c, p in skip))
+    return queued
+
+
+def parse_parties(text: str) -> frozenset[tuple[str, str]]:
+    """"IN-TPC, IN-ZEO" -> {("IN", "TPC"), ("IN", "ZEO")}."""
+    out = set()
+    for item in text.split(","):
+        cc, _, pid = item.strip().upper().partition("-")
+        if cc and pid:
+            out.add((cc, pid))
+    return frozenset(out)
+
+
+def sync_schedule(minutes: int) -> dict[str, Any]:
+    """arq cron fields for "every `minutes` minutes" (minute marks when it divides an hour,
+    else whole hours)."""
+    if minutes < 60:
+        return {"minute": set(range(0, 60, max(minutes, 1)))}
+    return {"hour": set(range(0, 24, max(minutes // 60, 1))), "minute": {0}}
 
 
 JOBS: list[Any] = [func(sync_job, name="sync", timeout=600)]
@@ -79,8 +120,11 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         await ctx["ocpi"].close()
         await ctx["redis_app"].aclose()
 
+    crons = [cron(periodic_sync, name="periodic_sync", timeout=60, run_at_startup=False,
+                  **sync_schedule(settings.ocpi_sync_interval))] if settings.ocpi_sync_interval else []
     return Worker(
         functions=[metrics.timed(f) for f in JOBS],
+        cron_jobs=crons,
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=startup,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -240,8 +241,14 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         party = (cc, pid)
 
+    progress = SyncProgress(sys.stderr)
+
     async def work(deps: Any) -> Any:
-        return await sync(deps, datetime.now(UTC), party, modules, full=args.full)
+        try:
+            return await sync(deps, datetime.now(UTC), party, modules, full=args.full,
+                              progress=progress)
+        finally:
+            progress.close()
 
     try:
         reports = asyncio.run(_with_deps(settings, work))
@@ -259,6 +266,44 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         print("no registered CPO matches", file=sys.stderr)
         return 1
     return 1 if failed else 0
+
+
+class SyncProgress:
+    """`bridge sync`'s progress: a bar per list on a terminal (tqdm), else a line every
+    5 seconds (logs of a cron job or a container)."""
+
+    def __init__(self, stream: Any, every: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.every = every
+        self.bar: Any = None
+        self.module = ""
+        self.last = 0.0
+
+    def __call__(self, module: str, read: int, total: int | None) -> None:
+        if module != self.module:
+            self.close()
+            self.module = module
+            if self.tty:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=f"sync {module}", unit="obj", file=self.stream,
+                                leave=True)
+        if self.bar is not None:
+            if total is not None and self.bar.total != total:
+                self.bar.total = total
+            self.bar.update(read - self.bar.n)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            of = f"/{total}" if total is not None else ""
+            print(f"sync {module}: {read}{of}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def register(sub: Any) -> None:

@@ -142,6 +142,13 @@ class OcpiClient:
     async def get_all(self, url: str, params: Mapping[str, str] | None = None,
                       max_pages: int = 100_000) -> AsyncIterator[Any]:
         """Every object of a paginated list, following `Link: rel="next"`."""
+        async for item, _total in self.get_all_counted(url, params, max_pages):
+            yield item
+
+    async def get_all_counted(self, url: str, params: Mapping[str, str] | None = None,
+                              max_pages: int = 100_000) -> AsyncIterator[tuple[Any, int | None]]:
+        """Like `get_all`, with the list's size as the sender announces it (`X-Total-Count`,
+        §4.1.3; None when absent) beside each object."""
         next_url: str | None = url
         query = params
         pages = 0
@@ -149,11 +156,20 @@ class OcpiClient:
             reply = await self.request("GET", next_url, params=query)
             if not isinstance(reply.data, list):
                 raise OcpiClientError(f"GET {next_url}: data is not a list", url=next_url)
+            total = _int_header(reply.headers, "X-Total-Count")
             for item in reply.data:
-                yield item
+                yield item, total
             pages += 1
             next_url = next_link(reply.headers.get("Link") or reply.headers.get("link"))
             query = None  # the next link carries the query
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name) or headers.get(name.lower())
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 async def discover_endpoints(client: OcpiClient, versions_url: str,

@@ -11,6 +11,7 @@ re-reads mostly what we already have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,26 +45,45 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
 
 
-async def sync_party(deps: OcpiDeps, conn: Connection, cc: str, pid: str, module: str,
-                     now: datetime, full: bool = False) -> SyncReport:
-    report = SyncReport(party=f"{cc}-{pid}", module=module)
+# Called after each object of a list: (module, objects read so far, total announced by the
+# CPO's X-Total-Count or None). The CLI draws its progress bar from it.
+Progress = Callable[[str, int, int | None], None]
+
+
+async def sync_connection(deps: OcpiDeps, conn: Connection, parties: list[tuple[str, str]],
+                          module: str, now: datetime, full: bool = False,
+                          progress: Progress | None = None) -> list[SyncReport]:
+    """One pass over one SENDER list of one platform for the given parties of it.
+
+    A platform that serves several parties lists all of them in one list (§4.1.5):
+    it is read once and each object goes to its party's report. `date_from` is the
+    oldest of the parties' last syncs, so nothing changed since any of them is missed."""
+    reports = {(cc, pid): SyncReport(party=f"{cc}-{pid}", module=module) for cc, pid in parties}
     url = conn.endpoint(module, "SENDER")
     if url is None:
-        report.errors.append(f"the CPO offers no {module} SENDER interface")
-        return report
+        for r in reports.values():
+            r.errors.append(f"the CPO offers no {module} SENDER interface")
+        return list(reports.values())
     model = SYNC_MODULES[module]
-    mark_key = keys.sync_mark(cc, pid, module)
+    marks = [] if full else await deps.store.redis.mget(
+        [keys.sync_mark(cc, pid, module) for cc, pid in parties])
     params: dict[str, str] = {}
-    last = None if full else await deps.store.redis.get(mark_key)
-    if last:
-        params["date_from"] = last.decode()
+    if marks and all(marks):
+        params["date_from"] = min(m.decode() for m in marks)  # RFC 3339 UTC sorts as text
     client = OcpiClient(deps.http(), conn.their_token, timeout=deps.settings.ocpi_request_timeout,
-                        from_party=deps.own_party, to_party=(cc, pid))
-    async for item in client.get_all(url, params=params):
+                        from_party=deps.own_party,
+                        to_party=parties[0] if len(parties) == 1 else None)
+    read = 0
+    async for item, total in client.get_all_counted(url, params=params):
+        read += 1
+        if progress is not None:
+            progress(module, read, total)
+        owner = (str(item.get("country_code", "")).upper(),
+                 str(item.get("party_id", "")).upper()) if isinstance(item, dict) else None
+        report = reports.get(owner) if owner else None
+        if report is None:
+            continue  # another party of the platform, not asked for this time
         report.fetched += 1
-        if not isinstance(item, dict) or (str(item.get("country_code", "")).upper(),
-                                          str(item.get("party_id", "")).upper()) != (cc, pid):
-            continue  # a platform serving several parties lists all of them
         try:
             obj: Any = model.model_validate(item, context=WIRE)
         except ValidationError as exc:
@@ -80,20 +100,25 @@ async def sync_party(deps: OcpiDeps, conn: Connection, cc: str, pid: str, module
             report.written += 1
         else:
             report.unchanged += 1
-    await deps.store.redis.set(mark_key, format_datetime(now))
-    log.info("ocpi.sync.done", party=report.party, module=module, fetched=report.fetched,
-             written=report.written, unchanged=report.unchanged, invalid=report.invalid)
-    return report
+    stamp = format_datetime(now)
+    await deps.store.redis.mset({keys.sync_mark(cc, pid, module): stamp for cc, pid in parties})
+    for r in reports.values():
+        log.info("ocpi.sync.done", party=r.party, module=module, fetched=r.fetched,
+                 written=r.written, unchanged=r.unchanged, invalid=r.invalid)
+    return list(reports.values())
 
 
 async def sync(deps: OcpiDeps, now: datetime, party: tuple[str, str] | None = None,
-               modules: tuple[str, ...] = tuple(SYNC_MODULES), full: bool = False
-               ) -> list[SyncReport]:
+               modules: tuple[str, ...] = tuple(SYNC_MODULES), full: bool = False,
+               progress: Progress | None = None,
+               skip: frozenset[tuple[str, str]] = frozenset()) -> list[SyncReport]:
+    """Sync every registered platform (or the one serving `party`), each list once."""
     reports = []
     for conn in await deps.creds.connections():
-        for cc, pid in sorted(conn.parties):
-            if party and (cc, pid) != party:
-                continue
-            for module in modules:
-                reports.append(await sync_party(deps, conn, cc, pid, module, now, full))
+        parties = sorted(p for p in conn.parties
+                         if (party is None or p == party) and p not in skip)
+        if not parties:
+            continue
+        for module in modules:
+            reports.extend(await sync_connection(deps, conn, parties, module, now, full, progress))
     return reports
