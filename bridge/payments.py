@@ -25,11 +25,10 @@ which the worker turns into the unsolicited `on_status` PAID.
 
 from __future__ import annotations
 
-import html
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -225,19 +224,3 @@ class SandboxGateway:
 
     async def release(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp:
         return await self._op(payment_id, "release", amount, key)
-
-
-def payment_page(state: PaymentState, order_summary: dict[str, Any]) -> str:
-    """The sandbox's payment page: what is being paid and one button."""
-    verb = "Authorise hold of" if state.mode == "HOLD" else "Pay"
-    done = state.status != "CREATED"
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in order_summary.items())
-    button = ("<p><strong>Done: " + html.escape(state.status) + "</strong></p>" if done else
-              f'<form method="post"><button type="submit">{verb} ₹{state.amount}</button></form>')
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Sandbox payment</title>"
-            f"</head><body><h1>Sandbox payment {html.escape(state.payment_id)}</h1>"
-            f"<p>Order {html.escape(state.order_id)}: {verb.lower()} "
-            f"{html.escape(state.currency)} {state.amount}</p><table>{rows}</table>{button}"
-            f"<p><small>This is the bridge's development gateway; no money moves.</small></p>"
-            f"</body></html>")

@@ -1,15 +1,20 @@
-"""What a session has delivered so far, from the order's session snapshot: pure, no I/O.
+"""What a session has delivered: pure, no I/O.
 
-The Beckn `real-time-metrics` (bridge.journey.wire) and the driver pages
-(bridge.journey.pages) both read the duration here, so the page and the
-`on_update` can never disagree about it.
+While it charges, from the order's session snapshot (the Beckn `real-time-metrics`
+in bridge.journey.wire and the driver pages both take the duration from
+`session_duration`). Once a CDR was billed, from the CDR: the record the bill was
+made on (its energy is the energy of the bill's lines), which may be newer than
+the last session update (an offline charger reports late).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bridge.ocpi.models import CDR
 from bridge.orders import TERMINAL
 from bridge.store.orders import Order
 
@@ -61,3 +66,25 @@ def iso_minutes(d: timedelta) -> str:
     """`PT{minutes}M{seconds}S`, the form `session-duration` has always had."""
     secs = int(d.total_seconds())
     return f"PT{secs // 60}M{secs % 60}S"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    kwh: Decimal
+    duration: timedelta | None
+    source: str  # "cdr" (what was billed) or "session" (the last session update)
+
+
+def delivered(order: Order, now: datetime, cdr: CDR | None = None) -> Delivered | None:
+    """Energy and duration delivered: the billed CDR's when given (and the order's own),
+    else the session snapshot's; None before any session."""
+    if cdr is not None and cdr.id == order.cdr_id:
+        return Delivered(Decimal(str(cdr.total_energy)),
+                         max(cdr.end_date_time - cdr.start_date_time, timedelta(0)), "cdr")
+    if not order.session:
+        return None
+    try:
+        kwh = Decimal(str(order.session.get("kwh", "0")))
+    except InvalidOperation:
+        kwh = Decimal(0)
+    return Delivered(kwh, session_duration(order, now), "session")

@@ -1,25 +1,53 @@
 """Pages the bridge serves to drivers: the sandbox payment page and the tracking page.
 
-    GET  /pay/{payment_id}    the payment page (sandbox gateway)
-    POST /pay/{payment_id}    pay / authorise the hold -> unsolicited on_status PAID (example 08)
-    GET  /track/{order_id}    the order's live state: JSON, or HTML for a browser
+    GET  /pay/{payment_id}    the payment / top-up page (sandbox gateway), HTML
+    POST /pay/{payment_id}    pay / authorise the hold -> unsolicited on_status PAID (example 08);
+                              JSON for `Accept: application/json`, else 303 to the page
+    GET  /track/{order_id}    the order's live state: the Beckn order as JSON; HTML for a
+                              browser; `?live=1` the figures the page's script refreshes
+
+The pages are rendered by bridge.journey.pages (pure); here they are loaded and
+answered. Language: `?lang=en|hi`, else `Accept-Language` (bridge.journey.strings).
 """
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
 
+from bridge.journey import pages
 from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, order_message, unsolicited
-from bridge.journey.wire import FULFILLMENT
-from bridge.orders import Event, State, TransitionError
-from bridge.payments import PaymentError, payment_page
+from bridge.journey.strings import choose
+from bridge.ocpi.models import CDR
+from bridge.orders import Event, TransitionError
+from bridge.payments import PaymentError
 from bridge.store.orders import Order
 
 JOURNEY = web.AppKey("journey", JourneyDeps)
+
+
+def _lang(request: web.Request) -> str:
+    return choose(request.query.get("lang"), request.headers.get("Accept-Language"))
+
+
+async def _billed_cdr(deps: JourneyDeps, order: Order | None) -> CDR | None:
+    """The CDR the order was billed on: what was delivered is read from it."""
+    if order is None or order.item is None or not order.cdr_id:
+        return None
+    stored = await deps.ocpi.store.get("cdrs", order.item.cc, order.item.pid, order.cdr_id)
+    if stored is None:
+        return None
+    try:
+        return CDR.model_validate(stored.data)
+    except ValueError:
+        return None
+
+
+def _html(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/html", charset="utf-8",
+                        headers=pages.HEADERS)
 
 
 async def pay_page(request: web.Request) -> web.Response:
@@ -28,12 +56,8 @@ async def pay_page(request: web.Request) -> web.Response:
     if state is None:
         raise web.HTTPNotFound(text="unknown payment")
     order = await deps.orders.by_order_id(state.order_id)
-    summary = {}
-    if order and order.item:
-        summary = {"Charger": order.item.evse_id or order.item.evse_uid,
-                   "Where": order.item.location_name or "",
-                   "Energy (estimate)": f"{(order.quote or {}).get('energy_kwh', '?')} kWh"}
-    return web.Response(text=payment_page(state, summary), content_type="text/html")
+    return _html(pages.payment_page(state, order, datetime.now(UTC), _lang(request),
+                                    cdr=await _billed_cdr(deps, order)))
 
 
 async def pay(request: web.Request) -> web.Response:
@@ -70,7 +94,8 @@ async def pay(request: web.Request) -> web.Response:
     if "application/json" in request.headers.get("Accept", ""):
         return web.json_response({"payment_id": state.payment_id, "status": state.status,
                                   "amount": str(state.amount)})
-    return web.Response(text=payment_page(state, {}), content_type="text/html")
+    # Post/redirect/get: reloading the page after paying does not post again.
+    raise web.HTTPSeeOther(f"?lang={_lang(request)}")  # relative: right behind a path prefix
 
 
 async def track_page(request: web.Request) -> web.Response:
@@ -82,20 +107,13 @@ async def track_page(request: web.Request) -> web.Response:
     # The tracking URL is a capability (an unguessable order id) that a driver may share:
     # it shows the charge, not the driver's billing details.
     public = order.model_copy(update={"customer": {}})
-    body = order_message(deps, public, now)["order"]
+    if "live" in request.query:
+        return web.json_response(pages.track_live(public, now, _lang(request)),
+                                 headers={"Cache-Control": "no-store"})
     if "text/html" in request.headers.get("Accept", "") and "json" not in request.query:
-        s = order.session
-        rows = {"Status": FULFILLMENT[order.state][2], "Energy": f"{s.get('kwh', '0')} kWh",
-                "Cost so far": f"₹{s.get('cost', '0')}", "Charger": order.item.evse_id
-                if order.item else ""}
-        table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                        for k, v in rows.items())
-        refresh = "<meta http-equiv='refresh' content='5'>" if order.state in (
-            State.ACTIVE, State.INTERRUPTED) else ""
-        return web.Response(text=f"<!doctype html><html><head><meta charset='utf-8'>{refresh}"
-                                 f"<title>Charging ORD-{order.id[:8]}</title></head><body>"
-                                 f"<h1>ORD-{order.id[:8]}</h1><table>{table}</table></body></html>",
-                            content_type="text/html")
+        return _html(pages.track_page(public, now, _lang(request),
+                                      cdr=await _billed_cdr(deps, order)))
+    body = order_message(deps, public, now)["order"]
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

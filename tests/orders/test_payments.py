@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from bridge.notify import Outbox
-from bridge.payments import EVENTS, PaymentError, SandboxGateway, payment_page
+from bridge.payments import EVENTS, PaymentError, SandboxGateway
 
 D = Decimal
 
@@ -48,13 +48,6 @@ async def test_unknown_payment(redis_client) -> None:
     with pytest.raises(PaymentError):
         await gw.refund("pay_nope", D(1), key="k")
     assert await gw.get("pay_nope") is None
-
-
-async def test_page_escapes_and_shows_amount(redis_client) -> None:
-    gw = SandboxGateway(redis_client, "http://h")
-    link = await gw.create_link("ord<3>", D("85.00"), "INR", "PREPAID", key="l3")
-    page = payment_page(await gw.get(link.payment_id), {"<b>": "x"})
-    assert "ord&lt;3&gt;" in page and "₹85.00" in page and "&lt;b&gt;" in page
 
 
 async def test_outbox(redis_client) -> None:
