@@ -6,7 +6,7 @@ PY    ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
           done)
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck bench clean redis-path lock
+.PHONY: setup chromium run test lint typecheck bench clean redis-path lock
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -20,11 +20,17 @@ setup: $(STAMP)
 	@scripts/ensure-redis.sh > var/redis-server.path
 	@echo "redis-server: $$(cat var/redis-server.path)"
 
+# The driver-page tests drive Debian's chromium (scripts/ensure-chromium.sh). Without one
+# the suite still runs and those tests fail, saying why.
+chromium: setup
+	@scripts/ensure-chromium.sh > var/chromium.path || : > var/chromium.path
+	@echo "chromium: $$(cat var/chromium.path)"
+
 run: setup
 	REDIS_SERVER=$$(cat var/redis-server.path) scripts/run.sh
 
-test: setup
-	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest
+test: setup chromium
+	REDIS_SERVER=$$(cat var/redis-server.path) CHROMIUM=$$(cat var/chromium.path) $(VENV)/bin/pytest
 
 lint: setup
 	$(VENV)/bin/ruff check .

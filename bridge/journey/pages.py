@@ -82,8 +82,8 @@ STATUS: dict[State, str] = {
 # Phase -> (symbol, tone). The symbol and the words carry the meaning; the tone's
 # colour only repeats it (WCAG 1.4.1).
 LOOK: dict[Phase, tuple[str, str]] = {
-    Phase.BOOKING: ("…", "wait"), Phase.WAITING: ("⏳", "wait"), Phase.CHARGING: ("⚡", "live"),
-    Phase.INTERRUPTED: ("⚠", "warn"), Phase.FINISHING: ("⏳", "wait"), Phase.BILLED: ("✓", "ok"),
+    Phase.BOOKING: ("…", "wait"), Phase.WAITING: ("◔", "wait"), Phase.CHARGING: ("⚡", "live"),
+    Phase.INTERRUPTED: ("⚠", "warn"), Phase.FINISHING: ("◔", "wait"), Phase.BILLED: ("✓", "ok"),
     Phase.ENDED: ("✕", "bad"),
 }
 
@@ -256,6 +256,17 @@ def local_time(dt: datetime, order: Order | None, *, date: bool = False) -> str:
     return at.strftime(("%Y-%m-%d %H:%M" if date else "%H:%M:%S") + " %Z")
 
 
+def slot_text(start: datetime, end: datetime | None, order: Order | None) -> str:
+    """2025-03-01 15:40 – 16:40 IST (the date once when the slot ends the same day)."""
+    first = local_time(start, order, date=True)
+    if end is None:
+        return first
+    last = local_time(end, order, date=True)
+    if first[:10] == last[:10]:
+        return f"{first[:16]} – {last[11:]}"
+    return f"{first} – {last}"
+
+
 def _when(value: Any) -> datetime | None:
     try:
         dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -379,10 +390,7 @@ def _charger(order: Order, lang: str) -> str:
         rows.append((text(lang, "location"), place, None))
     start, end = _when(order.request.get("start")), _when(order.request.get("end"))
     if order.request.get("reservation") and start:
-        slot = local_time(start, order, date=True)
-        if end:
-            slot += " – " + local_time(end, order, date=True)
-        rows.append((text(lang, "slot"), slot, None))
+        rows.append((text(lang, "slot"), slot_text(start, end, order), None))
     return f"<section><h2>{_e(text(lang, 'charger_heading'))}</h2>{_rows(rows)}</section>"
 
 

@@ -1,7 +1,7 @@
 """The driver pages served by a real bridge app (aiohttp on 127.0.0.1, a real Redis).
 
 `site` serves orders written to Redis as the journey writes them; the end-to-end
-browser tests use the journey harness (`world`: serve, worker, mock CPO).
+browser tests are in tests/journey/test_driver_pages.py (the journey harness).
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from bridge.config import Settings
 from bridge.payments import SandboxGateway
 from bridge.store.orders import Order, OrderStore
 from tests.conftest import ROOT
-from tests.journey.conftest import speed, world
-
-__all__ = ["speed", "world"]  # the journey harness, for the browser tests
 
 
 @dataclass

@@ -229,7 +229,7 @@ def test_before_charging_shows_the_quote_and_the_slot() -> None:
     d = doc(S.reserved())
     r = rows(d)
     assert r[EN["estimated_energy"]] == "10.000 kWh"
-    assert r[EN["slot"]] == "2025-03-01 15:40 IST – 2025-03-01 16:40 IST"
+    assert r[EN["slot"]] == "2025-03-01 15:40 – 16:40 IST"
     assert bill_of(d)[1] == ("Total", "₹300.52")
     assert r[EN["charger"]] == "IN*TPC*E1301"
     assert r[EN["connector"]] == "CCS2 · 120 kW"
