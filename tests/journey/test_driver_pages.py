@@ -45,8 +45,14 @@ from tests.pages.browser import (
 
 
 def on_update_bill(message: dict[str, Any]) -> tuple[Decimal, list[tuple[str, Decimal]]]:
-    """The bill an on_update carried: its total and its (title, amount) lines."""
-    totals = message["message"]["order"]["beckn:totals"]
+    """The bill an on_update carried: its total and its (title, amount) lines, in the rc2
+    profile (`beckn:orderValue`, the default) or the guide's (`beckn:totals`)."""
+    order = message["message"]["order"]
+    if "beckn:orderValue" in order:
+        value = order["beckn:orderValue"]
+        return (Decimal(str(value["value"])),
+                [(c["description"], Decimal(str(c["value"]))) for c in value["components"]])
+    totals = order["beckn:totals"]
     return (Decimal(str(totals["schema:price"])),
             [(b["schema:name"], Decimal(str(b["schema:price"]))) for b in totals["beckn:breakup"]])
 
