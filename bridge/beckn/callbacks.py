@@ -13,9 +13,10 @@ backoff while the request's ttl allows, then dead-lettered.
         finish (one Lua call):
           success: state=done, body dropped, next of the transaction woken
                    (LPUSH: it goes first), the arq job removed
-          failure: attempts+1, next try after backoff * 2^(attempts-1) if that is
-                   before the deadline and attempts < max (the arq job is moved to
-                   that time), else dead letter: ZADD obb:beckn:dead, state=dead,
+          failure: attempts+1, next try after min(backoff * 2^(attempts-1), max
+                   backoff), the last one at the deadline (`retry_delay`; the arq job
+                   is moved to that time), after it dead letter: ZADD obb:beckn:dead,
+                   state=dead,
                    the arq job removed; `bridge callbacks replay ID` resends.
 
 Why a fast lane: arq polls its queue every 0.5 s, which alone would break the
@@ -28,7 +29,8 @@ delivered callback's job is deleted unrun, so the happy path costs arq
 nothing (no job run, no result stored).
 
 Retries happen while `request timestamp + ttl` is in the future (or
-`beckn_callback_default_ttl` seconds when the request had no ttl).
+`beckn_callback_default_ttl` seconds when the request had no ttl); unsolicited
+callbacks (on_status / on_update of a charge) have a day.
 """
 
 from __future__ import annotations
@@ -282,7 +284,8 @@ def make_deps(settings: Settings, redis: aioredis.Redis) -> CallbackDeps:
 class Outcome:
     DONE = "done"
     DEAD = "dead"
-    RETRY = "retry"  # with a delay
+    RETRY = "retry"  # not due yet: try again after the delay
+    SCHEDULED = "scheduled"  # failed; the next try is scheduled (the arq job moved to it)
     WAIT = "wait"  # someone else holds it, or a predecessor is still pending
     GONE = "gone"  # unknown id, or already done/dead
 
@@ -300,6 +303,22 @@ async def _post(deps: CallbackDeps, url: str, body: bytes) -> str | None:
             return f"HTTP {resp.status}"
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return type(exc).__name__
+
+
+def retry_delay(settings: Settings, attempts: int, now: float, deadline: float) -> float | None:
+    """Seconds until the next try after `attempts` failed ones, or None: dead letter.
+
+    Capped exponential backoff (`callback_backoff` doubled each try, at most
+    `callback_max_backoff`: seconds, then minutes, then hourly) for as long as the
+    callback's deadline allows; the last try is made at the deadline itself. A
+    BAP down for minutes gets an unsolicited on_update, whose deadline is a day,
+    when it is back (issue 12, finding 10: 8 tries used to end after ~2 minutes).
+    `callback_max_attempts` only bounds a runaway."""
+    if attempts >= settings.beckn_callback_max_attempts or now >= deadline:
+        return None
+    delay: float = min(settings.beckn_callback_backoff * 2.0 ** min(attempts - 1, 30),
+                       settings.beckn_callback_max_backoff)
+    return min(delay, deadline - now)
 
 
 async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
@@ -337,8 +356,8 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
                                       0])
         log.debug("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)
         return Outcome.DONE, 0.0
-    delay = settings.beckn_callback_backoff * (2 ** (attempts - 1))
-    if attempts >= settings.beckn_callback_max_attempts or now + delay > float(deadline_b):
+    delay = retry_delay(settings, attempts, now, float(deadline_b))
+    if delay is None:
         await finish(keys=keys, args=["dead", cb_id, attempts, repr(now), DEAD_KEEP, failure, "0",
                                       job_id, 0])
         log.warning("beckn.callback.dead_letter", cb=cb_id, url=url, attempts=attempts,
@@ -354,13 +373,17 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
                                   _queue_name=QUEUE, _defer_by=delay)
     log.info("beckn.callback.retry", cb=cb_id, url=url, attempts=attempts, error=failure,
              delay=delay)
-    return Outcome.RETRY, delay
+    return Outcome.SCHEDULED, delay
 
 
 async def callback_job(ctx: dict[str, Any], cb_id: str) -> str:
     """arq job: deliver (or keep retrying) one callback."""
     deps: CallbackDeps = ctx["beckn_callbacks"]
     outcome, delay = await attempt_once(deps, cb_id)
+    if outcome == Outcome.SCHEDULED:
+        # The failed attempt already moved this job to the next try's time: a deferral
+        # here too would add the delay twice (each retry came about twice as late).
+        raise Retry(defer=0)
     if outcome in (Outcome.RETRY, Outcome.WAIT):
         raise Retry(defer=max(delay, 0.01))
     return outcome

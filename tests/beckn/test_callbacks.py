@@ -75,3 +75,49 @@ async def test_order_per_transaction_and_any_2xx(bridge: Bridge, bap: LoopbackBa
     got = [p.rsplit("/", 1)[-1] for p, _h, _b in bap.received]
     assert got == ["on_select", "on_init", "on_confirm", "on_status"]
     assert await dead_letters(redis_client) == []
+
+
+async def test_bap_down_for_minutes_still_gets_an_unsolicited_callback(
+        bridge: Bridge, bap: LoopbackBap, redis_client: Any) -> None:
+    """Issue 12, finding 10, time scaled by 0.02: a BAP down for 350 first-backoffs (7 s
+    here; 6 minutes with the 1 s default) gets the day-long on_update when it is back.
+    With the default tries it used to be dead-lettered after about two minutes."""
+    from bridge.config import Settings
+
+    over: dict[str, Any] = {"beckn_callback_backoff": 0.02,
+                            "beckn_callback_max_attempts": Settings().beckn_callback_max_attempts}
+    if "beckn_callback_max_backoff" in Settings.model_fields:
+        over["beckn_callback_max_backoff"] = 0.5  # one hour, scaled down further
+    settings = bridge.settings.replace(**over)
+    bap.fail = True
+    ctx = callback_context(request_context(bap), "update", settings, datetime.now(UTC),
+                           message_id="unsolicited-1")
+    await enqueue_callback(redis_client, settings, ctx, {"order": {}},
+                           deadline=time.time() + 86400)
+    worker = asyncio.create_task(run_worker(settings))
+    await asyncio.sleep(7)
+    assert bap.received == []
+    bap.fail = False
+    await asyncio.wait_for(worker, 30)
+    (cb,) = bap.callbacks("on_update")
+    assert cb["context"]["message_id"] == "unsolicited-1"
+    assert await dead_letters(redis_client) == []
+
+
+def test_retry_schedule_minutes_then_hours_until_the_deadline() -> None:
+    from bridge.beckn.callbacks import retry_delay
+    from bridge.config import Settings
+
+    s = Settings()
+    now, deadline = 0.0, 86400.0
+    delays = []
+    attempts = 1
+    while (d := retry_delay(s, attempts, now, deadline)) is not None:
+        delays.append(d)
+        now += d
+        attempts += 1
+    assert delays[:4] == [1, 2, 4, 8]
+    assert max(delays) == s.beckn_callback_max_backoff  # hourly at most
+    assert now == deadline  # the last try is at the deadline, then the dead letter
+    assert attempts < s.beckn_callback_max_attempts
+    assert sum(1 for d in delays if d < 60) < 8  # seconds first, then minutes, then hours
