@@ -325,6 +325,7 @@ async def main(args: argparse.Namespace) -> int:
         port = free_port()
         env = {**os.environ, "BRIDGE_CONFIG": str(ROOT / "config" / "bridge.toml"),
                "BRIDGE_REDIS_URL": redis_url, "BRIDGE_PORT": str(port),
+               "BRIDGE_REDIS_ALLOW_VOLATILE": "1",  # a throw-away Redis without AOF
                "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", "BRIDGE_LOG_LEVEL": "warning",
                "BRIDGE_LOG_FORMAT": "json", "BRIDGE_BECKN_SUBSCRIBER_ID": "bench-bpp",
                "BRIDGE_BECKN_PRIVATE_KEY": str(tmp / "bpp.key"),

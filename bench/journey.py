@@ -552,6 +552,7 @@ async def main() -> int:
         bridge_url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "BRIDGE_CONFIG": str(ROOT / "config" / "bridge.toml"),
                "BRIDGE_REDIS_URL": redis_url, "REDIS_URL": redis_url,
+               "BRIDGE_REDIS_ALLOW_VOLATILE": "1",  # a throw-away Redis without AOF
                "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(port),
                "BRIDGE_PUBLIC_URL": bridge_url, "BRIDGE_LOG_LEVEL": "warning",
                "BRIDGE_LOG_FORMAT": "json", "BRIDGE_BECKN_SUBSCRIBER_ID": BPP_ID,

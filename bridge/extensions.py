@@ -27,8 +27,10 @@ async def _beckn_callbacks(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
     ctx["beckn_callbacks"] = deps
 
     async def run() -> None:
+        from bridge.worker import keep_running
+
         try:
-            await fast_lane(deps)
+            await keep_running("beckn-callback-fast-lane", lambda: fast_lane(deps))
         finally:
             await deps.close()
 
@@ -44,7 +46,11 @@ async def _beckn_catalog(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
     nets = [n.strip() for n in settings.beckn_network_id.split(",") if n.strip()]
     store = CatalogStore(ctx["redis_app"], ctx["ocpi"].store, network_ids=nets)
     ctx["beckn_catalog"] = store
-    return asyncio.create_task(consume(ctx["redis_app"], store), name="beckn-catalog")
+    from bridge.worker import keep_running
+
+    return asyncio.create_task(keep_running("beckn-catalog", lambda: consume(ctx["redis_app"],
+                                                                             store)),
+                               name="beckn-catalog")
 
 
 def worker_extensions() -> None:

@@ -4,20 +4,39 @@ Job functions are plain `async def job(ctx, ...)`; `ctx["deps"]` holds what
 they need (settings, Redis, stores, an HTTP session), built once per process
 in `startup`. Feature packages contribute jobs by listing them in `JOBS`
 below; long-running consumers (e.g. the catalog renderer reading the OCPI
-change stream) are started by `STARTUP` hooks and stopped on shutdown.
+change stream) are started by `STARTUP` hooks and stopped on shutdown; they
+run under `keep_running`, which starts them again after any error.
+
+`BridgeWorker` is arq's worker made for processes that get killed and a Redis
+that restarts (issue 12, findings 2 and 7):
+
+- Lease. arq marks a job in progress for the largest job timeout + 10 s (610 s
+  with `sync`'s 600 s) and no worker runs it again before the mark expires: a
+  job whose worker was killed waited ten minutes. Here the mark lasts
+  `worker_job_lease` s (15) and is renewed every third of that while the job
+  runs (a heartbeat): a killed worker's job runs again within a lease, a live
+  worker's long job keeps its mark. Job timeouts stay what they were.
+- Redis errors. arq's poll loop raises on a lost connection and its process
+  ends. Here a failed poll is logged and tried again with capped backoff (a
+  Redis restart or failover is waited out); `bridge worker` also starts a new
+  worker if one ever stops on a Redis error, and runs under a supervisor
+  (`scripts/run.sh`, docker compose `restart:`) that restarts it anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.cron import cron
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from bridge import metrics
 from bridge.config import Settings
@@ -88,6 +107,86 @@ StartupHook = Callable[[dict[str, Any]], Awaitable[asyncio.Task[Any] | None]]
 STARTUP: list[StartupHook] = []
 
 
+REDIS_ERRORS = (RedisError, OSError)
+BACKOFF_MAX = 10.0  # seconds between tries while Redis does not answer
+
+
+def backoff(failures: int) -> float:
+    return float(min(0.2 * 2 ** min(failures, 10), BACKOFF_MAX))
+
+
+async def keep_running(name: str, make: Callable[[], Awaitable[None]]) -> None:
+    """Run a long-lived consumer; if it ever raises (Redis away, a bug hit once), log and
+    start it again after a capped backoff. Only cancellation ends it."""
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await make()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures = 1 if time.monotonic() - started > 60 else failures + 1
+            delay = backoff(failures)
+            log.warning("worker.consumer_restart", consumer=name, error=repr(exc)[:200],
+                        retry_in=delay)
+            await asyncio.sleep(delay)
+
+
+class BridgeWorker(Worker):
+    """arq's Worker with short renewed job leases and a poll loop that outlives Redis
+    restarts (see the module docstring)."""
+
+    def __init__(self, *args: Any, lease: float = 15.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lease = lease
+        self.in_progress_timeout_s = lease  # arq's PSETEX of the in-progress mark
+        self._renewed = 0.0
+        self._failures = 0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+            await self._renew_leases()
+        except REDIS_ERRORS as exc:
+            self._failures += 1
+            delay = backoff(self._failures)
+            log.warning("worker.redis_unavailable", error=repr(exc)[:200], retry_in=delay)
+            await asyncio.sleep(delay)
+            return
+        if self._failures:
+            log.info("worker.redis_back", after_failures=self._failures)
+            self._failures = 0
+
+    async def _renew_leases(self) -> None:
+        """The heartbeat: renew the in-progress mark of every job running here."""
+        now = time.monotonic()
+        if now - self._renewed < self.lease / 3:
+            return
+        self._renewed = now
+        running = [job_id for job_id, task in self.tasks.items() if not task.done()]
+        if not running:
+            return
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for job_id in running:
+                pipe.pexpire(in_progress_key_prefix + job_id, int(self.lease * 1000))
+            await pipe.execute()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's, but a Redis error while starting a job gives its slot back (arq's own
+        would keep it taken: after a few Redis hiccups the worker would take no job)."""
+        for job_id_b in job_ids:
+            taken = self.job_counter
+            try:
+                await super().start_jobs([job_id_b])
+            except REDIS_ERRORS:
+                if self.job_counter > taken and job_id_b.decode() not in self.tasks:
+                    self.job_counter -= 1
+                    self.sem.release()
+                raise
+
+
 def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200,
                  poll_delay: float = 0.05) -> Worker:
     from bridge.app import make_redis
@@ -122,7 +221,8 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
 
     crons = [cron(periodic_sync, name="periodic_sync", timeout=60, run_at_startup=False,
                   **sync_schedule(settings.ocpi_sync_interval))] if settings.ocpi_sync_interval else []
-    return Worker(
+    return BridgeWorker(
+        lease=settings.worker_job_lease,
         functions=[metrics.timed(f) for f in JOBS],
         cron_jobs=crons,
         queue_name=QUEUE,

@@ -35,6 +35,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+supervise() {  # name, log file, command...: start it again whenever it exits (a crash, kill -9)
+  local name=$1 log=$2
+  shift 2
+  (
+    child=
+    trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM INT
+    while true; do
+      "$@" >>"$log" 2>&1 &
+      child=$!
+      wait "$child" && rc=0 || rc=$?
+      echo "$(date -u +%FT%TZ) supervise: $name exited ($rc), starting it again in 1 s" >>"$log"
+      sleep 1
+    done
+  ) &
+  pids+=($!)
+}
+
 wait_http() {  # url, name
   for _ in $(seq 1 100); do
     if "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then return 0; fi
@@ -61,12 +78,14 @@ if [ ! -f var/keys/bridge-ed25519.key ] && "$VENV/bin/bridge" keys --help >/dev/
   "$VENV/bin/bridge" keys generate >var/log/keys.log 2>&1 || true
 fi
 
-echo "== bridge serve on $BRIDGE_PUBLIC_URL (log: var/log/bridge.log)"
-"$VENV/bin/bridge" serve >var/log/bridge.log 2>&1 &
-pids+=($!)
-echo "== bridge worker (log: var/log/worker.log)"
-"$VENV/bin/bridge" worker >var/log/worker.log 2>&1 &
-pids+=($!)
+# serve and worker run under a supervisor that starts them again if they die (a worker
+# also outlives Redis restarts by itself; the supervisor is for everything else).
+: >var/log/bridge.log
+: >var/log/worker.log
+echo "== bridge serve on $BRIDGE_PUBLIC_URL, supervised (log: var/log/bridge.log)"
+supervise serve var/log/bridge.log "$VENV/bin/bridge" serve
+echo "== bridge worker, supervised (log: var/log/worker.log)"
+supervise worker var/log/worker.log "$VENV/bin/bridge" worker
 wait_http "$BRIDGE_PUBLIC_URL/readyz" "bridge"
 
 if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then

@@ -43,12 +43,30 @@ def arm_crash_point(settings: Settings) -> None:
         arm(settings.test_crash_point, kill=True)
 
 
+def durable_or_exit(args: argparse.Namespace, settings: Settings, what: str
+                    ) -> tuple[Settings, int]:
+    """Settings with `--allow-volatile-redis` applied, and 0; or 2 after printing why the
+    process must not start (Redis does not persist acknowledged writes)."""
+    from bridge.durability import check
+
+    if getattr(args, "allow_volatile_redis", False):
+        settings = settings.replace(redis_allow_volatile=True)
+    reason = asyncio.run(check(settings, what))
+    if reason:
+        print(f"bridge {what}: {reason}", file=sys.stderr)
+        return settings, 2
+    return settings, 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.app import serve
 
     arm_crash_point(settings)
     if args.port is not None:
         settings = settings.replace(port=args.port)
+    settings, code = durable_or_exit(args, settings, "serve")
+    if code:
+        return code
     asyncio.run(serve(settings, extensions=extensions()))
     return 0
 
@@ -61,14 +79,34 @@ def extensions() -> tuple[Any, ...]:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the worker; never exit because Redis went away: a worker that stops on a Redis
+    error is replaced by a new one after a capped backoff (issue 12, finding 7)."""
+    import time
+
+    import structlog
+
     from bridge import extensions as ext
-    from bridge.worker import build_worker
+    from bridge.worker import REDIS_ERRORS, backoff, build_worker
 
     ext.worker_extensions()
     arm_crash_point(settings)
-    worker = build_worker(settings, burst=args.burst)
-    worker.run()
-    return 0
+    settings, code = durable_or_exit(args, settings, "worker")
+    if code:
+        return code
+    log = structlog.get_logger("bridge.worker")
+    failures = 0
+    while True:
+        worker = build_worker(settings, burst=args.burst)
+        started = time.monotonic()
+        try:
+            worker.run()
+            return 0  # stopped by a signal, or a --burst run is done
+        except REDIS_ERRORS as exc:
+            failures = 1 if time.monotonic() - started > 60 else failures + 1
+            delay = backoff(failures)
+            log.warning("worker.restart_after_redis_error", error=repr(exc)[:200],
+                        retry_in=delay)
+            time.sleep(delay)
 
 
 def parse_parties(words: list[str]) -> list[tuple[str, str]]:
@@ -307,12 +345,16 @@ class SyncProgress:
 
 
 def register(sub: Any) -> None:
+    volatile_help = ("start even if Redis does not persist acknowledged writes (no AOF): "
+                     "tests and benchmarks only")
     p = sub.add_parser("serve", help="run the HTTP server (OCPI + Beckn endpoints)")
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--allow-volatile-redis", action="store_true", help=volatile_help)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run the arq worker (callbacks, commands, settlement)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--allow-volatile-redis", action="store_true", help=volatile_help)
     p.set_defaults(func=cmd_worker)
 
     cpo = sub.add_parser("cpo", help="CPO connections")
