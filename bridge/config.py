@@ -55,6 +55,12 @@ class Settings(BaseModel):
     # "" = follow host and port: http://{host}:{port} (127.0.0.1 for a wildcard host)
     public_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Start even if Redis does not persist acknowledged writes (no AOF, no replicas
+    # required to write): tests and benchmarks only (`--allow-volatile-redis`).
+    redis_allow_volatile: bool = False
+    # A running job's in-progress mark lasts this long and is renewed while it runs:
+    # a killed worker's jobs run again within it (arq's own mark lasted 610 s).
+    worker_job_lease: float = Field(15.0, ge=2)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
     access_log: bool = True  # one line per request (bridge.metrics); off only for benchmarks
@@ -98,8 +104,9 @@ class Settings(BaseModel):
     beckn_signature_ttl: int = Field(300, ge=1)
     beckn_dedupe_ttl: int = Field(86400, ge=60)
     beckn_callback_timeout: float = Field(10.0, gt=0)
-    beckn_callback_max_attempts: int = Field(8, ge=1)
+    beckn_callback_max_attempts: int = Field(50, ge=1)  # a bound; the deadline decides
     beckn_callback_backoff: float = Field(1.0, gt=0)
+    beckn_callback_max_backoff: float = Field(3600.0, gt=0)
     beckn_callback_default_ttl: float = Field(60.0, gt=0)
     beckn_discover_max_limit: int = Field(100, ge=1)
     beckn_network_id: str = ""  # beckn:networkId of our items; empty: the request's network_id

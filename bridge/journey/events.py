@@ -34,9 +34,9 @@ from bridge.journey.common import JourneyDeps, NotApplicableNow, answer, apply, 
 from bridge.journey.queue import enqueue
 from bridge.journey.settle import end_on_session_data, estimate_refund, order_for
 from bridge.ocpi.models import Session, SessionStatus
-from bridge.orders import Event, State
+from bridge.orders import TERMINAL, Event, State
 from bridge.store.keys import EVENTS
-from bridge.store.orders import Order
+from bridge.store.orders import INFLIGHT, Order
 
 log = structlog.get_logger("bridge.journey.events")
 
@@ -117,6 +117,9 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
         return "ignored"
     if order.item and session.status is SessionStatus.ACTIVE:
         await deps.orders.mark_active(order.transaction_id, now)
+        if order.state not in TERMINAL:  # followed until it ends, pulled if pushes stop
+            await deps.redis.zadd(INFLIGHT, {order.transaction_id: int(
+                (now.timestamp() + deps.settings.journey_reconcile_after) * 1000)}, nx=True)
         await deps.redis.set(evse_key(order.item.cc, order.item.pid, order.item.evse_uid),
                              order.transaction_id, ex=7 * 86400)
     if session.status in (SessionStatus.COMPLETED, SessionStatus.INVALID):
@@ -395,9 +398,12 @@ async def watchdog_once(deps: JourneyDeps, now: datetime) -> list[str]:
 
 
 async def watchdog(deps: JourneyDeps, stop: asyncio.Event) -> None:
+    from bridge.journey.reconcile import reconcile_once
+
     while not stop.is_set():
         try:
             await watchdog_once(deps, datetime.now(UTC))
+            await reconcile_once(deps, datetime.now(UTC))  # pushes overdue: pull
         except Exception:
             log.exception("journey.watchdog_failed")
         with contextlib.suppress(TimeoutError):

@@ -12,10 +12,11 @@ never go ACTIVE, never be stopped at its target and never be settled. So:
   (`GET {sessions|cdrs}?date_from=...`, OCPI 2.2.1 mod_sessions §9.2.1 /
   mod_cdrs §10.2.1). What a pull finds is written to the store exactly as a push
   is (newer wins; a CDR once), so the change stream drives the order as usual.
-- `reconcile_order` does both for one order whose push is overdue, and
-  `reconcile_once` (the worker's watchdog, every `journey.watchdog_every` s)
-  does it for every order in flight (`obb:order:inflight`, START requested and
-  not yet ended) whose last push is older than `journey.reconcile_after` s.
+- `reconcile_order` does both for one order whose push is overdue (the arq job
+  `journey_reconcile`), and `reconcile_once` (the worker's watchdog, every
+  `journey.watchdog_every` s) queues it for every order in flight
+  (`obb:order:inflight`: from START requested, or a Session seen, until the order
+  ends) whose last push is older than `journey.reconcile_after` s.
 
 Pulls are bounded: one paginated GET per module per order per
 `reconcile_after`, from a little before the order's start request.
@@ -180,10 +181,13 @@ async def reconcile_order(deps: JourneyDeps, order: Order, now: datetime) -> str
 
 
 async def reconcile_once(deps: JourneyDeps, now: datetime) -> list[str]:
-    """Every in-flight order whose push is overdue, reconciled by pull."""
+    """Queue a pull (`journey_reconcile`) for every in-flight order whose push is overdue;
+    drop the orders that have ended. Returns the transaction ids queued."""
+    from bridge.journey.queue import enqueue
+
     after = deps.settings.journey_reconcile_after
     due = await deps.redis.zrangebyscore(INFLIGHT, "-inf", int(now.timestamp() * 1000),
-                                         start=0, num=200)
+                                         start=0, num=500)
     out = []
     for raw in due:
         txn = raw.decode()
@@ -192,11 +196,25 @@ async def reconcile_once(deps: JourneyDeps, now: datetime) -> list[str]:
             await deps.redis.zrem(INFLIGHT, txn)
             continue
         if overdue(order, now, after):
-            out.append(await reconcile_order(deps, order, now))
+            bucket = int(now.timestamp() / after)
+            await enqueue(deps.redis, "journey_reconcile", txn, job_id=f"reconcile:{txn}:{bucket}")
+            out.append(txn)
         last = order.session.get("seen") or order.commands.get("start_requested") or now.isoformat()
         nxt = max(datetime.fromisoformat(last), now) + timedelta(seconds=after)
         await deps.redis.zadd(INFLIGHT, {txn: int(nxt.timestamp() * 1000)})
     return out
 
 
-__all__ = ["State", "find_cdr", "find_session", "pull", "reconcile_once", "reconcile_order"]
+async def journey_reconcile(ctx: dict[str, Any], txn: str) -> str:
+    """arq job: pull one order's Session and CDR from its CPO (see `reconcile_order`)."""
+    from bridge.journey.actions import journey, now_utc
+
+    deps = journey(ctx)
+    order = await deps.orders.get(txn)
+    if order is None or (order.state in TERMINAL and order.settlement is not None):
+        return "ended"
+    return await reconcile_order(deps, order, now_utc())
+
+
+__all__ = ["State", "find_cdr", "find_session", "journey_reconcile", "pull", "reconcile_once",
+           "reconcile_order"]

@@ -22,7 +22,7 @@ from bridge.journey.common import (
 )
 from bridge.journey.queue import enqueue
 from bridge.orders import Event, State
-from bridge.store.orders import Order
+from bridge.store.orders import INFLIGHT, Order
 
 
 async def handle_update(req: BecknRequest) -> None:
@@ -53,6 +53,9 @@ async def handle_update(req: BecknRequest) -> None:
             return o
 
         await deps.orders.update(txn, start)
+        # followed until it ends; its Session is pulled from the CPO if no push comes
+        await deps.redis.zadd(INFLIGHT, {txn: int(
+            (now.timestamp() + deps.settings.journey_reconcile_after) * 1000)})
         await enqueue(deps.redis, "journey_start_session", txn, job_id=f"start:{order.id}:{now.timestamp()}")
         return
 
