@@ -267,7 +267,7 @@ async def test_settlement_survives_a_worker_killed_midway(world: World) -> None:
     # wait for the real CDR, then replay the settlement by hand as a crashed worker would
     for _ in range(400):
         order = await world.order(txn)
-        if order.cdr_id:
+        if order.cdr_id and (order.settlement or {}).get("notified"):
             break
         await asyncio.sleep(0.1)
     order = await world.order(txn)
