@@ -40,6 +40,7 @@ POINTS: dict[str, str] = {
     "order.changed": "an order's change (and its outbox) written, nothing after it done",
     "callback.posted": "a callback delivered to the BAP, not marked delivered",
     "journey.event_handled": "an OCPI change handled by the journey consumer, not acknowledged",
+    "beckn.checked": "a Beckn request found new (not a duplicate), its work not yet queued",
     "beckn.handled": "a Beckn request's work written, the ACK not sent",
     "ocpi.push_stored": "a CPO's push stored, the OCPI answer not sent",
 }

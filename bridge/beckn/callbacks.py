@@ -52,6 +52,7 @@ from arq.constants import job_key_prefix
 from arq.jobs import serialize_job
 from arq.worker import Retry
 
+from bridge.beckn import intake
 from bridge.beckn.models import Context, format_timestamp
 from bridge.beckn.signing import Signer, load_private_key
 from bridge.config import Settings
@@ -149,7 +150,8 @@ end
 return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq}
 """
 # KEYS cb, lock, txq, wake, dead, arq queue, arq job; ARGV mode (done|dead|retry), cb id,
-# attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms).
+# attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms), keep
+# seconds of a delivered answer that keeps its body (`keep` = 1: the dedupe window).
 # done/dead: the record's end state, the next callback of the transaction woken, the
 # arq job (the safety net) removed. retry: the arq job moved to next_at ('nojob' if
 # there is none any more).
@@ -162,15 +164,20 @@ if mode == 'retry' then
   redis.call('ZADD', KEYS[6], ARGV[9], ARGV[8])
   return false
 end
+local keep = ARGV[5]
 if mode == 'done' then
   redis.call('HSET', KEYS[1], 'state', 'done', 'attempts', ARGV[3], 'delivered', ARGV[4])
-  redis.call('HDEL', KEYS[1], 'body', 'recipe')
+  if redis.call('HGET', KEYS[1], 'keep') == '1' then
+    keep = ARGV[10]  -- an answer a duplicate request gets again (intake.py): kept as long
+  else
+    redis.call('HDEL', KEYS[1], 'body', 'recipe')
+  end
 else
   redis.call('HSET', KEYS[1], 'state', 'dead', 'attempts', ARGV[3], 'last_error', ARGV[6],
              'dead_at', ARGV[4])
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[1], keep)
 redis.call('LREM', KEYS[3], 1, ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[8])
 redis.call('DEL', KEYS[7], KEYS[2])
@@ -198,7 +205,8 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
                            message: dict[str, Any] | None = None,
                            error: dict[str, Any] | None = None,
                            deadline: float | None = None,
-                           holes: list[list[Part]] | None = None) -> str:
+                           holes: list[list[Part]] | None = None,
+                           answers: str | None = None, keep: bool = False) -> str:
     """Queue one signed callback; `context` is the callback's own context (use
     `callback_context`). Returns the callback id. Delivery order is the order of
     calls for the same (bap_id, transaction_id).
@@ -206,6 +214,11 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
     `holes` (discover): `message` holds as many `HOLE` markers, and the record keeps a
     recipe instead of the body: the worker's claim joins the pre-rendered fields in
     Redis at delivery, so the items never travel to serve and back.
+
+    `answers`: the request action this callback answers (its message id is the
+    request's): the request's duplicate-check record is written (or noted with this
+    callback's id) in the same MULTI (bridge/beckn/intake.py). `keep`: the body stays
+    after delivery for the dedupe window, so a duplicate request gets it again.
 
     One round trip (MULTI): the record, its place in the transaction's queue, the
     fast lane's wake-up, and the arq job, deferred by `safety_net_delay` (written as
@@ -235,6 +248,8 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
         "deadline": repr(deadline if deadline is not None else _deadline(context, settings, now)),
         "attempts": "0", "next_at": "0", "state": "pending", "created": repr(now), "replays": "0",
     }
+    if keep:
+        record["keep"] = "1"
     txq = beckn_keys.txn_queue(context.bap_id, context.transaction_id)
     now_ms = int(now * 1000)
     defer_ms = int(safety_net_delay(settings) * 1000)
@@ -247,6 +262,9 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
         pipe.psetex(job_key_prefix + job_id, defer_ms + _ARQ_EXPIRES_MS, job)
         pipe.zadd(QUEUE, {job_id: now_ms + defer_ms})
         pipe.rpush(beckn_keys.WAKE, cb_id)
+        if answers:
+            intake.take(pipe, context.bap_id, answers, context.message_id,
+                        cb_id if keep else None, settings.beckn_dedupe_ttl)
         await pipe.execute()
     return cb_id
 
@@ -353,18 +371,18 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     now = time.time()
     if failure is None:
         await finish(keys=keys, args=["done", cb_id, attempts, repr(now), DONE_KEEP, "", "0", job_id,
-                                      0])
+                                      0, settings.beckn_dedupe_ttl])
         log.debug("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)
         return Outcome.DONE, 0.0
     delay = retry_delay(settings, attempts, now, float(deadline_b))
     if delay is None:
         await finish(keys=keys, args=["dead", cb_id, attempts, repr(now), DEAD_KEEP, failure, "0",
-                                      job_id, 0])
+                                      job_id, 0, 0])
         log.warning("beckn.callback.dead_letter", cb=cb_id, url=url, attempts=attempts,
                     error=failure)
         return Outcome.DEAD, 0.0
     res = await finish(keys=keys, args=["retry", cb_id, attempts, repr(now), 0, failure,
-                                        repr(now + delay), job_id, int((now + delay) * 1000)])
+                                        repr(now + delay), job_id, int((now + delay) * 1000), 0])
     if res == b"nojob":  # its arq job is gone (e.g. queued by an older version): a new one
         arq = _arq(redis)
         if await arq.enqueue_job(JOB_NAME, cb_id, _job_id=job_id, _queue_name=QUEUE,
@@ -417,6 +435,45 @@ async def fast_lane(deps: CallbackDeps, stop: asyncio.Event | None = None,
             task = asyncio.create_task(one(raw.decode()))
             pending.add(task)
             task.add_done_callback(pending.discard)
+
+
+async def resend(redis: aioredis.Redis, settings: Settings, cb_id: str) -> str:
+    """The answer `cb_id` again, for a duplicate request: "pending" if it is still on its
+    way (nothing to do), "queued" if a copy is queued (same context and body, a fresh
+    retry window), "gone" if it is no longer kept."""
+    rec = await redis.hgetall(beckn_keys.callback(cb_id))
+    if not rec:
+        return "gone"
+    if rec.get(b"state") == b"pending":
+        return "pending"
+    content = ("body", rec[b"body"]) if b"body" in rec else (
+        ("recipe", rec[b"recipe"]) if b"recipe" in rec else None)
+    if content is None:
+        return "gone"
+    from bridge.worker import QUEUE
+
+    now = time.time()
+    new_id = uuid.uuid4().hex
+    copy = {k.decode(): v for k, v in rec.items()
+            if k in (b"url", b"action", b"bap_id", b"txn", b"message_id", b"keep")}
+    copy.update({"id": new_id, content[0]: content[1], "attempts": "0", "next_at": "0",
+                 "state": "pending", "created": repr(now), "replays": "0", "copy_of": cb_id,
+                 "deadline": repr(now + settings.beckn_callback_default_ttl)})
+    txq = beckn_keys.txn_queue(copy["bap_id"].decode(), copy["txn"].decode())
+    now_ms = int(now * 1000)
+    defer_ms = int(safety_net_delay(settings) * 1000)
+    job_id = _job_id(new_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(beckn_keys.callback(new_id), mapping=copy)
+        pipe.rpush(txq, new_id)
+        pipe.expire(txq, 7 * 86400)
+        pipe.psetex(job_key_prefix + job_id, defer_ms + _ARQ_EXPIRES_MS,
+                    serialize_job(JOB_NAME, (new_id,), {}, None, now_ms))
+        pipe.zadd(QUEUE, {job_id: now_ms + defer_ms})
+        pipe.rpush(beckn_keys.WAKE, new_id)
+        await pipe.execute()
+    log.info("beckn.callback.resent", cb=cb_id, copy=new_id)
+    return "queued"
 
 
 # --- dead letters (CLI)

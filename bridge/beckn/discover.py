@@ -559,7 +559,10 @@ async def handle_discover(req: BecknRequest) -> None:
         message = await on_discover_message(q, store, settings.beckn_subscriber_id, bpp_uri,
                                             plan)
     ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
-    await enqueue_callback(services.redis, settings, ctx, message, holes=holes)
+    # a duplicate discover is searched again (nothing changes by it), so its answer is
+    # not kept: the record holds the request's digest only (bridge/beckn/intake.py)
+    await enqueue_callback(services.redis, settings, ctx, message, holes=holes,
+                           answers="discover")
 
 
 register_action("discover", handle_discover)

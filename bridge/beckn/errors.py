@@ -15,12 +15,18 @@ into the AckResponse envelope; nothing else builds a NACK.
     +-- NotApplicable               40001  400  action not implemented (yet) by this BPP
     |   +-- UnknownAction           40001  404  no such Beckn action
     +-- ItemNotFound                30004  400  (for the order flows) item id unknown
+    +-- OrderNotFound               30010  400  an order id that is not this transaction's
+    +-- Duplicate                   (409: the request's message id was seen before)
+    |   +-- MessageIdReused         30020  409  same (bap_id, action, message_id), another body
+    |   +-- RequestInProgress       30021  409  a copy of it is being handled: retry shortly
+    |   +-- AlreadyAnswered         30022  409  answered before, the answer no longer kept
     +-- InternalError               31001  500  a bug or an unavailable dependency
 
 Codes come from the Beckn error code list (BECKN-005: 30000 invalid request,
-30004 item not found, 40001 action not applicable) and from the network-wide
-v1 list for signatures (10001 "Invalid Signature"); 31001 "Internal error" is
-the ONDC extension of the same list. The RC2 Error schema types `code` as a
+30004 item not found, 30010 order not found, 40001 action not applicable) and from
+the network-wide v1 list for signatures (10001 "Invalid Signature"); 31001
+"Internal error" is the ONDC extension of the same list. 30020-30022 are the
+bridge's own (the list has no code for a reused message id). The RC2 Error schema types `code` as a
 string, so codes are sent as strings ("30000").
 
 Lower layers (pydantic, cryptography, aiohttp) never leak: the module that
@@ -102,6 +108,30 @@ class ItemNotFound(BecknError):
     default_message = "Item not found"
 
 
+class OrderNotFound(BecknError):
+    code = "30010"
+    default_message = "Order not found"
+
+
+class Duplicate(BecknError):
+    http_status = 409
+
+
+class MessageIdReused(Duplicate):
+    code = "30020"
+    default_message = "this message_id was used for another request of this action"
+
+
+class RequestInProgress(Duplicate):
+    code = "30021"
+    default_message = "a copy of this request is being handled: retry shortly"
+
+
+class AlreadyAnswered(Duplicate):
+    code = "30022"
+    default_message = "this request was answered already; its answer is no longer kept"
+
+
 class InternalError(BecknError):
     code = "31001"
     http_status = 500
@@ -120,5 +150,10 @@ ERROR_TABLE: tuple[tuple[type[BecknError], str], ...] = (
     (UnknownSubscriber, "signing key not found in the registry / static keys"),
     (NotApplicable, "action not applicable here, or not in the order's current state"),
     (UnknownAction, "no such action (HTTP 404)"),
+    (ItemNotFound, "unknown charger or item"),
+    (OrderNotFound, "an order id that is not this transaction's order"),
+    (MessageIdReused, "(bap_id, action, message_id) seen before with another body (HTTP 409)"),
+    (RequestInProgress, "a copy of the request is still being handled: retry (HTTP 409)"),
+    (AlreadyAnswered, "a duplicate whose answer is no longer kept (HTTP 409)"),
     (InternalError, "unexpected failure (HTTP 500)"),
 )

@@ -10,8 +10,10 @@ Every request to `/beckn/{action}` goes through `receive()`:
     6. bpp_id is ours (required except discover)   WrongRecipient
     7. timestamp not in the future, ttl not over   StaleRequest
     8. keyId subscriber == context.bap_id          AuthError
-    9. (bap_id, message_id) seen before?           ACK, not processed again
-   10. the action's handler (validates its message, queues its work)
+    9. (bap_id, action, message_id) seen before?   the same body: its answer again;
+                                                  another body: NACK 30020 (intake.py)
+   10. the action's handler (validates its message, queues its work, and the request's
+       duplicate-check record with it)
    -> ACK
 
 `middleware` is the one place where exceptions become the NACK AckResponse.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,21 +39,25 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.beckn import signing
 from bridge.beckn.errors import (
+    AlreadyAnswered,
     AuthError,
     BecknError,
     InternalError,
     InvalidJson,
+    MessageIdReused,
+    RequestInProgress,
     SchemaError,
     StaleRequest,
     UnknownAction,
     WrongDomain,
     WrongRecipient,
 )
+from bridge.beckn.intake import CURRENT, LOCK_MS, Intake, digest
 from bridge.beckn.models import AckResponse, Context, Envelope, ErrorBody, format_timestamp
 from bridge.beckn.profiles import RC2, profile_for
 from bridge.beckn.registry import KeyDirectory, Subscriber
 from bridge.config import Settings
-from bridge.store import beckn_keys
+from bridge.crashpoints import crash_point
 
 log = structlog.get_logger("bridge.beckn")
 
@@ -207,19 +214,75 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
     structlog.contextvars.bind_contextvars(beckn_action=action, bap_id=ctx.bap_id,
                                            transaction_id=ctx.transaction_id,
                                            message_id=ctx.message_id)
-    seen = beckn_keys.seen(ctx.bap_id, ctx.message_id)
-    if not await services.redis.set(seen, b"1", nx=True, ex=services.settings.beckn_dedupe_ttl):
-        log.info("beckn.duplicate", action=action)
-        return _ack_ok(ctx.transaction_id)
+    taken = Intake(ctx.bap_id, action, ctx.message_id, digest(body),
+                   services.settings.beckn_dedupe_ttl)
+    got = await _check_script(services.redis)(keys=[taken.key, taken.lock],
+                                              args=[taken.digest, LOCK_MS])
+    if got[0] == b"dup" and action == "discover":
+        taken.written = True  # read-only: searched again, a fresh answer to the same id
+    elif got[0] != b"go":
+        return await _duplicate(services, taken, got, ctx)
+    crash_point("beckn.checked")
+    token = CURRENT.set(taken)
     try:
         await handler(BecknRequest(action=action, context=ctx, body=body, raw=raw,
                                    received_at=now, services=services, subscriber=sub,
                                    profile=profile_for(services.settings, ctx.bap_id)))
-    except BaseException:
-        # Not processed: a corrected or retried request must not be taken for a duplicate.
-        await services.redis.delete(seen)
-        raise
+        if not taken.written:  # nothing was queued: the record on its own
+            async with services.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(taken.key, mapping=taken.record())
+                pipe.expire(taken.key, taken.ttl)
+                await pipe.execute()
+            taken.written = True
+        crash_point("beckn.handled")
+    finally:
+        CURRENT.reset(token)
+        # Handled or refused: the lock goes (a refused request left no record, so a
+        # corrected or retried one is handled afresh).
+        await services.redis.delete(taken.lock)
     log.debug("beckn.ack", action=action)  # one line per request: not at info level
+    return _ack_ok(ctx.transaction_id)
+
+
+# Is (bap_id, action, message_id) taken? KEYS record, lock; ARGV digest, lock ms.
+# -> {'dup', cb id or ''} | {'conflict'} | {'busy'} | {'go'} (lock taken)
+_CHECK = """
+local d = redis.call('HGET', KEYS[1], 'd')
+if d then
+  if d ~= ARGV[1] then return {'conflict'} end
+  return {'dup', redis.call('HGET', KEYS[1], 'cb') or ''}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'go'} end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return {'busy'} end
+return {'conflict'}
+"""
+_CHECKS: weakref.WeakKeyDictionary[aioredis.Redis, Any] = weakref.WeakKeyDictionary()
+
+
+def _check_script(redis: aioredis.Redis) -> Any:
+    script = _CHECKS.get(redis)
+    if script is None:
+        script = _CHECKS[redis] = redis.register_script(_CHECK)
+    return script
+
+
+async def _duplicate(services: BecknServices, taken: Intake, got: list[bytes], ctx: Context
+                     ) -> web.Response:
+    """The same (bap_id, action, message_id) again. The same body: its answer again (or
+    nothing to do while that answer is still on its way: ACK). Another body: refused."""
+    from bridge.beckn.callbacks import resend
+
+    tag = got[0]
+    if tag == b"conflict":
+        raise MessageIdReused(f"message_id {ctx.message_id} was used for another {taken.action} "
+                              "request: use a new message_id", {"field": "context.message_id"})
+    if tag == b"busy":
+        raise RequestInProgress(details={"field": "context.message_id"})
+    cb_id = got[1].decode()
+    outcome = await resend(services.redis, services.settings, cb_id) if cb_id else "pending"
+    if outcome == "gone":
+        raise AlreadyAnswered(details={"field": "context.message_id"})
+    log.info("beckn.duplicate", action=taken.action, answer=outcome)
     return _ack_ok(ctx.transaction_id)
 
 

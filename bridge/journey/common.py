@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from bridge.beckn.callbacks import callback_context, enqueue_callback
-from bridge.beckn.errors import BecknError, ItemNotFound
+from bridge.beckn.errors import BecknError, OrderNotFound
 from bridge.beckn.models import Context
 from bridge.beckn.profiles import profile_for
 from bridge.beckn.transport import BecknRequest
@@ -194,7 +194,8 @@ async def reply(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetim
     `message`, already rendered in the order's profile)."""
     ctx = callback_context(req.context, req.action, deps.settings, now)
     return await enqueue_callback(deps.redis, deps.settings, ctx,
-                                  message=message or order_message(deps, order, now, extra))
+                                  message=message or order_message(deps, order, now, extra),
+                                  answers=req.action, keep=True)
 
 
 async def answer(deps: JourneyDeps, request: dict[str, Any], order: Order, now: datetime,
@@ -204,7 +205,8 @@ async def answer(deps: JourneyDeps, request: dict[str, Any], order: Order, now: 
     ctx = callback_context(Context.model_validate(request), request["action"], deps.settings, now)
     return await enqueue_callback(deps.redis, deps.settings, ctx,
                                   message=order_message(deps, order, now, extra),
-                                  deadline=now.timestamp() + 86400)
+                                  deadline=now.timestamp() + 86400, answers=request["action"],
+                                  keep=True)
 
 
 async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetime,
@@ -246,5 +248,5 @@ async def load(deps: JourneyDeps, req: BecknRequest, error: type[JourneyError],
                     {"transaction_id": req.context.transaction_id})
     ref = order_ref(req.body) if named else None
     if ref and ref != order.id:
-        raise ItemNotFound(f"order {ref} is not the order of this transaction", {"order": ref})
+        raise OrderNotFound(f"order {ref} is not the order of this transaction", {"order": ref})
     return order

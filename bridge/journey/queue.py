@@ -7,17 +7,63 @@ A `job_id` makes a job unique: enqueueing the same settlement twice runs it once
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from redis.exceptions import WatchError
+
+from bridge.beckn import intake
 
 
 async def enqueue(redis: aioredis.Redis, name: str, *args: Any, job_id: str | None = None,
                   defer_until: datetime | None = None) -> None:
     from bridge.worker import QUEUE
 
+    taken = intake.pending()
+    if taken is not None:
+        # The job is the Beckn request's queued work (e.g. update start-charging): its
+        # duplicate-check record goes in the same MULTI (bridge/beckn/intake.py).
+        await _enqueue_with_record(redis, QUEUE, name, args, job_id or uuid.uuid4().hex,
+                                   defer_until)
+        return
     arq = ArqRedis(connection_pool=redis.connection_pool)
     await arq.enqueue_job(name, *args, _job_id=job_id, _queue_name=QUEUE,
                           _defer_until=defer_until)
+
+
+async def _enqueue_with_record(redis: aioredis.Redis, queue: str, name: str,
+                               args: tuple[Any, ...], job_id: str,
+                               defer_until: datetime | None) -> None:
+    """arq's enqueue_job (unique by job id: WATCH, then MULTI), with the request's record
+    in the MULTI. An existing job of that id is left as it is; the record is written."""
+    job_key = job_key_prefix + job_id
+    while True:
+        async with redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(job_key)
+            exists = await pipe.exists(job_key, result_key_prefix + job_id)
+            now_ms = int(time.time() * 1000)
+            score = int(defer_until.timestamp() * 1000) if defer_until else now_ms
+            pipe.multi()
+            if not exists:
+                pipe.psetex(job_key, max(score - now_ms, 0) + _ARQ_EXPIRES_MS,
+                            serialize_job(name, args, {}, None, now_ms))
+                pipe.zadd(queue, {job_id: score})
+            taken = intake.pending()
+            if taken is not None:
+                intake.take(pipe, taken.bap_id, taken.action, taken.message_id)
+            try:
+                await pipe.execute()
+                return
+            except WatchError:  # the job appeared meanwhile: the record still goes in
+                if taken is not None:
+                    taken.written = False
+                continue
+
+
+_ARQ_EXPIRES_MS = 86_400_000  # arq's expires_extra_ms default

@@ -42,7 +42,8 @@ async def handle_support(req: BecknRequest) -> None:
     order = await find(deps, req)
     profile = profile_of(deps, order) if order else req.profile
     ctx = callback_context(req.context, "support", s, req.received_at)
-    await enqueue_callback(deps.redis, s, ctx, message=render(profile, s, order))
+    await enqueue_callback(deps.redis, s, ctx, message=render(profile, s, order),
+                           answers="support", keep=True)
 
 
 register_action("support", handle_support)

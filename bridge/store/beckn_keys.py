@@ -1,7 +1,12 @@
 """Redis keys of the Beckn side (the OCPI side's are in `bridge.store.keys`).
 
 Transport:
-    obb:beckn:msg:{bap_id}:{message_id}  STRING  seen marker (SET NX EX dedupe_ttl)
+    obb:beckn:msg:{bap_id}:{action}:{message_id}
+                                         HASH    a request taken: d = its digest, cb = the
+                                                 callback answering it (EX dedupe_ttl);
+                                                 written with the request's queued work
+    obb:beckn:msg:{bap_id}:{action}:{message_id}:lock
+                                         STRING  the digest, while the request is handled
     obb:beckn:reg:{subscriber}|{key_id}  STRING  registry record JSON ("" = not found),
                                                  EX registry_cache_ttl (negative: 60 s)
 Callbacks:
@@ -36,8 +41,12 @@ from __future__ import annotations
 PREFIX = "obb:beckn:"
 
 
-def seen(bap_id: str, message_id: str) -> str:
-    return f"{PREFIX}msg:{bap_id}:{message_id}"
+def seen(bap_id: str, action: str, message_id: str) -> str:
+    return f"{PREFIX}msg:{bap_id}:{action}:{message_id}"
+
+
+def seen_lock(bap_id: str, action: str, message_id: str) -> str:
+    return f"{seen(bap_id, action, message_id)}:lock"
 
 
 def registry(subscriber_id: str, key_id: str) -> str:

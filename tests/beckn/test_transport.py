@@ -160,17 +160,6 @@ async def test_order_actions_refuse_an_empty_message(bridge: Bridge, bap: Loopba
     nack(*await bridge.post(action, body, bap, sign=False), 401, "10001")
 
 
-async def test_same_message_id_processed_once(bridge: Bridge, bap: LoopbackBap, redis_client: Any
-                                              ) -> None:
-    body = discover_body(bap)
-    for _ in range(2):
-        status, ack = await bridge.post("discover", body, bap)
-        assert (status, ack["ack_status"]) == (200, "ACK")
-    assert await redis_client.zcard("obb:beckn:dead") == 0
-    queued = await redis_client.llen(f"obb:beckn:txq:{BAP_ID}:{body['context']['transaction_id']}")
-    assert queued == 1
-
-
 async def test_registry_lookup_is_cached(bridge: Bridge, bap: LoopbackBap) -> None:
     for _ in range(3):
         assert (await bridge.post("discover", discover_body(bap), bap))[0] == 200
