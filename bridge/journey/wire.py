@@ -280,12 +280,25 @@ def parse_track(body: dict[str, Any]) -> str | None:
 
 
 def order_ref(body: dict[str, Any]) -> str | None:
-    """The order id a status/cancel/rating/support request names, if any."""
-    message = body.get("message") or {}
-    order = message.get("order") if isinstance(message, dict) else None
+    """The order id a request names, if any: `message.order.beckn:id`, `message.order_id`,
+    a rating of the ORDER (`ratings[0].id`), a support request about an ORDER (`refId`)."""
+    message = body.get("message")
+    if not isinstance(message, dict):
+        return None
+    order = message.get("order")
+    ref: Any = None
     if isinstance(order, dict):
         ref = order.get("beckn:id")
-        return str(ref) if ref else None
+    elif message.get("order_id"):
+        ref = message["order_id"]
+    elif isinstance(message.get("ratings"), list) and message["ratings"]:
+        r = message["ratings"][0]
+        if isinstance(r, dict) and str(r.get("category") or r.get("rating_category")
+                                       or "ORDER").upper() == "ORDER":
+            ref = r.get("id")
+    elif message.get("refId") and str(message.get("refType", "ORDER")).upper() == "ORDER":
+        ref = message["refId"]
+    return str(ref) if ref else None
     ref = message.get("order_id") if isinstance(message, dict) else None
     return str(ref) if ref else None
 

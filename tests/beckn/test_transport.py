@@ -11,7 +11,7 @@ import pytest
 
 from bridge.beckn import signing
 from bridge.beckn.errors import AuthError
-from tests.beckn.conftest import BAP_ID, Bridge, LoopbackBap
+from tests.beckn.conftest import Bridge, LoopbackBap
 
 
 def discover_body(bap: LoopbackBap, **ctx: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from tests.conftest import ROOT, free_port
 BPP_ID = "bpp.journey.test"
 BAP_ID = "bap.journey.test"
 BAP_KEY = "bap-key-1"
+OTHER_BAP = "bap.other.test"  # a second, validly signed BAP (ownership tests)
 DOMAIN = "beckn.one:deg:ev-charging"
 
 # The Context schema says transaction ids are uuids: the scenarios name theirs, the wire
@@ -73,6 +74,8 @@ class TestBap:
     down: bool = False
     event: asyncio.Event = field(default_factory=asyncio.Event)
     inspect: Inspect | None = None
+    other_key: Any = None  # OTHER_BAP's signing key
+    other_received: list[dict[str, Any]] = field(default_factory=list)
 
     def sign(self, body: bytes) -> str:
         return signing.Signer(BAP_ID, BAP_KEY, self.key, 300).header(body, time.time())
@@ -134,10 +137,20 @@ class World:
         return wire_txn(name)
 
     async def post(self, action: str, txn: str, message: dict[str, Any],
-                   sign: bool = True) -> tuple[int, dict[str, Any]]:
-        body = orjson.dumps({"context": self.bap.context(action, txn), "message": message})
+                   sign: bool = True, *, as_bap: str | None = None,
+                   context: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """Send a signed request as the test BAP (or as `OTHER_BAP`, whose callbacks go
+        to {bap url}/other); `context` overrides fields of the context."""
+        ctx = self.bap.context(action, txn)
+        if as_bap == OTHER_BAP:
+            ctx.update(bap_id=OTHER_BAP, bap_uri=f"{self.bap.url}/other")
+        ctx.update(context or {})
+        body = orjson.dumps({"context": ctx, "message": message})
         headers = {"Content-Type": "application/json"}
-        if sign:
+        if sign and as_bap == OTHER_BAP:
+            headers["Authorization"] = signing.Signer(OTHER_BAP, BAP_KEY, self.bap.other_key,
+                                                      300).header(body, time.time())
+        elif sign:
             headers["Authorization"] = self.bap.sign(body)
         async with self.http.post(f"{self.bridge_url}/beckn/{action}", data=body,
                                   headers=headers) as r:
@@ -260,7 +273,7 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
     from bridge.extensions import app_extensions, worker_extensions
     from bridge.worker import build_worker
 
-    bap = TestBap(key=signing.generate_private_key())
+    bap = TestBap(key=signing.generate_private_key(), other_key=signing.generate_private_key())
     bridge_key = signing.generate_private_key()
     key_path = tmp_path / "bridge.key"
     key_path.write_bytes(signing.private_key_pem(bridge_key))
@@ -268,12 +281,19 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
 
     async def lookup(request: web.Request) -> web.Response:
         q = await request.json()
-        if (q.get("subscriber_id"), q.get("unique_key_id")) != (BAP_ID, BAP_KEY):
+        keys = {BAP_ID: bap.key, OTHER_BAP: bap.other_key}
+        sub = q.get("subscriber_id")
+        if sub not in keys or q.get("unique_key_id") != BAP_KEY:
             return web.json_response([])
-        return web.json_response([{"subscriber_id": BAP_ID, "unique_key_id": BAP_KEY,
+        return web.json_response([{"subscriber_id": sub, "unique_key_id": BAP_KEY,
                                    "status": "SUBSCRIBED", "type": "BAP",
                                    "signing_public_key": signing.public_key_b64(
-                                       bap.key.public_key())}])
+                                       keys[sub].public_key())}])
+
+    async def other_callback(request: web.Request) -> web.Response:
+        bap.other_received.append(orjson.loads(await request.read()))
+        bap.event.set()
+        return web.json_response({"ack_status": "ACK"})
 
     async def callback(request: web.Request) -> web.Response:
         if bap.down:
@@ -299,6 +319,7 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
     bap_app = web.Application()
     bap_app.router.add_post("/lookup", lookup)
     bap_app.router.add_post("/bap/{action}", callback)
+    bap_app.router.add_post("/other/{action}", other_callback)
     bap_app.router.add_patch("/track/{order}", track_patch)
     bap_port, bridge_port, mock_port = free_port(), free_port(), free_port()
     bap.url = f"http://127.0.0.1:{bap_port}"

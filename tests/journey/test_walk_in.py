@@ -3,6 +3,7 @@ the OTP, live tracking, automatic stop at the budget, CDR, settlement, final bil
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from bridge.demo import view
@@ -46,6 +47,10 @@ async def test_walk_in_budget_journey(world: World) -> None:
     # the budget is reached: the bridge stops the session, the CDR is settled
     done = await world.bap.wait_for("on_update", txn, count=2, timeout=40)
     assert state_of(done)[:2] == ("COMPLETED", "COMPLETED"), done
+    # the bridge stopped at the budget (no stop from the BAP): the final bill is a message
+    # of its own, never a repeat of the start's message id
+    final_id = done["context"]["message_id"]
+    assert final_id != on_update["context"]["message_id"] and str(uuid.UUID(final_id)) == final_id
     order = await world.order(txn)
     s = order.settlement
     assert s is not None and world.bap.unverified == 0
