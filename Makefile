@@ -6,7 +6,7 @@ PY    ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
           done)
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup chromium run test lint typecheck bench clean redis-path lock
+.PHONY: setup chromium run test interop lint typecheck bench clean redis-path lock
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -31,6 +31,21 @@ run: setup
 
 test: setup chromium
 	REDIS_SERVER=$$(cat var/redis-server.path) CHROMIUM=$$(cat var/chromium.path) $(VENV)/bin/pytest
+
+# The interoperability suite (interop/): an OCPI library no one here wrote, in its own venv.
+INTEROP_VENV  := var/interop-venv
+INTEROP_STAMP := $(INTEROP_VENV)/.installed-stamp
+
+$(INTEROP_STAMP): interop/requirements.txt
+	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
+	@mkdir -p var
+	$(PY) -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install -q --upgrade pip
+	$(INTEROP_VENV)/bin/pip install -q -r interop/requirements.txt
+	@touch $(INTEROP_STAMP)
+
+interop: setup $(INTEROP_STAMP)
+	REDIS_SERVER=$$(cat var/redis-server.path) $(INTEROP_VENV)/bin/python interop/run.py --bridge-venv $(VENV)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -103,7 +103,13 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
         extend(app)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        # Token cache invalidation across processes (CredentialsStore.follow_changes).
+        stop = asyncio.Event()
+        follower = asyncio.create_task(creds.follow_changes(stop))
         yield
+        stop.set()
+        follower.cancel()  # it may be waiting on Redis for up to a second
+        await asyncio.gather(follower, return_exceptions=True)
         await deps.close()
         await redis.aclose()
 

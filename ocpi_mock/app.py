@@ -30,7 +30,7 @@ def _slow_mock(mock: Mock) -> Callable[..., Awaitable[web.StreamResponse]]:
 
 def create_app(cfg: MockConfig, clock: SimClock | None = None,
                network: Network | None = None) -> web.Application:
-    clock = clock or SimClock(cfg.speed)
+    clock = clock or SimClock(cfg.speed, cfg.epoch)
     network = network or load_network(cfg.network, clock.now(), cfg.generate, cfg.seed)
     mock = Mock(cfg, clock, network)
     app = web.Application(middlewares=[

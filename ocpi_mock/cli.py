@@ -1,6 +1,7 @@
 """`ocpi-mock`: run the mock CPO and drive it.
 
-    ocpi-mock serve [--network FILE] [--speed N] [--generate N] [--seed S]
+    ocpi-mock serve [--network FILE] [--speed N] [--generate N] [--seed S] [--epoch T]
+                    [--trailing-slash]
     ocpi-mock connect EMSP_VERSIONS_URL TOKEN_A [--mock-url URL]
     ocpi-mock invite [--mock-url URL]          (prints token A as the last word)
     ocpi-mock fault KIND [key=value ...] [--mock-url URL]
@@ -19,6 +20,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,18 @@ def build_config(args: argparse.Namespace) -> MockConfig:
     return MockConfig(host=host, port=port, public_url=public.rstrip("/"),
                       network=Path(args.network), speed=args.speed, generate=args.generate,
                       seed=args.seed, tick_seconds=args.tick,
-                      trailing_slash=args.trailing_slash)
+                      trailing_slash=args.trailing_slash, epoch=_epoch(args.epoch))
+
+
+def _epoch(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    from bridge.ocpi.models import parse_datetime
+
+    try:
+        return parse_datetime(value)
+    except ValueError as exc:
+        raise SystemExit(f"ocpi-mock: --epoch: {exc}") from exc
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -160,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--generate", type=int, default=0, help="add N synthetic locations")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--tick", type=int, default=180, help="simulated seconds per meter tick")
+    s.add_argument("--epoch", default=None,
+                   help="simulated time at start (RFC 3339); default: now")
     s.add_argument("--trailing-slash", action="store_true",
                    help="publish endpoint URLs ending in '/' (as many CPO platforms do)")
     s.set_defaults(func=cmd_serve)

@@ -4,6 +4,7 @@ one `MockConfig` and everything else receives it (or the fields it needs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 DEFAULT_NETWORK = Path("config/networks/india.toml")
@@ -40,6 +41,10 @@ class MockConfig:
     # Publish endpoint URLs ending in "/" (`--trailing-slash`), as many CPO platforms
     # do: the eMSP must join paths to them without making "//".
     trailing_slash: bool = False
+    # Simulated time at start (`--epoch`); None: the real time. `KEEP_REDIS=1 make run`
+    # starts the new mock after the last timestamp the previous one wrote, so its
+    # updates are not older than what the eMSP kept (they would be ignored as stale).
+    epoch: datetime | None = None
 
     @property
     def base_url(self) -> str:

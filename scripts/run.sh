@@ -66,10 +66,9 @@ echo "== redis-server ($REDIS_SERVER) on 127.0.0.1:$REDIS_PORT, AOF in var/redis
 pids+=($!)
 for _ in $(seq 1 50); do "$VENV/bin/python" -c "import redis,sys; redis.Redis(port=int(sys.argv[1])).ping()" "$REDIS_PORT" 2>/dev/null && break; sleep 0.1; done
 if [ "${KEEP_REDIS:-0}" != "1" ]; then
-  # Each run starts from an empty database. The bundled mock CPO keeps no state and its
-  # clock runs --speed times faster than ours: the previous run's OCPI objects carry
-  # timestamps in the new mock's future (its updates would be ignored as stale) and its
-  # registration holds the parties the new mock registers. KEEP_REDIS=1 keeps the data.
+  # Each run starts from an empty database. KEEP_REDIS=1 keeps the data: the new mock
+  # then registers again from the same versions URL (which replaces its registration)
+  # and its clock starts after the kept objects' timestamps (see below).
   echo "== empty database (KEEP_REDIS=1 keeps the previous run's data)"
   "$VENV/bin/python" -c "import redis,sys; redis.Redis(port=int(sys.argv[1])).flushdb()" "$REDIS_PORT"
 fi
@@ -92,8 +91,29 @@ if "$VENV/bin/ocpi-mock" --help >/dev/null 2>&1; then
   echo "== mock CPO on $MOCK_CPO_PUBLIC_URL (log: var/log/mock.log)"
   # 15-simulated-second meter ticks: at speed 120 that is 8 Session PATCHes a second,
   # so the bridge sees the kWh and ₹ grow smoothly and stops close to the target.
+  MOCK_EPOCH=()
+  if [ "${KEEP_REDIS:-0}" = "1" ]; then
+    # The kept data carries the previous mock's (fast) simulated time: start the new mock
+    # just after its latest last_updated, or its updates would be ignored as stale.
+    LATEST=$("$VENV/bin/python" - "$REDIS_PORT" <<'PY'
+import sys
+from datetime import UTC, datetime, timedelta
+import redis
+r = redis.Redis(port=int(sys.argv[1]))
+ms = [int(s) for m in ("locations", "tariffs", "sessions", "cdrs")
+      for _, s in r.zrevrange(f"obb:ocpi:idx:{m}", 0, 0, withscores=True)]
+if ms and max(ms) / 1000 > datetime.now(UTC).timestamp():
+    t = datetime.fromtimestamp(max(ms) / 1000, UTC) + timedelta(minutes=1)
+    print(t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+PY
+)
+    if [ -n "$LATEST" ]; then
+      echo "== kept data runs to $LATEST (simulated): the mock's clock starts there"
+      MOCK_EPOCH=(--epoch "$LATEST")
+    fi
+  fi
   "$VENV/bin/ocpi-mock" serve --speed "${MOCK_SPEED:-120}" --tick "${MOCK_TICK:-15}" \
-    >var/log/mock.log 2>&1 &
+    "${MOCK_EPOCH[@]}" >var/log/mock.log 2>&1 &
   pids+=($!)
   wait_http "$MOCK_CPO_PUBLIC_URL/admin/health" "mock CPO"
   # One token A for the mock's three parties (a token A registers exactly the parties it

@@ -113,10 +113,15 @@ class CredentialsStore:
     parties, never a registration in progress nor an unknown token. A refusal
     is never taken from the cache: when a cached principal lacks the party a
     request is for, the OCPI middleware asks `authenticate_fresh` (Redis, and a
-    wait while a registration is completing) before it refuses. What the cache
-    can still do is let a token rotated or deleted through another process work
-    on this one for at most `cache_seconds` (0 turns the cache off). Changes
-    made through this process drop its cache at once.
+    wait while a registration is completing) before it refuses.
+
+    Across processes: every change of a registration is published on
+    `keys.CRED_CHANGED` after it is committed, and a serving process runs
+    `follow_changes`, which drops its cache on each message. The cache is used
+    only while that subscription is up (`_live`), so a token rotated or deleted
+    by another process (the CLI, another replica) stops working here as soon as
+    the message arrives, not `cache_seconds` later. A process that does not
+    follow changes (the CLI) does not cache at all.
     """
 
     def __init__(self, redis: aioredis.Redis, cache_seconds: float = 2.0,
@@ -126,6 +131,42 @@ class CredentialsStore:
         self.pending_wait = pending_wait
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._seen: dict[str, float] = {}
+        self._live = False  # subscribed to CRED_CHANGED: caching is safe
+
+    async def follow_changes(self, stop: asyncio.Event) -> None:
+        """Drop the token cache whenever any process changes a registration. Runs for
+        the life of a serving process; while unsubscribed (Redis away) nothing is cached."""
+        backoff = 0.1
+        while not stop.is_set():
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(keys.CRED_CHANGED)
+                self._cache.clear()
+                self._live = True
+                backoff = 0.1
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=1.0)
+                    if message is not None:
+                        self._cache.clear()
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+                pass
+            finally:
+                self._live = False
+                self._cache.clear()
+                try:
+                    await pubsub.aclose()
+                except Exception:  # the connection may already be gone
+                    pass
+            if not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    backoff = min(backoff * 2, 5.0)
+
+    async def _changed(self, conn_id: str) -> None:
+        self._cache.clear()
+        await self.redis.publish(keys.CRED_CHANGED, conn_id)
 
     async def create_invite(self, country_code: str, party_id: str,
                             *more: tuple[str, str]) -> str:
@@ -147,7 +188,7 @@ class CredentialsStore:
             return hit[1]
         principal = await self._lookup(th)
         if (principal is not None and principal.kind == "C" and principal.parties
-                and not principal.pending and self.cache_seconds > 0):
+                and not principal.pending and self.cache_seconds > 0 and self._live):
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[th] = (now + self.cache_seconds, principal)
@@ -266,7 +307,7 @@ class CredentialsStore:
             except aioredis.WatchError as exc:
                 raise PartyTaken("another registration of the same parties happened at "
                                  "the same time; try again") from exc
-        self._cache.clear()
+        await self._changed(conn.id)
         return replaced
 
     async def _replaced(self, reader: Any, conn: Connection) -> list[Connection]:
@@ -309,10 +350,11 @@ class CredentialsStore:
         parties = ",".join(f"{cc}:{pid}" for cc, pid in sorted(conn.parties))
         await self.redis.hset(keys.token(token_hash(token)), mapping={
             "kind": "C", "conn": conn.id, "parties": parties, "pending": "0"})
+        await self._changed(conn.id)
 
     async def drop_token(self, token: str) -> None:
-        self._cache.clear()
         await self.redis.delete(keys.token(token_hash(token)))
+        await self._changed("")
 
     async def consume_invite(self, token: str) -> bool:
         """Atomically take token A out of use; False if someone else already did."""
@@ -332,4 +374,4 @@ class CredentialsStore:
             for cc, pid in owned:
                 pipe.delete(keys.party_stats(cc, pid))
             await pipe.execute()
-        self._cache.clear()
+        await self._changed(conn.id)

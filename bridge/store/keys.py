@@ -37,6 +37,8 @@ Credentials and parties:
                                               endpoints (JSON), roles (JSON), created
     obb:cred:conns                      SET   conn ids
     obb:cred:party:{cc}:{pid}           STRING conn id serving that CPO party
+    obb:cred:changed                    PUBSUB a registration changed (conn id): every
+                                              process drops its token cache
     obb:cred:stats:{cc}:{pid}           HASH  last_push, last_push_what, last_error,
                                               last_error_at (for `bridge cpo list`)
     obb:sync:{cc}:{pid}:{module}        STRING last successful sync time (OCPI DateTime)
@@ -76,6 +78,7 @@ def conn(conn_id: str) -> str:
 
 
 CONNS = f"{PREFIX}cred:conns"
+CRED_CHANGED = f"{PREFIX}cred:changed"
 
 
 def party(cc: str, pid: str) -> str:

@@ -428,3 +428,27 @@ async def test_two_bridges_share_nothing_but_redis(redis_url: str, cpo_double: C
     finally:
         await stop_bridge(a)
         await stop_bridge(b)
+
+
+async def test_a_revoked_token_stops_working_on_every_process(
+        redis_url: str, cpo_double: CpoDouble, http: aiohttp.ClientSession) -> None:
+    """Unregistered through one serve process, the token is refused by the other one
+    as soon as the change is published, not when its cache entry expires (2 s)."""
+    a, b = await start_bridge(redis_url), await start_bridge(redis_url)
+    try:
+        cpo = await register_cpo(a, cpo_double, http)
+        on_b = Ocpi(b.url, cpo.token, http)
+        assert (await on_b.call("PUT", LOC, location()))[1]["status_code"] == 1000  # cached on b
+        assert (await cpo.call("DELETE", "/ocpi/2.2.1/credentials"))[1]["status_code"] == 1000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        status = 0
+        while loop.time() < deadline:
+            status = (await on_b.call("GET", "/ocpi/versions"))[0]
+            if status == 401:
+                break
+            await asyncio.sleep(0.02)
+        assert status == 401
+    finally:
+        await stop_bridge(a)
+        await stop_bridge(b)
