@@ -120,9 +120,12 @@ async def test_bridge_register_on_a_taken_party_leaves_nothing(
 
 async def test_bridge_register_cli_says_why_in_one_line(
         bridge: Bridge, cpo_double: CpoDouble, http: aiohttp.ClientSession,
-        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from bridge.cli import main
 
+    # in this process beside a live bridge: keep the CLI's logging set-up out of it
+    monkeypatch.setattr("bridge.cli.configure_logging", lambda *_a, **_k: None)
     cfg = tmp_path / "bridge.toml"
     cfg.write_text(f'[server]\nredis_url = "{bridge.settings.redis_url}"\n'
                    '[ocpi]\nallow_loopback_urls = true\n')
