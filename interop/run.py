@@ -117,9 +117,11 @@ class Stack:
             redis_server = path.read_text().strip() if path.exists() else ""
         if not redis_server:
             raise SystemExit("no redis-server: run `make setup` or set REDIS_SERVER")
+        # AOF on, as in production: `bridge serve` refuses a Redis that could lose
+        # acknowledged writes.
         self._spawn("redis", [redis_server, "--port", str(self.redis_port), "--bind",
-                              "127.0.0.1", "--save", "", "--appendonly", "no",
-                              "--dir", str(self.work)])
+                              "127.0.0.1", "--save", "", "--appendonly", "yes",
+                              "--appendfsync", "everysec", "--dir", str(self.work)])
         self._wait(lambda: self._redis_ping(), "redis-server")
         self.cli_sync("keys", "generate")
         self._spawn("serve", [str(self.venv / "bin" / "bridge"), "serve"])
