@@ -438,14 +438,13 @@ async def fast_lane(deps: CallbackDeps, stop: asyncio.Event | None = None,
 
 
 async def resend(redis: aioredis.Redis, settings: Settings, cb_id: str) -> str:
-    """The answer `cb_id` again, for a duplicate request: "pending" if it is still on its
-    way (nothing to do), "queued" if a copy is queued (same context and body, a fresh
-    retry window), "gone" if it is no longer kept."""
+    """The answer `cb_id` again, for a duplicate request: "queued" if a copy is queued
+    (same context and body, a fresh retry window; behind the original in its
+    transaction's queue when that is still on its way: the BAP asked again, so it gets
+    it again), "gone" if it is no longer kept."""
     rec = await redis.hgetall(beckn_keys.callback(cb_id))
     if not rec:
         return "gone"
-    if rec.get(b"state") == b"pending":
-        return "pending"
     content = ("body", rec[b"body"]) if b"body" in rec else (
         ("recipe", rec[b"recipe"]) if b"recipe" in rec else None)
     if content is None:
