@@ -3,6 +3,7 @@
     GET /healthz      the process is up
     GET /readyz       Redis answers (503 otherwise)
     GET /metrics      Prometheus metrics (bridge.metrics)
+    GET /openapi/ocpi.json, /openapi/beckn.json   OpenAPI 3.1 of both surfaces (bridge.openapi)
     /ocpi/...         OCPI 2.2.1 (bridge.ocpi), envelope + token middleware
     /beckn/...        Beckn 2.0 BPP (bridge.beckn), when present
 """
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
-from bridge import metrics
+from bridge import metrics, openapi
 from bridge.config import Settings
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
@@ -98,6 +99,13 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        # Built from the handlers' own models (bridge.openapi); public, like /ocpi/versions.
+        return web.Response(body=openapi.document_bytes(request.match_info["surface"]),
+                            content_type="application/json")
+
+    app.router.add_get(r"/openapi/{surface:ocpi|beckn}.json", openapi_document)
 
     for extend in extensions:
         extend(app)
