@@ -75,6 +75,37 @@ MONEY_MOVES = Counter(
     "obb_money_movements_total", "Payment operations asked of the gateway, by kind "
     "(refund, capture, release, top_up_link); a count, never an amount", ["kind"])
 
+
+
+def settlement_outcome(settlement: dict[str, Any]) -> str:
+    """refund | capture | top_up | even | provisional: what a settlement did, for the counter."""
+    from decimal import Decimal
+
+    def amount(key: str) -> Decimal:
+        return Decimal(str(settlement.get(key) or "0"))
+
+    if settlement.get("provisional"):
+        return "provisional"
+    if amount("top_up_now") > 0 or amount("top_up") > 0:
+        return "top_up"
+    if amount("refund_now") > 0 or amount("refund") > 0:
+        return "refund"
+    if amount("capture") > 0:
+        return "capture"
+    return "even"
+
+
+def count_settlement(settlement: dict[str, Any]) -> None:
+    """One settled order: its outcome, and the gateway operations it asked for (counts)."""
+    from decimal import Decimal
+
+    SETTLEMENTS.labels(settlement_outcome(settlement)).inc()
+    for key, kind in (("refund_now", "refund"), ("capture", "capture"), ("release", "release"),
+                      ("top_up_now", "top_up_link")):
+        if Decimal(str(settlement.get(key) or "0")) > 0:
+            MONEY_MOVES.labels(kind).inc()
+
+
 QUEUE_DEPTH = Gauge("obb_queue_depth", "Jobs waiting in the arq queue (due now or deferred)")
 QUEUE_DUE = Gauge("obb_queue_due", "Jobs in the arq queue whose time has come (backlog)")
 STREAM_LAG = Gauge("obb_stream_lag", "OCPI change-stream entries not yet read, by consumer group",

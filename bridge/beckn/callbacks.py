@@ -52,6 +52,7 @@ from arq.constants import job_key_prefix
 from arq.jobs import serialize_job
 from arq.worker import Retry
 
+from bridge import metrics
 from bridge.beckn import intake
 from bridge.beckn.models import Context, format_timestamp
 from bridge.beckn.signing import Signer, load_private_key
@@ -119,7 +120,7 @@ def _job_id(cb_id: str, replays: int | bytes | str = 0) -> str:
 # them, lists of pre-rendered catalog fields that are joined with "," here.
 _CLAIM = """
 local r = redis.call('HMGET', KEYS[1], 'state', 'next_at', 'bap_id', 'txn', 'url', 'body',
-                     'attempts', 'deadline', 'replays', 'recipe')
+                     'attempts', 'deadline', 'replays', 'recipe', 'created')
 if r[1] ~= 'pending' then return {'gone'} end
 if tonumber(r[2]) > tonumber(ARGV[1]) then return {'retry', r[2]} end
 local txq = ARGV[3] .. r[3] .. ':' .. r[4]
@@ -147,7 +148,7 @@ if not body and r[10] then
   out[#out + 1] = rc.s[#rc.s]
   body = table.concat(out)
 end
-return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq}
+return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq, r[11] or '0'}
 """
 # KEYS cb, lock, txq, wake, dead, arq queue, arq job; ARGV mode (done|dead|retry), cb id,
 # attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms), keep
@@ -358,8 +359,9 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
         return Outcome.RETRY, max(float(got[1]) - now, 0.0)
     if tag == b"wait":
         return Outcome.WAIT, WAIT_DEFER
-    url_b, body, attempts_b, deadline_b, replays, txq = got[1:]
+    url_b, body, attempts_b, deadline_b, replays, txq, created_b = got[1:]
     url = url_b.decode()
+    action = url.rsplit("/", 1)[-1]  # the metrics' label: on_select, on_status, ...
     job_id = _job_id(cb_id, replays)
     keys = [key, lock, txq, beckn_keys.WAKE, beckn_keys.DEAD, QUEUE, job_key_prefix + job_id]
     try:
@@ -373,6 +375,8 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
         await finish(keys=keys, args=["done", cb_id, attempts, repr(now), DONE_KEEP, "", "0", job_id,
                                       0, settings.beckn_dedupe_ttl])
         log.debug("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)
+        metrics.CALLBACKS.labels(action, "delivered").inc()
+        metrics.CALLBACK_LATENCY.labels(action).observe(max(now - float(created_b), 0.0))
         return Outcome.DONE, 0.0
     delay = retry_delay(settings, attempts, now, float(deadline_b))
     if delay is None:
@@ -380,6 +384,7 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
                                       job_id, 0, 0])
         log.warning("beckn.callback.dead_letter", cb=cb_id, url=url, attempts=attempts,
                     error=failure)
+        metrics.CALLBACKS.labels(action, "dead").inc()
         return Outcome.DEAD, 0.0
     res = await finish(keys=keys, args=["retry", cb_id, attempts, repr(now), 0, failure,
                                         repr(now + delay), job_id, int((now + delay) * 1000), 0])
@@ -391,6 +396,7 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
                                   _queue_name=QUEUE, _defer_by=delay)
     log.info("beckn.callback.retry", cb=cb_id, url=url, attempts=attempts, error=failure,
              delay=delay)
+    metrics.CALLBACKS.labels(action, "retry").inc()
     return Outcome.SCHEDULED, delay
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from bridge import metrics
 from bridge.crashpoints import crash_point
 from bridge.journey.actions import journey
 from bridge.journey.common import JourneyDeps, NotApplicableNow, answer, apply, unsolicited
@@ -235,6 +236,7 @@ async def journey_settle(ctx: dict[str, Any], cc: str, pid: str, cdr_id: str) ->
     log.info("journey.settled", order=settled.id, cdr_id=cdr_id, final=s.get("final_amount"),
              refund=s.get("refund"), capture=s.get("capture"), release=s.get("release"),
              top_up=s.get("top_up"), discrepancy=s.get("discrepancy"))
+    metrics.count_settlement(s)
     return "settled"
 
 
@@ -257,6 +259,7 @@ async def _credit(deps: JourneyDeps, order: Order, cdr: CDR, now: datetime) -> s
     _, order = await deps.orders.update(order.transaction_id, note)
     await unsolicited(deps, order, "on_status", now)
     log.info("journey.credit_cdr", order=order.id, cdr_id=cdr.id, amount=str(amount))
+    metrics.SETTLEMENTS.labels("credit").inc()
     return "credited"
 
 
@@ -292,4 +295,5 @@ async def end_on_session_data(deps: JourneyDeps, order: Order, now: datetime) ->
     if settled is None:
         return "already settled"
     await finish(deps, settled, now)
+    metrics.count_settlement(settled.settlement or {})
     return "ended"

@@ -200,3 +200,23 @@ async def test_worker_serves_its_metrics(redis_url: str) -> None:
         assert await metrics.start_server(r, "127.0.0.1", 0) is None
     finally:
         await r.aclose()
+
+
+@pytest.mark.parametrize(("settlement", "outcome", "moves"), [
+    ({"refund_now": "22.00", "refund": "22.00"}, "refund", ["refund"]),
+    ({"capture": "520.00", "release": "30.00"}, "capture", ["capture", "release"]),
+    ({"top_up_now": "20.00", "top_up": "20.00", "top_up_url": "x"}, "top_up", ["top_up_link"]),
+    ({"refund": "0", "final_amount": "100"}, "even", []),
+    ({"provisional": True, "refund_now": "5"}, "provisional", ["refund"]),
+])
+def test_settlement_counters(settlement: dict[str, object], outcome: str, moves: list[str]) -> None:
+    assert metrics.settlement_outcome(settlement) == outcome
+    text = metrics.render().decode()
+    before = {k: scrape_value(text, "obb_money_movements_total", kind=k)
+              for k in ("refund", "capture", "release", "top_up_link")}
+    settled = scrape_value(text, "obb_settlements_total", outcome=outcome)
+    metrics.count_settlement(settlement)
+    text = metrics.render().decode()
+    assert scrape_value(text, "obb_settlements_total", outcome=outcome) == settled + 1
+    for kind, n in before.items():
+        assert scrape_value(text, "obb_money_movements_total", kind=kind) == n + (kind in moves)
