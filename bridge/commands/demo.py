@@ -27,12 +27,6 @@ def cmd(args: argparse.Namespace, settings: Settings) -> int:
     except KeyFileError as exc:
         bridge_key = None
         notes.append(f"cannot read the bridge's key ({exc}): callbacks cannot be verified")
-    bap_url = f"http://127.0.0.1:{args.bap_port}"
-    if settings.beckn_registry_url.rstrip("/") != bap_url:
-        # The bridge finds a BAP's key through its registry; ours is served by the demo.
-        notes.append(f"warning: the bridge's beckn.registry_url is "
-                     f"{settings.beckn_registry_url or '(empty)'}, not {bap_url}: it will not "
-                     f"find the demo BAP's key (set BRIDGE_BECKN_REGISTRY_URL={bap_url})")
     cfg = DemoConfig(
         ends=Endpoints(bridge_url=settings.public_url, mock_url=args.mock_url.rstrip("/"),
                        bpp_id=settings.beckn_subscriber_id, domain=settings.beckn_domain,

@@ -99,7 +99,13 @@ class Client:
             err = ack.get("error") or {}
             self.out.wire(f"→ POST /beckn/{action} (signed)  ← HTTP {status} NACK "
                           f"{err.get('code')}: {err.get('message')}")
-            raise DemoFailure(f"{action} was refused: {err.get('code')} {err.get('message')}")
+            hint = ""
+            if str(err.get("code")) == "10001" and "registry" in str(err.get("message", "")):
+                # The bridge looks BAP keys up in its registry; the demo BAP serves its own.
+                hint = (f" (the bridge cannot find the demo BAP's key: run `bridge serve` with "
+                        f"BRIDGE_BECKN_REGISTRY_URL={self.bap.url})")
+            raise DemoFailure(f"{action} was refused: {err.get('code')} {err.get('message')}"
+                              f"{hint}")
         self.out.wire(f"→ POST /beckn/{action} (signed)  ← ACK")
 
     async def call(self, action: str, txn: str, message: dict[str, Any],
