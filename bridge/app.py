@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bridge import metrics, openapi
 from bridge.config import Settings
+from bridge.crashpoints import crash_point
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
 from bridge.ocpi.errors import OcpiError
@@ -44,6 +45,18 @@ Extension = Callable[[web.Application], None]
 
 def make_redis(settings: Settings) -> aioredis.Redis:
     return aioredis.Redis.from_url(settings.redis_url, max_connections=512)
+
+
+@web.middleware
+async def crash_middleware(request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+    """Fault injection only (`test_crash_point`): the crash point between a CPO's push
+    being stored and its OCPI answer going out (bridge/crashpoints.py)."""
+    response = await handler(request)
+    if request.path.startswith("/ocpi/") and request.method != "GET" and response.status < 300:
+        crash_point("ocpi.push_stored")
+    return response
 
 
 def build_app(settings: Settings, redis: aioredis.Redis | None = None,
@@ -74,6 +87,8 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
     middlewares = [middleware]
     if settings.access_log:
         middlewares.insert(0, metrics.make_middleware())
+    if settings.test_crash_point:
+        middlewares.insert(0, crash_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REDIS] = redis

@@ -1,9 +1,14 @@
 """What the driver is told, queued for the driver: the notifier interface and the
 development outbox.
 
-Production plugs an SMS / WhatsApp / push provider in as a `Notifier`. The
-development outbox keeps the messages in a Redis stream, so `bridge outbox
-[--phone N]` shows the OTPs and messages a driver would have received.
+Every message is first an entry of the outbox stream, written in the same
+atomic step as the order change that causes it (`message_effect`), so a
+message is queued exactly once however processes die. Production plugs an SMS /
+WhatsApp / push provider in as a `Notifier` fed from that stream (a consumer
+group: a message is acknowledged once the provider took it, and carries its
+stream entry id as the provider's idempotency key). The development outbox
+keeps the messages in the stream, so `bridge outbox [--phone N]` shows the
+OTPs and messages a driver would have received.
 
     obb:outbox    STREAM phone, kind (otp | info | payment | bill), text, order
 """
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+
+from bridge.store.effects import Effects
 
 OUTBOX = "obb:outbox"
 
@@ -31,13 +38,23 @@ class Notifier(Protocol):
     async def send(self, phone: str, kind: str, text: str, order: str) -> None: ...
 
 
+MAXLEN = 100_000
+
+
+def message_effect(fx: Effects, phone: str, kind: str, text: str, order: str) -> Effects:
+    """The outbox entry of one message, as a write of an order's change: a message is
+    queued in the same atomic step as the change that causes it, exactly once."""
+    return fx.xadd(OUTBOX, {"phone": phone, "kind": kind, "text": text, "order": order},
+                   maxlen=MAXLEN)
+
+
 class Outbox:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
     async def send(self, phone: str, kind: str, text: str, order: str) -> None:
         await self.redis.xadd(OUTBOX, {"phone": phone, "kind": kind, "text": text,
-                                       "order": order}, maxlen=100_000, approximate=True)
+                                       "order": order}, maxlen=MAXLEN, approximate=True)
 
     async def messages(self, phone: str | None = None, limit: int = 50) -> list[Message]:
         out = []

@@ -46,3 +46,11 @@ def test_armed_process_dies_by_sigkill_at_the_point() -> None:
     assert proc.returncode == -9
     assert proc.stdout == "before\n"
     assert "crash point command.sent: SIGKILL" in proc.stderr
+
+
+def test_every_named_point_is_in_the_code() -> None:
+    from pathlib import Path
+
+    source = "\n".join(p.read_text() for p in Path(crashpoints.__file__).parent.rglob("*.py"))
+    missing = [name for name in crashpoints.POINTS if f'crash_point("{name}")' not in source]
+    assert missing == []

@@ -57,8 +57,10 @@ from bridge.beckn import intake
 from bridge.beckn.models import Context, format_timestamp
 from bridge.beckn.signing import Signer, load_private_key
 from bridge.config import Settings
+from bridge.crashpoints import crash_point
 from bridge.mapping.catalog import OFFER_ITEM
 from bridge.store import beckn_keys
+from bridge.store.effects import Effects
 
 log = structlog.get_logger("bridge.beckn.callbacks")
 
@@ -221,9 +223,31 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
     callback's id) in the same MULTI (bridge/beckn/intake.py). `keep`: the body stays
     after delivery for the dedupe window, so a duplicate request gets it again.
 
-    One round trip (MULTI): the record, its place in the transaction's queue, the
-    fast lane's wake-up, and the arq job, deferred by `safety_net_delay` (written as
-    arq's enqueue_job writes it; the id is new, so arq's uniqueness check is moot)."""
+    One round trip (MULTI) of the writes `callback_effects` lists. To queue a callback
+    in the same atomic step as an order's change, pass those writes to
+    `OrderStore.update(..., effects=...)` instead."""
+    cb_id, fx = callback_effects(settings, context, message=message, error=error,
+                                 deadline=deadline, holes=holes, answers=answers, keep=keep)
+    async with redis.pipeline(transaction=True) as pipe:
+        fx.to_pipeline(pipe)
+        await pipe.execute()
+    fx.committed()
+    return cb_id
+
+
+def callback_effects(settings: Settings, context: Context,
+                     message: dict[str, Any] | None = None,
+                     error: dict[str, Any] | None = None,
+                     deadline: float | None = None,
+                     holes: list[list[Part]] | None = None,
+                     answers: str | None = None, keep: bool = False,
+                     into: Effects | None = None) -> tuple[str, Effects]:
+    """The writes that queue one callback (the one layout of a callback record, used
+    alone by `enqueue_callback` and with an order's change by the journey): the
+    record, its place in the transaction's queue, the fast lane's wake-up, the arq
+    job, deferred by `safety_net_delay` (written as arq's enqueue_job writes it; the
+    id is new, so arq's uniqueness check is moot), and (`answers`) the request's
+    duplicate-check record. Added to `into` if given."""
     from bridge.worker import QUEUE
 
     now = time.time()
@@ -242,7 +266,7 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
             {"s": [seg.decode() for seg in segments], "h": holes}))
     else:
         content = ("body", raw)
-    record = {
+    record: dict[str, str | bytes] = {
         "id": cb_id, "url": callback_url(settings, context), "action": context.action,
         "bap_id": context.bap_id, "txn": context.transaction_id,
         "message_id": context.message_id, content[0]: content[1],
@@ -255,19 +279,17 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
     now_ms = int(now * 1000)
     defer_ms = int(safety_net_delay(settings) * 1000)
     job_id = _job_id(cb_id)
-    job = serialize_job(JOB_NAME, (cb_id,), {}, None, now_ms)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(beckn_keys.callback(cb_id), mapping=record)
-        pipe.rpush(txq, cb_id)
-        pipe.expire(txq, 7 * 86400)
-        pipe.psetex(job_key_prefix + job_id, defer_ms + _ARQ_EXPIRES_MS, job)
-        pipe.zadd(QUEUE, {job_id: now_ms + defer_ms})
-        pipe.rpush(beckn_keys.WAKE, cb_id)
-        if answers:
-            intake.take(pipe, context.bap_id, answers, context.message_id,
-                        cb_id if keep else None, settings.beckn_dedupe_ttl)
-        await pipe.execute()
-    return cb_id
+    fx = into if into is not None else Effects()
+    fx.hset(beckn_keys.callback(cb_id), mapping=record)
+    fx.call("RPUSH", txq, cb_id)
+    fx.call("EXPIRE", txq, 7 * 86400)
+    fx.arq_job(QUEUE, job_id, serialize_job(JOB_NAME, (cb_id,), {}, None, now_ms),
+               now_ms + defer_ms, defer_ms + _ARQ_EXPIRES_MS, fresh=True)
+    fx.call("RPUSH", beckn_keys.WAKE, cb_id)
+    if answers:
+        intake.take(fx, context.bap_id, answers, context.message_id,
+                    cb_id if keep else None, settings.beckn_dedupe_ttl)
+    return cb_id, fx
 
 
 _ARQ_EXPIRES_MS = 86_400_000  # arq's expires_extra_ms default
@@ -372,6 +394,7 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     attempts = int(attempts_b) + 1
     now = time.time()
     if failure is None:
+        crash_point("callback.posted")  # delivered, not yet marked: it is sent again
         await finish(keys=keys, args=["done", cb_id, attempts, repr(now), DONE_KEEP, "", "0", job_id,
                                       0, settings.beckn_dedupe_ttl])
         log.debug("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)

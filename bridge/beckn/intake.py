@@ -76,7 +76,13 @@ def take(pipe: Any, bap_id: str, action: str, message_id: str, cb_id: str | None
             and intake.action == action and intake.message_id == message_id):
         pipe.hset(intake.key, mapping=intake.record(cb_id))
         pipe.expire(intake.key, intake.ttl)
-        intake.written = True
+        # Written with an order's change (bridge/store/effects.py): only once that step is
+        # made, which may be tried again (the effects are then built again).
+        later = getattr(pipe, "on_commit", None)
+        if later is not None:
+            later(lambda: setattr(intake, "written", True))
+        else:
+            intake.written = True
     elif cb_id is not None:
         key = beckn_keys.seen(bap_id, action, message_id)
         pipe.hset(key, "cb", cb_id)

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import structlog
 from arq import Retry
 
 from bridge.crashpoints import crash_point
-from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, unsolicited
+from bridge.journey.common import JourneyDeps, NotApplicableNow, apply
 from bridge.journey.queue import enqueue
-from bridge.journey.release import release_booking
+from bridge.journey.release import release_job
 from bridge.ocpi.commands import send_command
 from bridge.ocpi.errors import OcpiClientError, OcpiError
 from bridge.ocpi.models import (
@@ -33,6 +32,7 @@ from bridge.ocpi.models import (
 from bridge.ocpi.tokens import push_token
 from bridge.orders import Event, State, TransitionError
 from bridge.store.credentials import Connection
+from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
 log = structlog.get_logger("bridge.journey.actions")
@@ -70,49 +70,20 @@ def _retry_or_raise(ctx: dict[str, Any], exc: Exception) -> None:
 
 async def fail_order(deps: JourneyDeps, txn: str, reason: str, now: datetime,
                      code: str = "40006") -> None:
-    """The CPO refused or never answered: the order fails, everything is refunded,
-    the BAP gets an error on_update, the driver a message."""
+    """The CPO refused or never answered: the order fails, and in the same step the job
+    that refunds everything and tells the BAP (an error on_update) and the driver
+    (bridge/journey/release.py)."""
     def change(o: Order) -> Order:
         o = apply(o, Event.FAIL, now, NotApplicableNow, reason=reason)
+        o.request["failure"] = {"reason": reason, "code": code}
+        o.request["ended_at"] = now.isoformat()
         return o
 
     try:
-        _, order = await deps.orders.update(txn, change)
+        await deps.orders.update(txn, change,
+                                 effects=lambda _b, after: release_job(Effects(), after))
     except (TransitionError, NotApplicableNow):
         return
-    await refund_all(deps, order, f"fail:{order.id}")
-    if order.item:
-        await deps.orders.release_slot(order.item, order.id)
-    if order.token_uid:
-        await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid, AllowedType.NOT_ALLOWED, now)
-    order = await deps.orders.get(txn) or order
-    await unsolicited(deps, order, "on_update", now, error={"code": code, "message": reason})
-    await deps.outbox.send(order.customer.get("phone", "-"), "info",
-                           f"Sorry: {reason}. Order ORD-{order.id[:8]} is cancelled and fully "
-                           "refunded.", order.id)
-
-
-async def refund_all(deps: JourneyDeps, order: Order, key: str) -> Decimal:
-    p = order.payment
-    amount = Decimal(p.get("amount", "0"))
-    if p.get("status") == "PAID" and amount:
-        await deps.gateway.refund(p["id"], amount, key=key)
-    elif p.get("status") == "HELD" and amount:
-        await deps.gateway.release(p["id"], amount, key=key)
-    else:
-        amount = Decimal(0)
-    crash_point("release.money_moved")
-
-    def record(o: Order) -> Order:
-        o.settlement = {"key": key, "currency": p.get("currency", "INR"), "final_amount": "0",
-                        "paid": str(amount), "refund": str(amount if p.get("status") == "PAID" else 0),
-                        "release": str(amount if p.get("status") == "HELD" else 0),
-                        "capture": "0", "top_up": "0", "lines": [],
-                        "explanation": [f"nothing was delivered: {amount} returned in full"]}
-        return o
-
-    await deps.orders.update(order.transaction_id, record)
-    return amount
 
 
 async def command_uid(deps: JourneyDeps, order: Order, name: str, now: datetime) -> str:
@@ -180,14 +151,22 @@ def accepted(response: CommandResponse) -> bool:
 
 
 async def journey_push_token(ctx: dict[str, Any], txn: str) -> str:
+    """The order was confirmed: its token may charge from now on (what real-time
+    authorization answers) and is pushed to the CPO."""
     deps = journey(ctx)
+    order = await deps.orders.get(txn)
+    record = await deps.ocpi.tokens.get("APP_USER", order.token_uid or "") if order else None
+    if order is None or record is None:
+        return "no order or token"
+    if order.state in (State.CONFIRMED, State.RESERVED, State.ACTIVE, State.INTERRUPTED) and (
+            record.allowed is not AllowedType.ALLOWED):
+        await deps.ocpi.tokens.set_allowed("APP_USER", record.token.uid, AllowedType.ALLOWED,
+                                           now_utc())
+        record = await deps.ocpi.tokens.get("APP_USER", record.token.uid) or record
     found = await _order_and_conn(deps, txn)
     if found is None:
         return "no order or CPO"
     order, conn = found
-    record = await deps.ocpi.tokens.get("APP_USER", order.token_uid or "")
-    if record is None:
-        return "no token"
     try:
         await push_token(deps.ocpi, conn, record.token, (order.item.cc, order.item.pid))  # type: ignore[union-attr]
     except OcpiError as exc:  # the CPO has no tokens receiver: real-time authorization only
@@ -213,6 +192,8 @@ async def journey_start_session(ctx: dict[str, Any], txn: str) -> str:
     if record is None:
         await fail_order(deps, txn, "the order has no charging token", now)
         return "no token"
+    if record.allowed is not AllowedType.ALLOWED:  # the token push may not have run yet
+        await deps.ocpi.tokens.set_allowed("APP_USER", record.token.uid, AllowedType.ALLOWED, now)
     body = {"token": record.token.model_dump(mode="json", exclude_none=True),
             "location_id": item.location_id, "evse_uid": item.evse_uid,
             "connector_id": item.connector_id, "authorization_reference": order.id}
@@ -346,27 +327,23 @@ async def journey_start_failed(ctx: dict[str, Any], txn: str, uid: str, result: 
 
 
 async def journey_no_show(ctx: dict[str, Any], txn: str) -> str:
-    """The grace period is over and the car never plugged in: release the charger."""
+    """The grace period is over and the car never plugged in: the order expires, and in
+    the same step the job that gives back what the terms say and frees the charger."""
     deps = journey(ctx)
     now = now_utc()
     order = await deps.orders.get(txn)
     if order is None or order.state not in (State.RESERVED, State.CONFIRMED) or order.session.get(
             "id"):
         return "nothing to do"
+
+    def expire(o: Order) -> Order:
+        o = apply(o, Event.EXPIRE, now, NotApplicableNow, reason="no-show")
+        o.request["ended_at"] = now.isoformat()
+        return o
+
     try:
-        _, order = await deps.orders.update(
-            txn, lambda o: apply(o, Event.EXPIRE, now, NotApplicableNow, reason="no-show"))
+        await deps.orders.update(txn, expire,
+                                 effects=lambda _b, after: release_job(Effects(), after))
     except NotApplicableNow:
         return "state changed"
-    # A reserved slot held for nothing: the refund terms apply as for a late cancel. A
-    # walk-in that never plugged in used nothing: everything goes back.
-    refund = await release_booking(deps, order, now, key=f"no-show:{order.id}",
-                                   title="No-show charge", by_terms=bool(order.reservation_id),
-                                   token_state=AllowedType.EXPIRED)
-    order = await deps.orders.get(txn) or order
-    await unsolicited(deps, order, "on_status", now)
-    await deps.outbox.send(order.customer.get("phone", "-"), "info",
-                           f"Your slot for ORD-{order.id[:8]} was released after the grace "
-                           f"period. Refund: ₹{refund}.", order.id)
     return "expired"
-

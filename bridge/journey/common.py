@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
-from bridge.beckn.callbacks import callback_context, enqueue_callback
+from bridge.beckn.callbacks import callback_context, callback_effects
 from bridge.beckn.errors import BecknError, OrderNotFound
 from bridge.beckn.models import Context
 from bridge.beckn.profiles import profile_for
@@ -38,11 +38,12 @@ from bridge.beckn.transport import BecknRequest
 from bridge.config import Settings
 from bridge.journey.wire import Edge, order_ref, render_order
 from bridge.mapping.policy import PricingPolicy, load_policy
-from bridge.notify import Outbox
+from bridge.notify import Outbox, message_effect
 from bridge.ocpi.deps import OcpiDeps
 from bridge.orders import Event, TransitionError, transition
 from bridge.payments import SandboxGateway
 from bridge.store.credentials import CredentialsStore
+from bridge.store.effects import Effects
 from bridge.store.ocpi_store import OcpiStore
 from bridge.store.orders import Order, OrderStore
 
@@ -187,31 +188,38 @@ def order_message(deps: JourneyDeps, order: Order, now: datetime,
                                   extra=extra)}
 
 
-async def reply(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetime,
-                extra: dict[str, Any] | None = None,
-                message: dict[str, Any] | None = None) -> str:
+# Each callback exists twice: `x_effect` adds its writes to an order's change (the
+# outbox: sent exactly once, with the change), `x` queues it alone. The record itself
+# is always `bridge.beckn.callbacks.callback_effects`.
+
+
+def reply_effect(fx: Effects, deps: JourneyDeps, req: BecknRequest, order: Order,
+                 now: datetime, extra: dict[str, Any] | None = None,
+                 message: dict[str, Any] | None = None) -> str:
     """The on_{action} answer to `req`: the order as it is now (or the action's own
     `message`, already rendered in the order's profile)."""
     ctx = callback_context(req.context, req.action, deps.settings, now)
-    return await enqueue_callback(deps.redis, deps.settings, ctx,
-                                  message=message or order_message(deps, order, now, extra),
-                                  answers=req.action, keep=True)
+    cb_id, _ = callback_effects(deps.settings, ctx,
+                                message=message or order_message(deps, order, now, extra),
+                                answers=req.action, keep=True, into=fx)
+    return cb_id
 
 
-async def answer(deps: JourneyDeps, request: dict[str, Any], order: Order, now: datetime,
-                 extra: dict[str, Any] | None = None) -> str:
+def answer_effect(fx: Effects, deps: JourneyDeps, request: dict[str, Any], order: Order,
+                  now: datetime, extra: dict[str, Any] | None = None,
+                  error: dict[str, Any] | None = None) -> str:
     """A late answer to an earlier request of the BAP (`request`: its stored context),
     e.g. on_update ACTIVE to start-charging: the request's message id, a day to deliver."""
     ctx = callback_context(Context.model_validate(request), request["action"], deps.settings, now)
-    return await enqueue_callback(deps.redis, deps.settings, ctx,
-                                  message=order_message(deps, order, now, extra),
-                                  deadline=now.timestamp() + 86400, answers=request["action"],
-                                  keep=True)
+    cb_id, _ = callback_effects(deps.settings, ctx, message=order_message(deps, order, now, extra),
+                                error=error, deadline=now.timestamp() + 86400,
+                                answers=request["action"], keep=True, into=fx)
+    return cb_id
 
 
-async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetime,
-                      extra: dict[str, Any] | None = None,
-                      error: dict[str, Any] | None = None) -> str:
+def unsolicited_effect(fx: Effects, deps: JourneyDeps, order: Order, action: str,
+                       now: datetime, extra: dict[str, Any] | None = None,
+                       error: dict[str, Any] | None = None) -> str:
     """An on_status / on_update the BAP did not ask for (payment, charging, interruption):
     a message id of its own, every time."""
     stored = order.request.get("context")
@@ -220,9 +228,40 @@ async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetim
     request = Context.model_validate(stored)
     ctx = callback_context(request, action, deps.settings, now, message_id=new_message_id())
     # Unsolicited messages have no request ttl to live within: give them a day.
-    return await enqueue_callback(deps.redis, deps.settings, ctx,
-                                  message=order_message(deps, order, now, extra), error=error,
-                                  deadline=now.timestamp() + 86400)
+    cb_id, _ = callback_effects(deps.settings, ctx, message=order_message(deps, order, now, extra),
+                                error=error, deadline=now.timestamp() + 86400, into=fx)
+    return cb_id
+
+
+def tell_effect(fx: Effects, order: Order, kind: str, text: str) -> Effects:
+    """A message to the order's driver (the outbox), with the order's change."""
+    return message_effect(fx, order.customer.get("phone", "-"), kind, text, order.id)
+
+
+async def reply(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetime,
+                extra: dict[str, Any] | None = None,
+                message: dict[str, Any] | None = None) -> str:
+    fx = Effects()
+    cb_id = reply_effect(fx, deps, req, order, now, extra, message)
+    await fx.run(deps.redis)
+    return cb_id
+
+
+async def answer(deps: JourneyDeps, request: dict[str, Any], order: Order, now: datetime,
+                 extra: dict[str, Any] | None = None) -> str:
+    fx = Effects()
+    cb_id = answer_effect(fx, deps, request, order, now, extra)
+    await fx.run(deps.redis)
+    return cb_id
+
+
+async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetime,
+                      extra: dict[str, Any] | None = None,
+                      error: dict[str, Any] | None = None) -> str:
+    fx = Effects()
+    cb_id = unsolicited_effect(fx, deps, order, action, now, extra, error)
+    await fx.run(deps.redis)
+    return cb_id
 
 
 def belongs(order: Order, req: BecknRequest) -> bool:

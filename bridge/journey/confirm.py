@@ -4,8 +4,9 @@ The payment must be in place (paid, or the hold authorised; postpaid needs
 nothing). A walk-in becomes CONFIRMED; a future slot is taken atomically in
 the slot calendar (two BAPs confirming one slot: exactly one wins) and becomes
 RESERVED, with OCPI RESERVE_NOW sent to the CPO shortly before the slot and a
-no-show timer for the end of the grace period. The order's token is allowed to charge from now on
-and pushed to the CPO.
+no-show timer for the end of the grace period. The order's token is allowed to
+charge from now on and pushed to the CPO. The confirmation, its jobs and
+on_confirm are written in one atomic step.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from bridge.journey.common import (
     apply,
     deps_of,
     load,
-    reply,
+    reply_effect,
 )
-from bridge.journey.queue import enqueue
-from bridge.ocpi.models import AllowedType
+from bridge.journey.queue import job_effect
 from bridge.orders import PRE_CONFIRM, Event
+from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
 PAID = {"PREPAID": "PAID", "HOLD": "HELD"}
@@ -62,27 +63,33 @@ async def handle_confirm(req: BecknRequest) -> None:
             o.slot = {"start": start.isoformat(), "end": end.isoformat()}
         return o
 
+    def queued(_before: Order, after: Order) -> Effects:
+        """Written with the confirmation (a serve killed after it loses no timer): the
+        token's push (which also allows it to charge), RESERVE_NOW, the no-show timer,
+        and on_confirm."""
+        fx = Effects()
+        txn = after.transaction_id
+        job_effect(fx, "journey_push_token", txn, job_id=f"push-token:{after.id}")
+        no_show_at = (start if reservation else now) + grace(terms.grace_minutes) + (
+            timedelta(0) if reservation else timedelta(minutes=25))
+        if reservation:
+            # OCPI RESERVE_NOW holds the charger from the moment it is received until its
+            # expiry (OCPI has no future reservations): our slot calendar holds the slot
+            # until then, and RESERVE_NOW goes `reserve_lead_minutes` before the slot.
+            reserve_at = start - timedelta(minutes=deps.settings.journey_reserve_lead_minutes)
+            job_effect(fx, "journey_reserve_now", txn, job_id=f"reserve:{after.id}",
+                       defer_until=reserve_at if reserve_at > now else None)
+        job_effect(fx, "journey_no_show", txn, job_id=f"no-show:{after.id}",
+                   defer_until=no_show_at)
+        reply_effect(fx, deps, req, after, now)
+        return fx
+
     try:
-        _, order = await deps.orders.update(req.context.transaction_id, change)
+        await deps.orders.update(req.context.transaction_id, change, effects=queued)
     except Exception:
         if reservation:
             await deps.orders.release_slot(item, order.id)
         raise
-    await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid or "", AllowedType.ALLOWED, now)
-    txn = order.transaction_id
-    await enqueue(deps.redis, "journey_push_token", txn, job_id=f"push-token:{order.id}")
-    no_show_at = (start if reservation else now) + grace(terms.grace_minutes) + (
-        timedelta(0) if reservation else timedelta(minutes=25))
-    if reservation:
-        # OCPI RESERVE_NOW holds the charger from the moment it is received until its
-        # expiry (OCPI has no future reservations): our slot calendar holds the slot
-        # until then, and RESERVE_NOW goes `reserve_lead_minutes` before the slot.
-        reserve_at = start - timedelta(minutes=deps.settings.journey_reserve_lead_minutes)
-        await enqueue(deps.redis, "journey_reserve_now", txn, job_id=f"reserve:{order.id}",
-                      defer_until=reserve_at if reserve_at > now else None)
-    await enqueue(deps.redis, "journey_no_show", txn, job_id=f"no-show:{order.id}",
-                  defer_until=no_show_at)
-    await reply(deps, req, order, now)
 
 
 register_action("confirm", handle_confirm)

@@ -29,12 +29,21 @@ from typing import Any
 import structlog
 from redis.exceptions import ResponseError
 
+from bridge.crashpoints import crash_point
 from bridge.journey.actions import fail_order, journey
-from bridge.journey.common import JourneyDeps, NotApplicableNow, answer, apply, unsolicited
-from bridge.journey.queue import enqueue
+from bridge.journey.common import (
+    JourneyDeps,
+    NotApplicableNow,
+    answer_effect,
+    apply,
+    tell_effect,
+    unsolicited_effect,
+)
+from bridge.journey.queue import enqueue, job_effect
 from bridge.journey.settle import end_on_session_data, estimate_refund, order_for
 from bridge.ocpi.models import Session, SessionStatus
 from bridge.orders import TERMINAL, Event, State
+from bridge.store.effects import Effects
 from bridge.store.keys import EVENTS
 from bridge.store.orders import INFLIGHT, Order
 
@@ -90,11 +99,8 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
     if order is None:
         return "not ours"
     before_state = order.state
-    started = False
-    resumed = False
 
     def follow(o: Order) -> Order:
-        nonlocal started, resumed
         previous = o.session
         o.session = session_snapshot(session)
         o.session["seen"] = now.isoformat()
@@ -105,31 +111,35 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
             o.session["prev_seen"] = previous.get("prev_seen")
         if session.status is SessionStatus.ACTIVE and o.state in (
                 State.CONFIRMED, State.RESERVED, State.INTERRUPTED):
-            started = o.state in (State.CONFIRMED, State.RESERVED)
-            resumed = o.state is State.INTERRUPTED
             o = apply(o, Event.SESSION_ACTIVE, now, NotApplicableNow, session=session.id)
             o.interrupted_since = None
         return o
 
+    def told(before: Order, after: Order) -> Effects:
+        """Written with the change: the start's answer or the resumption, and the order
+        followed until it ends (pulled from the CPO if its pushes stop)."""
+        fx = Effects()
+        if after.state is State.ACTIVE and before.state in (State.CONFIRMED, State.RESERVED):
+            start_effects(fx, deps, after, now)
+        elif after.state is State.ACTIVE and before.state is State.INTERRUPTED:
+            unsolicited_effect(fx, deps, after, "on_status", now)
+            tell_effect(fx, after, "info", "Charging has resumed.")
+        if after.state not in TERMINAL and session.status is SessionStatus.ACTIVE:
+            fx.call("ZADD", INFLIGHT, "NX", int(
+                (now.timestamp() + deps.settings.journey_reconcile_after) * 1000),
+                after.transaction_id)
+        return fx
+
     try:
-        _, order = await deps.orders.update(order.transaction_id, follow)
+        _, order = await deps.orders.update(order.transaction_id, follow, effects=told)
     except NotApplicableNow:
         return "ignored"
     if order.item and session.status is SessionStatus.ACTIVE:
         await deps.orders.mark_active(order.transaction_id, now)
-        if order.state not in TERMINAL:  # followed until it ends, pulled if pushes stop
-            await deps.redis.zadd(INFLIGHT, {order.transaction_id: int(
-                (now.timestamp() + deps.settings.journey_reconcile_after) * 1000)}, nx=True)
         await deps.redis.set(evse_key(order.item.cc, order.item.pid, order.item.evse_uid),
                              order.transaction_id, ex=7 * 86400)
     if session.status in (SessionStatus.COMPLETED, SessionStatus.INVALID):
         await deps.orders.unmark_active(order.transaction_id)
-    if started:
-        await answer_start(deps, order, now)
-    elif resumed:
-        await unsolicited(deps, order, "on_status", now)
-        await deps.outbox.send(order.customer.get("phone", "-"), "info",
-                               "Charging has resumed.", order.id)
     if order.state in (State.FAILED, State.CANCELLED, State.EXPIRED) and session.status in (
             SessionStatus.ACTIVE, SessionStatus.PENDING):
         # A session for an order that already ended and was refunded (a START that got
@@ -144,16 +154,15 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
     return f"{before_state.value}->{order.state.value}"
 
 
-async def answer_start(deps: JourneyDeps, order: Order, now: datetime) -> None:
-    """on_update ACTIVE as the answer to the driver's start-charging update."""
+def start_effects(fx: Effects, deps: JourneyDeps, order: Order, now: datetime) -> None:
+    """on_update ACTIVE as the answer to the driver's start-charging update, and the SMS."""
     start_ctx = order.request.get("start_context") or order.request.get("update_context")
     if start_ctx:
-        await answer(deps, start_ctx, order, now)
+        answer_effect(fx, deps, start_ctx, order, now)
     else:  # started at the charger (RFID) or by the CPO: tell the BAP all the same
-        await unsolicited(deps, order, "on_update", now)
-    await deps.outbox.send(order.customer.get("phone", "-"), "info",
-                           f"Charging started at {order.item.evse_id if order.item else ''}.",
-                           order.id)
+        unsolicited_effect(fx, deps, order, "on_update", now)
+    tell_effect(fx, order, "info",
+                f"Charging started at {order.item.evse_id if order.item else ''}.")
 
 
 async def maybe_track(deps: JourneyDeps, order: Order, now: datetime) -> None:
@@ -198,11 +207,10 @@ async def maybe_stop_at_target(deps: JourneyDeps, order: Order, session: Session
             return o
 
         try:
-            await deps.orders.update(order.transaction_id, stop)
+            await deps.orders.update(order.transaction_id, stop, effects=lambda _b, after: job_effect(
+                Effects(), "journey_stop_session", after.transaction_id, job_id=f"stop:{after.id}"))
         except NotApplicableNow:
             return
-        await enqueue(deps.redis, "journey_stop_session", order.transaction_id,
-                      job_id=f"stop:{order.id}")
 
 
 # --------------------------------------------------------------------------- EVSE status
@@ -219,6 +227,22 @@ async def on_evse_status(deps: JourneyDeps, cc: str, pid: str, uid: str, status:
 
 
 async def interrupt(deps: JourneyDeps, txn: str, now: datetime, why: str) -> str:
+    """INTERRUPTED, with its on_status CONNECTION-INTERRUPTED (example 16) carrying the
+    estimated refund, and the SMS, in one step."""
+    current = await deps.orders.get(txn)
+    if current is None or current.state is not State.ACTIVE:
+        return "not active"
+    estimate = await estimate_refund(deps, current, now)
+    if estimate is None:  # no session data to price: what was paid less the cost so far
+        paid = Decimal(current.payment.get("amount", "0")) if current.payment.get("status") in (
+            "PAID", "HELD") else Decimal(0)
+        estimate = max(paid - Decimal(current.session.get("cost") or 0), Decimal(0))
+    estimate = estimate.quantize(Decimal("0.01"))
+    extra = {"interruption": {"reason": why, "since": now.isoformat(),
+                              "estimated-refund": {"currency": "INR", "value": float(estimate)},
+                              "note": "If charging does not resume, you pay only for the energy "
+                                      "delivered; the rest is refunded automatically."}}
+
     def change(o: Order) -> Order:
         if o.state is not State.ACTIVE:
             raise NotApplicableNow("not active")
@@ -226,24 +250,17 @@ async def interrupt(deps: JourneyDeps, txn: str, now: datetime, why: str) -> str
         o.interrupted_since = now
         return o
 
+    def told(_before: Order, after: Order) -> Effects:
+        fx = Effects()
+        unsolicited_effect(fx, deps, after, "on_status", now, extra=extra)
+        tell_effect(fx, after, "info", f"Charging interrupted ({why}). If it does not resume "
+                                       f"you will be refunded about ₹{estimate}.")
+        return fx
+
     try:
-        _, order = await deps.orders.update(txn, change)
+        await deps.orders.update(txn, change, effects=told)
     except NotApplicableNow:
         return "not active"
-    estimate = await estimate_refund(deps, order, now)
-    if estimate is None:  # no session data to price: what was paid less the cost so far
-        paid = Decimal(order.payment.get("amount", "0")) if order.payment.get("status") in (
-            "PAID", "HELD") else Decimal(0)
-        estimate = max(paid - Decimal(order.session.get("cost") or 0), Decimal(0))
-    estimate = estimate.quantize(Decimal("0.01"))
-    extra = {"interruption": {"reason": why, "since": now.isoformat(),
-                              "estimated-refund": {"currency": "INR", "value": float(estimate)},
-                              "note": "If charging does not resume, you pay only for the energy "
-                                      "delivered; the rest is refunded automatically."}}
-    await unsolicited(deps, order, "on_status", now, extra=extra)
-    await deps.outbox.send(order.customer.get("phone", "-"), "info",
-                           f"Charging interrupted ({why}). If it does not resume you will be "
-                           f"refunded about ₹{estimate}.", order.id)
     return "interrupted"
 
 
@@ -263,14 +280,20 @@ async def on_command_result(deps: JourneyDeps, fields: dict[str, str], now: date
             {"command": command, "result": result, "at": now.isoformat()})
         return o
 
-    _, order = await deps.orders.update(order.transaction_id, note)
-    if result in FAILED_RESULTS and command == "START_SESSION":
+    uid = fields.get("id", "")
+    start_failed = result in FAILED_RESULTS and command == "START_SESSION"
+
+    def check_later(_before: Order, after: Order) -> Effects | None:
         # Not at once: a FAILED / TIMEOUT result may come while the CPO has a Session for
         # this token all the same (issue 12, 6); the check waits for its push a moment.
-        uid = fields.get("id", "")
-        await enqueue(deps.redis, "journey_start_failed", order.transaction_id, uid,
-                      result or "", job_id=f"start-failed:{uid}",
-                      defer_until=now + timedelta(seconds=deps.settings.journey_command_grace))
+        if not start_failed:
+            return None
+        return job_effect(Effects(), "journey_start_failed", after.transaction_id, uid,
+                          result or "", job_id=f"start-failed:{uid}",
+                          defer_until=now + timedelta(seconds=deps.settings.journey_command_grace))
+
+    _, order = await deps.orders.update(order.transaction_id, note, effects=check_later)
+    if start_failed:
         return "start failure to check"
     if result in FAILED_RESULTS and command == "RESERVE_NOW":
         if order.session.get("id"):
@@ -377,6 +400,7 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
             except Exception:
                 log.exception("journey.event_failed", fields=fields)
         if entries:
+            crash_point("journey.event_handled")  # handled, not acknowledged: read again
             await redis.xack(EVENTS, GROUP, *[entry_id for entry_id, _ in entries])
 
 

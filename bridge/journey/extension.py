@@ -83,7 +83,7 @@ def retried(job: Job) -> Job:
 
 def worker_extension() -> None:
     from bridge import worker
-    from bridge.journey import actions, events, reconcile, settle
+    from bridge.journey import actions, events, reconcile, release, settle
 
     if any(getattr(j, "name", "") == "journey_settle" for j in worker.JOBS):
         return
@@ -91,7 +91,8 @@ def worker_extension() -> None:
                actions.journey_stop_session, actions.journey_reserve_now,
                actions.journey_cancel_reservation, actions.journey_command_timeout,
                actions.journey_no_show, actions.journey_start_failed, settle.journey_settle,
-               events.journey_track_push, reconcile.journey_reconcile):
+               events.journey_track_push, reconcile.journey_reconcile,
+               release.journey_release):
         worker.JOBS.append(func(retried(fn), name=fn.__name__,  # type: ignore[arg-type]
                                 timeout=JOB_TIMEOUT, max_tries=ARQ_MAX_TRIES))
     worker.STARTUP.append(_start_consumers)

@@ -22,11 +22,13 @@ from bridge.journey.common import (
     load,
     new_otp,
     otp_hash,
-    reply,
+    reply_effect,
+    tell_effect,
 )
 from bridge.journey.select import price_request, tariff_of
 from bridge.ocpi.models import AllowedType, LocationReferences, Token, TokenType, WhitelistType
 from bridge.orders import Event
+from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
 
@@ -89,27 +91,13 @@ async def handle_init(req: BecknRequest) -> None:
 
     # A payment link for what must be collected or held now (a new one if the amount changed).
     p = order.payment
+    link = None
     if p["mode"] != "POSTPAID" and p.get("status") not in ("PAID", "HELD") and (
             not p.get("id") or p.get("linked_amount") != p["amount"]):
         mode = "HOLD" if p["mode"] == "HOLD" else "PREPAID"
         # keyed by what it is for: an init retried after a crash gets the same link
         link = await deps.gateway.create_link(order.id, Decimal(p["amount"]), p["currency"], mode,
                                               key=f"init:{order.id}:{p['amount']}:{mode}")
-
-        def linked(o: Order) -> Order:
-            o.payment.update(id=link.payment_id, url=link.url, status="NOT-PAID",
-                             linked_amount=o.payment["amount"])
-            return o
-
-        _, order = await deps.orders.update(req.context.transaction_id, linked)
-
-    phone = order.customer["phone"]
-    await deps.outbox.send(phone, "otp", f"Your start code for order ORD-{order.id[:8]} is "
-                           f"{start_otp}. Give it only at the charger.", order.id)
-    if fleet_otp:
-        await deps.outbox.send(phone, "otp", f"Fleet verification code {fleet_otp} for "
-                               f"{order.customer['fleet_id']}: send it in init as fleet-details.otp",
-                               order.id)
     item = order.item
     assert item is not None
     token = order_token(order, s.ocpi_country_code, s.ocpi_party_id, s.ocpi_business_name, now)
@@ -117,10 +105,31 @@ async def handle_init(req: BecknRequest) -> None:
                                location=LocationReferences(location_id=item.location_id,
                                                            evse_uids=[item.evse_uid]),
                                authorization_reference=order.id, order_id=order.id)
-    extra = {"start-authorization": {"type": "OTP", "sent-to": _mask(phone)}}
-    if order.customer.get("fleet_id") and not order.customer.get("fleet_verified"):
-        extra["fleet-verification"] = {"status": "OTP-SENT", "sent-to": _mask(phone)}
-    await reply(deps, req, order, now, extra=extra)
+
+    def linked(o: Order) -> Order:
+        if link is not None:
+            o.payment.update(id=link.payment_id, url=link.url, status="NOT-PAID",
+                             linked_amount=o.payment["amount"])
+        return o
+
+    def told(_before: Order, after: Order) -> Effects:
+        """The start code (and a fleet code) by SMS and on_init, written with the link:
+        exactly once for this init, and only with the code the order keeps."""
+        fx = Effects()
+        phone = after.customer["phone"]
+        tell_effect(fx, after, "otp", f"Your start code for order ORD-{after.id[:8]} is "
+                                      f"{start_otp}. Give it only at the charger.")
+        if fleet_otp:
+            tell_effect(fx, after, "otp", f"Fleet verification code {fleet_otp} for "
+                                          f"{after.customer['fleet_id']}: send it in init as "
+                                          "fleet-details.otp")
+        extra = {"start-authorization": {"type": "OTP", "sent-to": _mask(phone)}}
+        if after.customer.get("fleet_id") and not after.customer.get("fleet_verified"):
+            extra["fleet-verification"] = {"status": "OTP-SENT", "sent-to": _mask(phone)}
+        reply_effect(fx, deps, req, after, now, extra=extra)
+        return fx
+
+    await deps.orders.update(req.context.transaction_id, linked, effects=told)
 
 
 def _mask(phone: str) -> str:

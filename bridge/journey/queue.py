@@ -3,6 +3,7 @@
 Every outbound call is a job with a timeout and retries (DESIGN principle 6);
 timers are deferred jobs in Redis, never in memory, so any worker runs them.
 A `job_id` makes a job unique: enqueueing the same settlement twice runs it once.
+`job_effect` queues a job in the same atomic step as an order's change.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from arq.jobs import serialize_job
 from redis.exceptions import WatchError
 
 from bridge.beckn import intake
+from bridge.store.effects import Effects
 
 
 async def enqueue(redis: aioredis.Redis, name: str, *args: Any, job_id: str | None = None,
@@ -67,3 +69,19 @@ async def _enqueue_with_record(redis: aioredis.Redis, queue: str, name: str,
 
 
 _ARQ_EXPIRES_MS = 86_400_000  # arq's expires_extra_ms default
+
+
+def job_effect(fx: Effects, name: str, *args: Any, job_id: str,
+               defer_until: datetime | None = None) -> Effects:
+    """The same job as `enqueue`, as a write of an order's change (the outbox): queued in
+    the same atomic step, or not at all; skipped, as arq does, if the id is taken."""
+    from bridge.worker import QUEUE
+
+    now_ms = int(time.time() * 1000)
+    score = max(int(defer_until.timestamp() * 1000), now_ms) if defer_until else now_ms
+    payload = serialize_job(name, args, {}, None, now_ms)
+    fx.arq_job(QUEUE, job_id, payload, score, score - now_ms + _ARQ_EXPIRES_MS)
+    taken = intake.pending()  # the request this job is for: its record goes with it
+    if taken is not None:
+        intake.take(fx, taken.bap_id, taken.action, taken.message_id)
+    return fx

@@ -15,7 +15,8 @@ from bridge.beckn.errors import SchemaError
 from bridge.beckn.profiles import GUIDE
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
-from bridge.journey.common import NotApplicableNow, deps_of, load, profile_of, reply
+from bridge.journey.common import NotApplicableNow, deps_of, load, profile_of, reply_effect
+from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
 FIELD = "message.ratings[0].ratingValue"
@@ -66,8 +67,13 @@ async def handle_rating(req: BecknRequest) -> None:
         o.rating = {**rating, "at": req.received_at.isoformat()}
         return o
 
-    await deps.orders.update(order.transaction_id, store)
-    await reply(deps, req, order, req.received_at, message=render(profile_of(deps, order), order))
+    def answered(_before: Order, after: Order) -> Effects:
+        fx = Effects()
+        reply_effect(fx, deps, req, after, req.received_at,
+                     message=render(profile_of(deps, after), after))
+        return fx
+
+    await deps.orders.update(order.transaction_id, store, effects=answered)
 
 
 register_action("rating", handle_rating)

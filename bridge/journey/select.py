@@ -25,7 +25,7 @@ from bridge.journey.common import (
     belongs,
     deps_of,
     new_order_id,
-    reply,
+    reply_effect,
 )
 from bridge.mapping.catalog import connector_type, parse_item_id, power_kw, render_offer
 from bridge.mapping.projection import ChargingModel, ProjectionError
@@ -33,6 +33,7 @@ from bridge.mapping.quote import BuyerFinderFee, Customer, Quote, quote_request
 from bridge.mapping.tariff import TariffError
 from bridge.ocpi.models import EVSE, Capability, Connector, Location, Status, Tariff
 from bridge.orders import Event
+from bridge.store.effects import Effects
 from bridge.store.orders import Order, OrderItem
 
 NOW_OK = {Status.AVAILABLE}
@@ -164,8 +165,15 @@ async def handle_select(req: BecknRequest) -> None:
         raise Unavailable("the slot is taken: choose another time", {"start": start.isoformat()})
     if existing is None:
         await deps.orders.create(base)
-    _, order = await deps.orders.update(txn, change)
-    await reply(deps, req, order, now)
+    # the quote and its on_select in one step
+    await deps.orders.update(txn, change,
+                             effects=lambda _b, after: _replied(deps, req, after, now))
+
+
+def _replied(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetime) -> Effects:
+    fx = Effects()
+    reply_effect(fx, deps, req, order, now)
+    return fx
 
 
 register_action("select", handle_select)

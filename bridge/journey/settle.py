@@ -2,10 +2,12 @@
 
 `journey_settle` is an arq job keyed by the CDR (`job_id=settle:CC:PID:ID`),
 so a CDR pushed twice settles once. Every money movement goes to the gateway
-under a key derived from the CDR id, and the order records the settlement
-before the BAP is told: a worker killed anywhere in between re-runs the job
-and repeats nothing (the gateway answers a repeated key with the first
-result; a recorded settlement is not recomputed).
+under a key derived from the CDR id (the gateway writes the key with the
+operation); then one atomic step records the settlement, completes the order
+and writes what tells it (the on_update COMPLETED callback and the bill SMS:
+the outbox). A worker killed anywhere re-runs the job and repeats nothing: the
+gateway answers a repeated key with the first result, and a recorded
+settlement, with its callback and SMS, is not recorded again.
 
 After a provisional settlement on the Session (the CDR was late), the CDR's
 settlement moves only the difference: more refund, or a top-up request.
@@ -22,12 +24,20 @@ import structlog
 from bridge import metrics
 from bridge.crashpoints import crash_point
 from bridge.journey.actions import journey
-from bridge.journey.common import JourneyDeps, NotApplicableNow, answer, apply, unsolicited
+from bridge.journey.common import (
+    JourneyDeps,
+    NotApplicableNow,
+    answer_effect,
+    apply,
+    tell_effect,
+    unsolicited_effect,
+)
 from bridge.journey.select import bff_of, customer_of
 from bridge.mapping.settlement import Payment, PaymentMode, Settlement, settle
 from bridge.ocpi.models import CDR, AllowedType, Session, Tariff
 from bridge.orders import Event, State
-from bridge.store.orders import Order
+from bridge.store.effects import Effects
+from bridge.store.orders import INFLIGHT, Order
 
 log = structlog.get_logger("bridge.journey.settle")
 
@@ -154,28 +164,46 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
     moved = await (adjust_money(deps, order, s, previous) if previous
                    else move_money(deps, order, s))
     crash_point("settle.money_moved")
+    await release_local(deps, order, now)
 
     def record_it(o: Order) -> Order:
+        if (o.settlement or {}).get("key", "").lower() == s.key.lower():
+            raise AlreadySettled(s.key)  # another run recorded it (and told) meanwhile
         if o.state in ENDABLE:
             o = apply(o, Event.COMPLETED, now, NotApplicableNow, settlement=s.key)
-        o.settlement = {**s.to_json(), **moved, "notified": False}
+        # "notified": the bill's callback and SMS are written in this same step
+        o.settlement = {**s.to_json(), **moved, "notified": True}
         if isinstance(record, CDR):
             o.cdr_id = record.id
         return o
 
-    _, order = await deps.orders.update(order.transaction_id, record_it)
+    try:
+        _, order = await deps.orders.update(
+            order.transaction_id, record_it,
+            effects=lambda _before, after: tell_settled(deps, after, now))
+    except AlreadySettled:
+        return None
+    crash_point("settle.recorded")
     return order
 
 
-async def notify_settled(deps: JourneyDeps, order: Order, now: datetime) -> None:
-    """on_update COMPLETED (example 17): the answer to the BAP's stop-charging when there
-    was one, else unsolicited with a message id of its own (a charge ended by its target,
-    a power cut or an offline charger must not reuse the start's message id)."""
+class AlreadySettled(Exception):
+    pass
+
+
+def tell_settled(deps: JourneyDeps, order: Order, now: datetime) -> Effects:
+    """The writes that tell the bill, made in the step that records it (finding 3: they
+    were queued before the settlement was marked told, twice after a crash): on_update
+    COMPLETED (example 17), the answer to the BAP's stop-charging when there was one,
+    else unsolicited with a message id of its own (a charge ended by its target, a power
+    cut or an offline charger must not reuse the start's message id); the bill by SMS;
+    the order out of the set of orders in flight."""
+    fx = Effects()
     stop_ctx = order.request.get("stop_context")
     if stop_ctx:
-        await answer(deps, stop_ctx, order, now)
+        answer_effect(fx, deps, stop_ctx, order, now)
     else:
-        await unsolicited(deps, order, "on_update", now)
+        unsolicited_effect(fx, deps, order, "on_update", now)
     s = order.settlement or {}
     text = (f"Charging complete: {order.session.get('kwh', '?')} kWh, bill ₹{s.get('final_amount')}"
             f" for ORD-{order.id[:8]}.")
@@ -185,23 +213,19 @@ async def notify_settled(deps: JourneyDeps, order: Order, now: datetime) -> None
         text += f" Hold released ₹{s['release']}."
     if Decimal(str(s.get("top_up_now", "0"))):
         text += f" Please pay the remaining ₹{s['top_up_now']}: {s.get('top_up_url')}"
-    await deps.outbox.send(order.customer.get("phone", "-"), "bill", text, order.id)
-
-    def done(o: Order) -> Order:
-        if o.settlement is not None:
-            o.settlement["notified"] = True
-        return o
-
-    await deps.orders.update(order.transaction_id, done)
+    tell_effect(fx, order, "bill", text)
+    fx.call("ZREM", INFLIGHT, order.transaction_id)
+    return fx
 
 
-async def finish(deps: JourneyDeps, order: Order, now: datetime) -> None:
+async def release_local(deps: JourneyDeps, order: Order, now: datetime) -> None:
+    """What ends with the charge on our side: the token stops authorising, the order
+    leaves the watchdog's set, the slot is free. Each is safe to do again."""
     if order.token_uid:
         await deps.ocpi.tokens.set_allowed("APP_USER", order.token_uid, AllowedType.NOT_ALLOWED, now)
     await deps.orders.unmark_active(order.transaction_id)
     if order.item:
         await deps.orders.release_slot(order.item, order.id)
-    await notify_settled(deps, order, now)
 
 
 async def journey_settle(ctx: dict[str, Any], cc: str, pid: str, cdr_id: str) -> str:
@@ -226,12 +250,7 @@ async def journey_settle(ctx: dict[str, Any], cc: str, pid: str, cdr_id: str) ->
         return "order ended before its session: not billed"
     settled = await settle_order(deps, order, cdr, now)
     if settled is None:
-        current = await deps.orders.get(order.transaction_id)
-        if current and current.settlement and not current.settlement.get("notified"):
-            await finish(deps, current, now)  # a previous run died before telling the BAP
-            return "notified"
         return "already settled"
-    await finish(deps, settled, now)
     s = settled.settlement or {}
     log.info("journey.settled", order=settled.id, cdr_id=cdr_id, final=s.get("final_amount"),
              refund=s.get("refund"), capture=s.get("capture"), release=s.get("release"),
@@ -248,16 +267,26 @@ async def _credit(deps: JourneyDeps, order: Order, cdr: CDR, now: datetime) -> s
     if p.get("id") and p.get("status") == "PAID" and amount:
         await deps.gateway.refund(p["id"], amount, key=f"credit:{cdr.id}".lower())
 
+    crash_point("settle.money_moved")
+
     def note(o: Order) -> Order:
         credits = (o.settlement or {}).setdefault("credits", []) if o.settlement else []
-        if not any(c["id"] == cdr.id for c in credits):
-            credits.append({"id": cdr.id, "amount": str(amount), "reference": cdr.credit_reference_id})
+        if any(c["id"] == cdr.id for c in credits):
+            raise AlreadySettled(cdr.id)  # recorded and told by an earlier run
+        credits.append({"id": cdr.id, "amount": str(amount), "reference": cdr.credit_reference_id})
         if o.settlement is None:
             o.settlement = {"credits": credits}
         return o
 
-    _, order = await deps.orders.update(order.transaction_id, note)
-    await unsolicited(deps, order, "on_status", now)
+    def told(_before: Order, after: Order) -> Effects:
+        fx = Effects()
+        unsolicited_effect(fx, deps, after, "on_status", now)
+        return fx
+
+    try:
+        _, order = await deps.orders.update(order.transaction_id, note, effects=told)
+    except AlreadySettled:
+        return "already credited"
     log.info("journey.credit_cdr", order=order.id, cdr_id=cdr.id, amount=str(amount))
     metrics.SETTLEMENTS.labels("credit").inc()
     return "credited"
@@ -294,6 +323,5 @@ async def end_on_session_data(deps: JourneyDeps, order: Order, now: datetime) ->
     settled = await settle_order(deps, order, session, now)
     if settled is None:
         return "already settled"
-    await finish(deps, settled, now)
     metrics.count_settlement(settled.settlement or {})
     return "ended"

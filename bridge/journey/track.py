@@ -21,9 +21,17 @@ from bridge.beckn.profiles import GUIDE
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.journey import wire
-from bridge.journey.common import NotApplicableNow, deps_of, load, order_message, profile_of, reply
+from bridge.journey.common import (
+    NotApplicableNow,
+    deps_of,
+    load,
+    order_message,
+    profile_of,
+    reply_effect,
+)
 from bridge.journey.rc2 import CTX_CORE
 from bridge.orders import State
+from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
 TRACKABLE = {State.CONFIRMED, State.RESERVED, State.ACTIVE, State.INTERRUPTED, State.COMPLETED}
@@ -73,15 +81,19 @@ async def handle_track(req: BecknRequest) -> None:
                        "last_sent": o.track.get("last_sent")}
         return o
 
-    _, order = await deps.orders.update(order.transaction_id, subscribe)
-    url = tracking_url(deps.settings.public_url, order)
-    profile = profile_of(deps, order)
-    if profile == GUIDE:
-        message = order_message(deps, order, now,
-                                extra=guide_details(order, url, interval, callback))
-    else:
-        message = render_rc2(order, url)
-    await reply(deps, req, order, now, message=message)
+    def answered(_before: Order, after: Order) -> Effects:
+        # the subscription and its on_track in one step
+        url = tracking_url(deps.settings.public_url, after)
+        if profile_of(deps, after) == GUIDE:
+            message = order_message(deps, after, now,
+                                    extra=guide_details(after, url, interval, callback))
+        else:
+            message = render_rc2(after, url)
+        fx = Effects()
+        reply_effect(fx, deps, req, after, now, message=message)
+        return fx
+
+    await deps.orders.update(order.transaction_id, subscribe, effects=answered)
 
 
 register_action("track", handle_track)

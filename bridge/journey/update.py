@@ -20,8 +20,9 @@ from bridge.journey.common import (
     load,
     otp_ok,
 )
-from bridge.journey.queue import enqueue
+from bridge.journey.queue import job_effect
 from bridge.orders import Event, State
+from bridge.store.effects import Effects
 from bridge.store.orders import INFLIGHT, Order
 
 
@@ -52,11 +53,15 @@ async def handle_update(req: BecknRequest) -> None:
             o.commands["start_requested"] = now.isoformat()
             return o
 
-        await deps.orders.update(txn, start)
-        # followed until it ends; its Session is pulled from the CPO if no push comes
-        await deps.redis.zadd(INFLIGHT, {txn: int(
-            (now.timestamp() + deps.settings.journey_reconcile_after) * 1000)})
-        await enqueue(deps.redis, "journey_start_session", txn, job_id=f"start:{order.id}:{now.timestamp()}")
+        def queued(_before: Order, after: Order) -> Effects:
+            # with the request, in one step: START_SESSION (one job per order: a repeated
+            # start-charging sends no second command), and the order followed until it
+            # ends, its Session pulled from the CPO if no push comes
+            fx = job_effect(Effects(), "journey_start_session", txn, job_id=f"start:{after.id}")
+            return fx.call("ZADD", INFLIGHT, int(
+                (now.timestamp() + deps.settings.journey_reconcile_after) * 1000), txn)
+
+        await deps.orders.update(txn, start, effects=queued)
         return
 
     def stop(o: Order) -> Order:
@@ -65,8 +70,8 @@ async def handle_update(req: BecknRequest) -> None:
         o.commands["stop_requested"] = now.isoformat()
         return o
 
-    await deps.orders.update(txn, stop)
-    await enqueue(deps.redis, "journey_stop_session", txn, job_id=f"stop:{order.id}")
+    await deps.orders.update(txn, stop, effects=lambda _b, after: job_effect(
+        Effects(), "journey_stop_session", txn, job_id=f"stop:{after.id}"))
 
 
 register_action("update", handle_update)

@@ -12,17 +12,26 @@ answered. Language: `?lang=en|hi`, else `Accept-Language` (bridge.journey.string
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
 
 from bridge.journey import pages
-from bridge.journey.common import JourneyDeps, NotApplicableNow, apply, order_message, unsolicited
+from bridge.journey.common import (
+    JourneyDeps,
+    NotApplicableNow,
+    apply,
+    order_message,
+    tell_effect,
+    unsolicited_effect,
+)
 from bridge.journey.strings import choose
 from bridge.ocpi.models import CDR
 from bridge.orders import Event, TransitionError
 from bridge.payments import PaymentError
+from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
 JOURNEY = web.AppKey("journey", JourneyDeps)
@@ -72,6 +81,8 @@ async def pay(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="unknown order")
     if order.payment.get("id") == state.payment_id and order.payment.get("status") != state.status:
         def paid(o: Order) -> Order:
+            if o.payment.get("status") == state.status:
+                raise AlreadyRecorded(state.payment_id)  # a second press, recorded meanwhile
             try:
                 o = apply(o, Event.PAID, now, NotApplicableNow, payment=state.payment_id)
             except NotApplicableNow:
@@ -79,11 +90,18 @@ async def pay(request: web.Request) -> web.Response:
             o.payment.update(status=state.status, paid_at=now.isoformat())
             return o
 
-        _, order = await deps.orders.update(order.transaction_id, paid)
-        await unsolicited(deps, order, "on_status", now)
-        await deps.outbox.send(order.customer.get("phone", "-"), "payment",
-                               f"Payment received: ₹{state.amount} for ORD-{order.id[:8]}.",
-                               order.id)
+        def told(_before: Order, after: Order) -> Effects:
+            # on_status PAID (example 08) and the receipt, with the payment's record: a
+            # serve killed after the gateway took the money is repaired by pressing Pay
+            # again (the gateway answers PAID, the order is updated and told once).
+            fx = Effects()
+            unsolicited_effect(fx, deps, after, "on_status", now)
+            tell_effect(fx, after, "payment",
+                        f"Payment received: ₹{state.amount} for ORD-{after.id[:8]}.")
+            return fx
+
+        with contextlib.suppress(AlreadyRecorded):
+            _, order = await deps.orders.update(order.transaction_id, paid, effects=told)
     elif order.settlement and order.settlement.get("top_up_payment_id") == state.payment_id:
         def topped(o: Order) -> Order:
             if o.settlement is not None:
@@ -115,6 +133,10 @@ async def track_page(request: web.Request) -> web.Response:
                                       cdr=await _billed_cdr(deps, order)))
     body = order_message(deps, public, now)["order"]
     return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+class AlreadyRecorded(Exception):
+    pass
 
 
 def routes() -> list[web.RouteDef]:

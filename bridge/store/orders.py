@@ -15,7 +15,9 @@ Updates are optimistic: `update()` reads the order, applies the change, and
 writes it with a Lua compare-and-set on the version (two round trips); when
 another process wrote the same order in between it re-reads and re-applies
 the change, so two workers handling two events of one order never lose one of
-them. A change function that raises leaves the order as it was.
+them. A change function that raises leaves the order as it was. The same Lua
+step writes the change's effects (the outbox: callback records, SMS, jobs;
+`bridge/store/effects.py`), so a change and what it causes happen together.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from bridge.crashpoints import crash_point
 from bridge.orders import State
+from bridge.store.effects import LUA_RUN, Effects
 
 P = "obb:"
 ACTIVE = f"{P}order:active"
@@ -120,14 +124,29 @@ return 1
 """
 
 
-# Compare-and-set of an order. KEYS[1] order hash, KEYS[2] session index key or "";
-# ARGV: expected version, new version, JSON, transaction id. Returns 1 written, 0 conflict.
-_CAS = """
+# Compare-and-set of an order, with its effects (the outbox, bridge/store/effects.py).
+# KEYS[1] order hash, KEYS[2] session index key or "", KEYS[3..] the effects' keys;
+# ARGV: expected version, new version, JSON, transaction id, then the effects.
+# Returns 1 written (and the effects with it), 0 conflict (nothing written).
+_CAS = LUA_RUN + """
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[4]) end
+run_effects(2, 5)
 return 1
 """
+# A new order: KEYS[1] order hash, KEYS[2] order id key, KEYS[3..] effects; ARGV: version,
+# JSON, transaction id, then the effects. 1 created, 0 the transaction has an order.
+_CREATE = LUA_RUN + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+run_effects(2, 4)
+return 1
+"""
+
+Change = Callable[[Order], Awaitable[Order] | Order]
+EffectsOf = Callable[[Order, Order], Effects | None]
 
 
 class OrderNotFound(Exception):
@@ -139,6 +158,7 @@ class OrderStore:
         self.redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self._cas = redis.register_script(_CAS)
+        self._create = redis.register_script(_CREATE)
 
     async def get(self, txn: str) -> Order | None:
         raw = await self.redis.hget(order_key(txn), "d")
@@ -152,20 +172,26 @@ class OrderStore:
         txn = await self.redis.get(session_key(cc, pid, sid))
         return await self.get(txn.decode()) if txn else None
 
-    async def create(self, order: Order) -> bool:
-        """Store a new order; False if the transaction already has one."""
-        if not await self.redis.hsetnx(order_key(order.transaction_id), "v",
-                                       str(order.version)):
-            return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(order_key(order.transaction_id), "d", order.model_dump_json())
-            pipe.set(order_id_key(order.id), order.transaction_id)
-            await pipe.execute()
-        return True
+    async def create(self, order: Order, effects: Effects | None = None) -> bool:
+        """Store a new order (and its effects) in one step; False if the transaction
+        already has one."""
+        fx = effects or Effects()
+        keys, argv = fx.encode(2)
+        created = bool(await self._create(
+            keys=[order_key(order.transaction_id), order_id_key(order.id), *keys],
+            args=[str(order.version), order.model_dump_json(), order.transaction_id, *argv]))
+        if created:
+            fx.committed()
+        return created
 
-    async def update(self, txn: str, change: Callable[[Order], Awaitable[Order] | Order],
+    async def update(self, txn: str, change: Change, effects: EffectsOf | None = None,
                      ) -> tuple[Order, Order]:
-        """Apply `change` atomically; returns (before, after). Raises OrderNotFound."""
+        """Apply `change` atomically; returns (before, after). Raises OrderNotFound.
+
+        `effects(before, after)` gives the writes that go with this change (callbacks,
+        SMS, jobs: bridge/store/effects.py); they are written in the same Lua step as
+        the order, or not at all. Both are computed again when another process wrote
+        the order in between."""
         key = order_key(txn)
         while True:
             raw = await self.redis.hget(key, "d")
@@ -178,8 +204,13 @@ class OrderStore:
             after.version = before.version + 1
             index = (session_key(after.item.cc, after.item.pid, after.session["id"])
                      if after.session.get("id") and after.item else "")
-            if await self._cas(keys=[key, index], args=[str(before.version), str(after.version),
-                                                        after.model_dump_json(), txn]):
+            fx = (effects(before, after) if effects else None) or Effects()
+            keys, argv = fx.encode(2)
+            if await self._cas(keys=[key, index, *keys],
+                               args=[str(before.version), str(after.version),
+                                     after.model_dump_json(), txn, *argv]):
+                fx.committed()
+                crash_point("order.changed")
                 return before, after
 
     async def reserve_slot(self, item: OrderItem, order_id: str, start: datetime,
