@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
-from bridge import metrics, openapi
+from bridge import metrics, openapi, tracing
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
@@ -89,6 +89,8 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
         middlewares.insert(0, metrics.make_middleware())
     if settings.test_crash_point:
         middlewares.insert(0, crash_middleware)
+    # Tracing on: the instrumented Application puts its span middleware first.
+    tracing.setup(settings)
     app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REDIS] = redis

@@ -66,6 +66,9 @@ class Settings(BaseModel):
     access_log: bool = True  # one line per request (bridge.metrics); off only for benchmarks
     shutdown_timeout: float = Field(20.0, ge=0)  # SIGTERM: seconds in-flight work may take
     worker_metrics_port: int = Field(9108, ge=0, le=65535)  # worker's /metrics; 0 = off
+    tracing: Literal["off", "console", "otlp"] = "off"  # OpenTelemetry (bridge.tracing)
+    tracing_endpoint: str = ""  # otlp: the collector's traces URL (default localhost:4318)
+    tracing_service: str = "ocpi-beckn-bridge"
 
     # [ocpi]
     ocpi_country_code: str = Field("IN", min_length=2, max_length=2)

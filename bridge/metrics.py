@@ -37,6 +37,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bridge import tracing
+
 log = structlog.get_logger("bridge.access")
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -252,6 +254,19 @@ def make_middleware() -> Any:
 
 def _log(request: web.Request, response: web.StreamResponse, seconds: float) -> None:
     fields = observe(request, response, seconds)
+    if tracing.enabled():
+        ctx = structlog.contextvars.get_contextvars()
+        tracing.annotate({
+            "ocpi.request_id": response.headers.get("X-Request-ID") if request.path.startswith(
+                "/ocpi") else None,
+            "ocpi.correlation_id": response.headers.get("X-Correlation-ID"),
+            "ocpi.caller": fields.get("caller") if fields.get("protocol") == "ocpi" else None,
+            "ocpi.status_code": fields.get("ocpi_status"),
+            "beckn.transaction_id": ctx.get("transaction_id") if fields.get("protocol") == "beckn"
+            else None,
+            "beckn.message_id": ctx.get("message_id") if fields.get("protocol") == "beckn" else None,
+            "beckn.bap_id": fields.get("caller") if fields.get("protocol") == "beckn" else None,
+            "beckn.ack": fields.get("ack"), "beckn.error_code": fields.get("code")})
     status = response.status
     fields = {k: v for k, v in fields.items() if v is not None}
     line = dict(method=request.method, path=request.path, status=status,

@@ -38,7 +38,7 @@ from arq.cron import cron
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from bridge import metrics
+from bridge import metrics, tracing
 from bridge.config import Settings
 from bridge.ocpi.deps import OcpiDeps
 from bridge.ocpi.sync import sync
@@ -192,6 +192,7 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
     from bridge.app import make_redis
 
     async def startup(ctx: dict[str, Any]) -> None:
+        tracing.setup(settings)  # no-op unless server.tracing is on
         redis = make_redis(settings)
         ctx["settings"] = settings
         ctx["redis_app"] = redis
