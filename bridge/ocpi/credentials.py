@@ -191,6 +191,12 @@ async def register_with(deps: OcpiDeps, versions_url: str, token_a: str) -> Conn
     # Token B must work before the CPO calls our versions during its POST handling; it
     # is marked "registering" until the CPO's roles are stored (see authenticate_fresh).
     token_b = new_token()
+    # A registration of this platform left half way by a killed process has no parties
+    # and its token B was never answered: it goes now.
+    for stale in await deps.creds.connections():
+        if stale.state == "registering" and stale.versions_url.rstrip("/") == \
+                versions_url.rstrip("/"):
+            await deps.creds.delete_connection(stale)
     conn = Connection(id="", their_token=token_a, versions_url=versions_url,
                       version_url=version_url, endpoints=endpoints, roles=[],
                       state="registering")

@@ -455,3 +455,21 @@ async def test_a_revoked_token_stops_working_on_every_process(
     finally:
         await stop_bridge(a)
         await stop_bridge(b)
+
+
+async def test_a_registration_left_half_way_is_cleared_by_the_next(
+        bridge: Bridge, cpo_double: CpoDouble) -> None:
+    """`bridge register` killed between its two writes leaves a party-less
+    "registering" connection; registering again with that platform removes it."""
+    store = CredentialsStore(bridge.redis)
+    await store.save_connection(Connection(
+        id="", their_token="a", versions_url=f"{cpo_double.base_url}/ocpi/versions",
+        state="registering"), "orphan-token-b")
+    deps = deps_for(bridge)
+    try:
+        await register_with(deps, f"{cpo_double.base_url}/ocpi/versions", cpo_double.token_a)
+    finally:
+        await deps.close()
+    conns = await store.connections()
+    assert [c.state for c in conns] == [""] and conns[0].parties == {("IN", "TPC"), ("IN", "ZEO")}
+    assert await store.authenticate("orphan-token-b") is None
