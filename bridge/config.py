@@ -135,6 +135,9 @@ class Settings(BaseModel):
     journey_reconcile_after: float = Field(60.0, gt=0)
     journey_reserve_lead_minutes: int = Field(30, ge=0)  # RESERVE_NOW this long before a slot
     journey_car_max_kw: float = Field(50.0, gt=0)  # charging model when the car is unknown
+    # how soon a refund reaches the driver, as the refund terms say it (ISO 8601 duration;
+    # the sandbox refunds at once, a UPI PSP within days)
+    journey_refund_within: str = "P3D"
     journey_support_phone: str = "+91-80-4000-0000"
     journey_support_email: str = "support@example.org"
     journey_support_url: str = "https://example.org/support"

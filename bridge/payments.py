@@ -72,6 +72,7 @@ class PaymentState:
     captured: Decimal
     refunded: Decimal
     released: Decimal
+    payer_vpa: str | None = None  # the buyer's UPI id, when the BAP gave one
 
 
 class PaymentGateway(Protocol):
@@ -81,7 +82,8 @@ class PaymentGateway(Protocol):
     amount or payment is refused (PaymentError), as real PSPs do."""
 
     async def create_link(self, order_id: str, amount: Decimal, currency: str,
-                          mode: str, *, key: str) -> PaymentLink: ...
+                          mode: str, *, key: str, payer_vpa: str | None = None
+                          ) -> PaymentLink: ...
 
     async def capture(self, payment_id: str, amount: Decimal, key: str) -> PaymentOp: ...
 
@@ -102,7 +104,8 @@ def _state(payment_id: str, h: dict[bytes, bytes]) -> PaymentState:
         currency=h[b"currency"].decode(), amount=_d(h[b"amount"]),
         status=h[b"status"].decode(), paid=_d(h.get(b"paid")), held=_d(h.get(b"held")),
         captured=_d(h.get(b"captured")), refunded=_d(h.get(b"refunded")),
-        released=_d(h.get(b"released")))
+        released=_d(h.get(b"released")),
+        payer_vpa=h[b"payer_vpa"].decode() if h.get(b"payer_vpa") else None)
 
 
 FIELD = {"capture": "captured", "refund": "refunded", "release": "released"}
@@ -120,8 +123,11 @@ class SandboxGateway:
         self.public_url = public_url.rstrip("/")
 
     async def create_link(self, order_id: str, amount: Decimal, currency: str,
-                          mode: str, *, key: str) -> PaymentLink:
-        """A payment link for `amount`, one per `key` (a top-up asked twice is one link)."""
+                          mode: str, *, key: str, payer_vpa: str | None = None
+                          ) -> PaymentLink:
+        """A payment link for `amount`, one per `key` (a top-up asked twice is one link).
+        `payer_vpa`: the buyer's UPI id when the BAP gave one (a UPI PSP sends its collect
+        request there); the sandbox keeps it with the payment and shows it."""
         link_key = f"{PREFIX}link:{key}"
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -138,7 +144,8 @@ class SandboxGateway:
                     pipe.hset(PREFIX + payment_id, mapping={
                         "order": order_id, "currency": currency, "mode": mode,
                         "amount": str(amount), "status": "CREATED", "paid": "0", "held": "0",
-                        "captured": "0", "refunded": "0", "released": "0", "key": key})
+                        "captured": "0", "refunded": "0", "released": "0", "key": key,
+                        **({"payer_vpa": payer_vpa} if payer_vpa else {})})
                     pipe.set(link_key, orjson.dumps({"payment_id": payment_id, "order": order_id,
                                                      "amount": str(amount), "mode": mode}),
                              ex=OP_TTL)

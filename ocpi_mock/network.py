@@ -27,6 +27,8 @@ from bridge.ocpi.models import (
     Connector,
     GeoLocation,
     Hours,
+    Image,
+    ImageCategory,
     Location,
     RegularHours,
     Status,
@@ -65,6 +67,7 @@ class Party:
     website: str | None
     dc_tariff: str | None
     ac_tariff: str | None
+    logo: str | None = None  # the operator's logo URL (BusinessDetails.logo)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -141,7 +144,9 @@ def location_from_spec(spec: dict[str, Any], parties: dict[str, Party], time_zon
         postal_code=spec.get("postal_code"), state=spec.get("state"), country=country,
         coordinates=GeoLocation(latitude=spec["latitude"], longitude=spec["longitude"]),
         parking_type=spec.get("parking_type"), evses=evses or None,
-        operator=BusinessDetails(name=party.name, website=party.website),
+        operator=BusinessDetails(name=party.name, website=party.website,
+                                 logo=Image(url=party.logo, category=ImageCategory.OPERATOR,
+                                            type="png") if party.logo else None),
         facilities=spec.get("facilities"), time_zone=spec.get("time_zone", time_zone),
         opening_times=hours_from_spec(spec.get("open")), charging_when_closed=False,
         last_updated=now,
@@ -171,7 +176,7 @@ def load_network(path: Path, now: datetime, generate: int = 0, seed: int = 1) ->
     country = meta.get("country", "IND")
     parties = {
         p["party_id"]: Party(p["country_code"], p["party_id"], p["name"], p.get("website"),
-                             p.get("dc_tariff"), p.get("ac_tariff"))
+                             p.get("dc_tariff"), p.get("ac_tariff"), p.get("logo"))
         for p in doc.get("parties", [])
     }
     if not parties:

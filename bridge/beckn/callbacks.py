@@ -209,7 +209,8 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
                            error: dict[str, Any] | None = None,
                            deadline: float | None = None,
                            holes: list[list[Part]] | None = None,
-                           answers: str | None = None, keep: bool = False) -> str:
+                           answers: str | None = None, keep: bool = False,
+                           beside: dict[str, Any] | None = None) -> str:
     """Queue one signed callback; `context` is the callback's own context (use
     `callback_context`). Returns the callback id. Delivery order is the order of
     calls for the same (bap_id, transaction_id).
@@ -227,7 +228,8 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
     in the same atomic step as an order's change, pass those writes to
     `OrderStore.update(..., effects=...)` instead."""
     cb_id, fx = callback_effects(settings, context, message=message, error=error,
-                                 deadline=deadline, holes=holes, answers=answers, keep=keep)
+                                 deadline=deadline, holes=holes, answers=answers, keep=keep,
+                                 beside=beside)
     async with redis.pipeline(transaction=True) as pipe:
         fx.to_pipeline(pipe)
         await pipe.execute()
@@ -241,7 +243,8 @@ def callback_effects(settings: Settings, context: Context,
                      deadline: float | None = None,
                      holes: list[list[Part]] | None = None,
                      answers: str | None = None, keep: bool = False,
-                     into: Effects | None = None) -> tuple[str, Effects]:
+                     into: Effects | None = None,
+                     beside: dict[str, Any] | None = None) -> tuple[str, Effects]:
     """The writes that queue one callback (the one layout of a callback record, used
     alone by `enqueue_callback` and with an order's change by the journey): the
     record, its place in the transaction's queue, the fast lane's wake-up, the arq
@@ -255,6 +258,8 @@ def callback_effects(settings: Settings, context: Context,
     body: dict[str, Any] = {"context": context.wire()}
     if message is not None:
         body["message"] = message
+    if beside:  # a dialect that puts the payload next to the context (the guide's)
+        body.update(beside)
     if error is not None:
         body["error"] = error
     raw = orjson.dumps(body)

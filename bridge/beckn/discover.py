@@ -35,7 +35,7 @@ import orjson
 from bridge.beckn.callbacks import HOLE, Part, callback_context, enqueue_callback
 from bridge.beckn.errors import BadFilter, SchemaError
 from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
-from bridge.beckn.profiles import RC2
+from bridge.beckn.profiles import GUIDE, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest, validate
 from bridge.mapping.catalog import (
@@ -49,6 +49,7 @@ from bridge.mapping.catalog import (
     catalog_header,
     normalise_evse_id,
 )
+from bridge.mapping.catalog_guide import CTX_CATALOG_V1, filter_view, guide_item
 from bridge.store import beckn_keys as bk
 from bridge.store.catalog import CatalogStore
 
@@ -63,6 +64,20 @@ SCAN_MAX = 20_000  # candidate locations looked at for one page at most
 
 def canonical_connector(value: str) -> str | None:
     return CONNECTOR_WORDS.get(re.sub(r"[^a-z0-9]", "", value.lower()))
+
+
+_DOTTED = re.compile(r"(?<=[@$\]\w])\.(?!\.)([A-Za-z_][\w:\-]*)")
+
+
+@lru_cache(maxsize=512)
+def normalise_filter(expression: str) -> str:
+    """Networks write member names with a prefix or a hyphen after a dot
+    (`@.beckn:itemAttributes.connectorType`, `@.itemAttributes.connector-type`), which
+    RFC 9535 does not allow: every `.name` becomes `['name']` (outside string literals),
+    so the expression compiles and the indexes recognise its terms."""
+    parts = re.split(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")", expression)
+    return "".join(p if i % 2 else _DOTTED.sub(lambda m: f"['{m.group(1)}']", p)
+                   for i, p in enumerate(parts))
 
 
 @lru_cache(maxsize=512)
@@ -150,18 +165,21 @@ def _guide_filter(expr: str, plan: Plan) -> bool:
 
 
 # hints of a valid JSONPath that indexes can answer (sound only for top-level `&&`)
-_HINT_CT = re.compile(r"connectorType['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
+_HINT_CT = re.compile(r"(?:connectorType|connector-type)['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
 _HINT_KW = re.compile(r"maxPowerKW['\"]?\]?\s*(>=|>)\s*(\d+(?:\.\d+)?)")
-_HINT_AV = re.compile(r"stationStatus['\"]?\]?\s*==\s*['\"]Available['\"]")
+_HINT_AV = re.compile(r"(?:stationStatus['\"]?\]?\s*==\s*['\"]Available|"
+                      r"ev:availability['\"]?\]?\s*==\s*['\"]AVAILABLE)['\"]")
 _HINT_PROV = re.compile(r"beckn:provider['\"]?\]\s*\[\s*['\"]beckn:id['\"]\s*\]\s*==\s*['\"]([^'\"]+)['\"]")
 _HINT_EVSE = re.compile(r"evseId['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
 
 
-_ATTR = r"@\[\s*'beckn:itemAttributes'\s*\]\s*\[\s*'{}'\s*\]"
+_ATTR = r"@\[\s*'beckn:itemAttributes'\s*\]\s*\[\s*'(?:{})'\s*\]"
 _COVERED = (
-    re.compile(_ATTR.format("connectorType") + r"\s*==\s*'[^']+'"),
-    re.compile(_ATTR.format("maxPowerKW") + r"\s*>=\s*\d+(?:\.\d+)?"),
+    re.compile(_ATTR.format("connectorType|ev:connectorType|connector-type")
+               + r"\s*==\s*'[^']+'"),
+    re.compile(_ATTR.format("maxPowerKW|ev:maxPowerKW") + r"\s*>=\s*\d+(?:\.\d+)?"),
     re.compile(_ATTR.format("stationStatus") + r"\s*==\s*'Available'"),
+    re.compile(_ATTR.format("ev:availability") + r"\s*==\s*'AVAILABLE'"),
     re.compile(r"@\[\s*'beckn:provider'\s*\]\s*\[\s*'beckn:id'\s*\]\s*==\s*'[^']+'"),
 )
 
@@ -229,10 +247,11 @@ async def plan_query(q: DiscoverQuery, store: CatalogStore) -> Plan:
     for c in q.spatial:
         _spatial(c, plan)
     if q.filter:
+        expression = normalise_filter(q.filter)
         try:
-            plan.path = compile_filter(q.filter)
-            _hints(q.filter, plan)
-            if covered(q.filter):
+            plan.path = compile_filter(expression)
+            _hints(expression, plan)
+            if covered(expression):
                 plan.path = None
         except BadFilter:
             if not _guide_filter(q.filter, plan):
@@ -424,8 +443,11 @@ async def select_page(q: DiscoverQuery, plan: Plan, store: CatalogStore
     return out
 
 
+Found = tuple[str, bytes, bytes | None, list[Any]]  # provider, item JSON, offer JSON, facet row
+
+
 async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes] | None = None
-                 ) -> list[tuple[str, bytes, bytes | None]]:
+                 ) -> list[Found]:
     """The page of matching items: (provider id, item JSON, offer JSON or None); the
     catalog headers of their providers are put into `headers` (fetched along).
 
@@ -438,12 +460,12 @@ async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes
 
 
 async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
-                  headers: dict[str, bytes] | None = None) -> list[tuple[str, bytes, bytes | None]]:
+                  headers: dict[str, bytes] | None = None) -> list[Found]:
     skip = (q.page - 1) * q.limit
     chunks = await _chunks(q, plan, store)
     heads = headers if headers is not None else {}
     asked: set[str] = set()
-    out: list[tuple[str, bytes, bytes | None]] = []
+    out: list[Found] = []
     batch = max(q.limit, 16)
     check = plan.row_checks
     async for chunk in chunks:
@@ -468,16 +490,17 @@ async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
             asked.update(provs)
             got, found = await store.page(part, provs)
             heads.update(found)
-            for (ref, _row), (item, offer) in zip(part, got, strict=True):
+            for (ref, row), (item, offer) in zip(part, got, strict=True):
                 if item is None:
                     continue
                 if plan.path is not None:
-                    if not plan.path.findall([orjson.loads(item)]):
+                    # both profiles' names, and the EVSE's status (bridge/mapping/catalog_guide.py)
+                    if not plan.path.findall([filter_view(orjson.loads(item), row[ROW_STATUS])]):
                         continue
                     if skip:
                         skip -= 1
                         continue
-                out.append((_prov(ref), item, offer))
+                out.append((_prov(ref), item, offer, row))
                 if len(out) >= q.limit:
                     return out
     return out
@@ -524,7 +547,7 @@ async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str
     headers: dict[str, bytes] = {}
     page = await _search(q, plan or await plan_query(q, store), store, headers)
     by_prov: dict[str, list[tuple[bytes, bytes | None]]] = {}
-    for prov, item, offer in page:
+    for prov, item, offer, _row in page:
         by_prov.setdefault(prov, []).append((item, offer))
     catalogs = []
     for prov, rows in by_prov.items():
@@ -535,6 +558,30 @@ async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str
             cat["beckn:offers"] = offers
         catalogs.append(cat)
     return {"catalogs": catalogs}
+
+
+async def on_discover_guide(q: DiscoverQuery, plan: Plan, store: CatalogStore, bpp_id: str,
+                            bpp_uri: str) -> list[dict[str, Any]]:
+    """The guide profile's catalogs (example 02): the same page, each item written in
+    the guide's vocabulary (`ev:` attributes, `beckn:gps`), offers as the catalog has
+    them (the guide's are a subset)."""
+    headers: dict[str, bytes] = {}
+    page = await _search(q, plan, store, headers)
+    by_prov: dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]] = {}
+    for prov, item, offer, row in page:
+        o = orjson.loads(offer) if offer is not None else None
+        by_prov.setdefault(prov, []).append((guide_item(orjson.loads(item), row[ROW_STATUS], o),
+                                            o))
+    catalogs = []
+    for prov, rows in by_prov.items():
+        cat = _catalog(prov, headers, bpp_id, bpp_uri)
+        cat["@context"] = CTX_CATALOG_V1
+        cat["beckn:items"] = [i for i, _ in rows]
+        offers = [o for _, o in rows if o is not None]
+        if offers:
+            cat["beckn:offers"] = offers
+        catalogs.append(cat)
+    return catalogs
 
 
 async def handle_discover(req: BecknRequest) -> None:
@@ -551,6 +598,12 @@ async def handle_discover(req: BecknRequest) -> None:
     plan = await plan_query(q, store)
     plan.pack_only = req.profile == RC2
     bpp_uri = f"{settings.public_url}/beckn"
+    ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
+    if req.profile == GUIDE:  # the guide puts `catalogs` beside `context` (example 02)
+        catalogs = await on_discover_guide(q, plan, store, settings.beckn_subscriber_id, bpp_uri)
+        await enqueue_callback(services.redis, settings, ctx, beside={"catalogs": catalogs},
+                               answers="discover")
+        return
     holes: list[list[Part]] | None = None
     if plan.path is None:  # the indexes answer it: the worker splices the items in
         message, holes = await on_discover_recipe(q, plan, store, settings.beckn_subscriber_id,
@@ -558,7 +611,6 @@ async def handle_discover(req: BecknRequest) -> None:
     else:
         message = await on_discover_message(q, store, settings.beckn_subscriber_id, bpp_uri,
                                             plan)
-    ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
     # a duplicate discover is searched again (nothing changes by it), so its answer is
     # not kept: the record holds the request's digest only (bridge/beckn/intake.py)
     await enqueue_callback(services.redis, settings, ctx, message, holes=holes,

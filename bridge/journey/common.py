@@ -174,7 +174,10 @@ def new_message_id() -> str:
 
 
 def edge(settings: Settings) -> Edge:
-    return Edge(bpp_id=settings.beckn_subscriber_id, public_url=settings.public_url)
+    return Edge(bpp_id=settings.beckn_subscriber_id, public_url=settings.public_url,
+                refund_within=settings.journey_refund_within,
+                track_interval=settings.journey_track_interval,
+                car_max_kw=settings.journey_car_max_kw)
 
 
 def profile_of(deps: JourneyDeps, order: Order) -> str:

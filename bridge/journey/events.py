@@ -86,7 +86,22 @@ def session_snapshot(session: Session) -> dict[str, Any]:
         "start": session.start_date_time.isoformat(), "currency": session.currency,
         "last_updated": session.last_updated.isoformat(),
         "periods": len(session.charging_periods or []),
+        **_last_readings(session),
     }
+
+
+def _last_readings(session: Session) -> dict[str, str]:
+    """The last charging period's POWER (kW) and STATE_OF_CHARGE (%), when reported (the
+    guide's on_track shows them: current-power, battery-level)."""
+    out: dict[str, str] = {}
+    for period in reversed(session.charging_periods or []):
+        for d in period.dimensions:
+            key = {"POWER": "power_kw", "STATE_OF_CHARGE": "soc"}.get(str(d.type.value))
+            if key and key not in out:
+                out[key] = str(d.volume)
+        if out:
+            break
+    return out
 
 
 async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: datetime) -> str:

@@ -61,7 +61,9 @@ async def handle_init(req: BecknRequest) -> None:
         o = apply(o, Event.INIT, now, NotApplicableNow)
         c = o.customer
         c.update(billing=data["billing"], phone=data["phone"], name=data["name"],
-                 email=data["email"], buyer=data["billing"].get("beckn:payer"))
+                 email=data["email"], buyer=data["buyer"] or c.get("buyer"),
+                 tax_id=data["tax_id"], buyer_attributes=data["buyer_attributes"],
+                 vpa=data["vpa"], contact=data["contact"])
         if data["fleet_id"]:
             if data["fleet_id"] != c.get("fleet_id"):
                 c.update(fleet_id=data["fleet_id"], fleet_verified=False, fleet_otp_hash=None)
@@ -97,7 +99,8 @@ async def handle_init(req: BecknRequest) -> None:
         mode = "HOLD" if p["mode"] == "HOLD" else "PREPAID"
         # keyed by what it is for: an init retried after a crash gets the same link
         link = await deps.gateway.create_link(order.id, Decimal(p["amount"]), p["currency"], mode,
-                                              key=f"init:{order.id}:{p['amount']}:{mode}")
+                                              key=f"init:{order.id}:{p['amount']}:{mode}",
+                                              payer_vpa=order.customer.get("vpa"))
     item = order.item
     assert item is not None
     token = order_token(order, s.ocpi_country_code, s.ocpi_party_id, s.ocpi_business_name, now)
@@ -109,7 +112,7 @@ async def handle_init(req: BecknRequest) -> None:
     def linked(o: Order) -> Order:
         if link is not None:
             o.payment.update(id=link.payment_id, url=link.url, status="NOT-PAID",
-                             linked_amount=o.payment["amount"])
+                             linked_amount=o.payment["amount"], linked_at=now.isoformat())
         return o
 
     def told(_before: Order, after: Order) -> Effects:

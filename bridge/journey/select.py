@@ -63,7 +63,8 @@ async def find_charger(deps: JourneyDeps, item_id: str
         latitude=loc.coordinates.latitude, longitude=loc.coordinates.longitude,
         provider_name=loc.operator.name if loc.operator else None,
         provider_logo=loc.operator.logo.url if loc.operator and loc.operator.logo else None,
-        standard=conn.standard.value, power_type=conn.power_type.value)
+        standard=conn.standard.value, power_type=conn.power_type.value, city=loc.city,
+        status=evse.status.value)
     return loc, evse, conn, item
 
 
@@ -149,6 +150,8 @@ async def handle_select(req: BecknRequest) -> None:
         order = apply(order, Event.SELECT, now, NotApplicableNow)
         order.item = item
         order.buyer_finder_fee = sel.bff
+        if sel.buyer:
+            order.customer["buyer"] = sel.buyer
         order.request = {**sel.to_json(), "start": start.isoformat(),
                          "reservation": reservation,
                          "context": req.context.model_dump(mode="json", exclude_none=True)}

@@ -15,6 +15,7 @@ Wire shapes per profile:
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.beckn.profiles import GUIDE
@@ -55,15 +56,17 @@ def render_rc2(order: Order, url: str) -> dict[str, Any]:
                          "trackingStatus": TRACKING_STATUS.get(order.state, "DISABLED")}}
 
 
-def guide_details(order: Order, url: str, interval: float, callback: str | None
-                  ) -> dict[str, Any]:
-    """`tracking-details` of the guide's on_track (example 15)."""
+def guide_details(order: Order, url: str, interval: float, callback: str | None,
+                  now: datetime) -> dict[str, Any]:
+    """`tracking-details` of the guide's on_track (example 15): live updates every
+    `interval` while charging (PATCHes to the callback URL when one was given)."""
+    live: dict[str, Any] = {"update-frequency": f"PT{interval:g}S",
+                            "next-update-at": (now + timedelta(seconds=interval)).isoformat()}
+    if callback:
+        live["callback-url"] = callback
     return {"tracking-details": {
         "beckn:id": tracking_id(order), "beckn:url": url,
-        "beckn:status": wire.FULFILLMENT[order.state][1],
-        "live-updates": {"update-frequency": f"PT{interval:g}S",
-                         "callback-url": callback} if callback else None,
-    }}
+        "beckn:status": wire.FULFILLMENT[order.state][1], "live-updates": live}}
 
 
 async def handle_track(req: BecknRequest) -> None:
@@ -86,7 +89,7 @@ async def handle_track(req: BecknRequest) -> None:
         url = tracking_url(deps.settings.public_url, after)
         if profile_of(deps, after) == GUIDE:
             message = order_message(deps, after, now,
-                                    extra=guide_details(after, url, interval, callback))
+                                    extra=guide_details(after, url, interval, callback, now))
         else:
             message = render_rc2(after, url)
         fx = Effects()

@@ -34,6 +34,9 @@ class Edge:
 
     bpp_id: str
     public_url: str
+    refund_within: str = "P3D"  # journey.refund_within
+    track_interval: float = 5.0  # journey.track_interval
+    car_max_kw: float = 50.0  # journey.car_max_kw (the power reckoned before a reading)
 
     def tracking_url(self, order: Order) -> str:
         return f"{self.public_url}/track/{order.id}"
@@ -46,7 +49,9 @@ def render_order(profile: str, order: Order, now: datetime, edge: Edge,
     the rc2 schema has no place for them (protocol notes)."""
     code = FULFILLMENT[order.state][1]
     if profile == GUIDE:
-        return guide.render_order(order, now, edge.bpp_id, extra=extra)
+        return guide.render_order(order, now, edge.bpp_id, extra=extra,
+                                  refund_within=edge.refund_within,
+                                  car_max_kw=edge.car_max_kw)
     if profile == RC2:
         trackable = order.state not in (State.DRAFT, State.QUOTED, State.INITIALIZED,
                                         State.PAYMENT_PENDING)
@@ -63,13 +68,18 @@ def track_patch(profile: str, order: Order, session: dict[str, Any], now: dateti
     return rc2.track_patch(order, session, now)
 
 def _dec(value: Any, field: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise SchemaError(f"{field}: not a number: {value!r}", {"field": field})
     try:
         d = Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
         raise SchemaError(f"{field}: not a number: {value!r}", {"field": field}) from exc
-    if not d.is_finite() or d < 0:
-        raise SchemaError(f"{field}: must be a non-negative number", {"field": field})
+    if not d.is_finite() or d < 0 or d > MAX_AMOUNT:
+        raise SchemaError(f"{field}: must be a number from 0 to {MAX_AMOUNT}", {"field": field})
     return d
+
+
+MAX_AMOUNT = Decimal(1_000_000)  # INR, kWh or minutes: more is a typo, never a charge
 
 
 def _dt(value: Any, field: str) -> datetime:
@@ -80,6 +90,20 @@ def _dt(value: Any, field: str) -> datetime:
     if dt.tzinfo is None:
         raise SchemaError(f"{field}: needs a time zone", {"field": field})
     return dt
+
+
+def _obj(value: Any, field: str) -> dict[str, Any]:
+    """An object the request may leave out ({}), or a SchemaError naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError(f"{field}: must be an object", {"field": field})
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) \
+        and str(value) else None
 
 
 def the_order(body: dict[str, Any]) -> dict[str, Any]:
@@ -94,11 +118,30 @@ def the_order(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def attrs(order: dict[str, Any]) -> dict[str, Any]:
-    a = order.get("beckn:orderAttributes") or {}
-    if not isinstance(a, dict):
-        raise SchemaError("message.order.beckn:orderAttributes: must be an object",
-                          {"field": "message.order.beckn:orderAttributes"})
-    return a
+    return _obj(order.get("beckn:orderAttributes"), "message.order.beckn:orderAttributes")
+
+
+def session_bag(order: dict[str, Any]) -> dict[str, Any]:
+    """The rc2 ChargingSession bag of a request: `beckn:orderAttributes` when it is one,
+    else the fulfilment's `beckn:deliveryAttributes` ({} when neither)."""
+    a = attrs(order)
+    if a.get("@type") == "ChargingSession":
+        return a
+    f = _obj(order.get("beckn:fulfillment") if isinstance(order.get("beckn:fulfillment"), dict)
+             else None, "message.order.beckn:fulfillment")
+    return _obj(f.get("beckn:deliveryAttributes"),
+                "message.order.beckn:fulfillment.beckn:deliveryAttributes")
+
+
+def buyer(order: dict[str, Any]) -> dict[str, Any]:
+    """rc2's `beckn:buyer` object ({} for the guide's string id)."""
+    b = order.get("beckn:buyer")
+    return b if isinstance(b, dict) else {}
+
+
+def buyer_id(order: dict[str, Any]) -> str | None:
+    b = order.get("beckn:buyer")
+    return _text(b.get("beckn:id")) if isinstance(b, dict) else _text(b)
 
 
 # --------------------------------------------------------------------------- select
@@ -109,7 +152,8 @@ class SelectRequest:
 
     def __init__(self, item_id: str, budget: Decimal | None, energy_kwh: Decimal | None,
                  minutes: Decimal | None, start: datetime | None, end: datetime | None,
-                 vehicle: dict[str, Any] | None, bff: dict[str, Any] | None) -> None:
+                 vehicle: dict[str, Any] | None, bff: dict[str, Any] | None,
+                 buyer: str | None = None) -> None:
         self.item_id = item_id
         self.budget = budget
         self.energy_kwh = energy_kwh
@@ -118,6 +162,7 @@ class SelectRequest:
         self.end = end
         self.vehicle = vehicle
         self.bff = bff
+        self.buyer = buyer
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,13 +176,21 @@ class SelectRequest:
         }
 
 
-def stops(a: dict[str, Any], where: str) -> tuple[datetime | None, datetime | None]:
-    fd = a.get("fulfillment-details") or {}
+def stops(order: dict[str, Any], where: str) -> tuple[datetime | None, datetime | None]:
+    """The slot: the guide's START/STOP (or END) stops, or rc2's ChargingSession
+    `preferences {startTime, endTime}`."""
+    a = attrs(order)
+    fd = _obj(a.get("fulfillment-details"), f"{where}.fulfillment-details")
     start = end = None
-    for i, stop in enumerate(fd.get("stops") or []):
+    listed = fd.get("stops") or []
+    if not isinstance(listed, list):
+        raise SchemaError(f"{where}.fulfillment-details.stops: must be a list",
+                          {"field": f"{where}.fulfillment-details.stops"})
+    for i, stop in enumerate(listed):
         if not isinstance(stop, dict):
             continue
-        ts = (stop.get("time") or {}).get("timestamp")
+        ts = _obj(stop.get("time"), f"{where}.fulfillment-details.stops[{i}].time").get(
+            "timestamp")
         kind = str(stop.get("type", "")).upper()
         if ts is None:
             continue
@@ -146,24 +199,52 @@ def stops(a: dict[str, Any], where: str) -> tuple[datetime | None, datetime | No
             start = _dt(ts, field)
         elif kind in ("STOP", "END"):  # the guide uses both
             end = _dt(ts, field)
+    prefs = _obj(session_bag(order).get("preferences"), f"{where}.preferences")
+    if start is None and prefs.get("startTime"):
+        start = _dt(prefs["startTime"], f"{where}.preferences.startTime")
+    if end is None and prefs.get("endTime"):
+        end = _dt(prefs["endTime"], f"{where}.preferences.endTime")
     return start, end
 
 
-def parse_bff(a: dict[str, Any]) -> dict[str, Any] | None:
+def parse_bff(order: dict[str, Any]) -> dict[str, Any] | None:
+    """The BAP's finder fee: the guide's `buyer-finder-fee {type, value}` or rc2's
+    ChargingSession `buyerFinderFee {feeType, feeValue}`."""
+    a = attrs(order)
     bff = a.get("buyer-finder-fee")
+    field = "buyer-finder-fee"
+    kind_key, value_key = "type", "value"
+    if not bff:
+        bff = session_bag(order).get("buyerFinderFee")
+        field, kind_key, value_key = "buyerFinderFee", "feeType", "feeValue"
     if not bff:
         return None
-    if not isinstance(bff, dict) or "value" not in bff:
-        raise SchemaError("buyer-finder-fee: needs type and value", {"field": "buyer-finder-fee"})
-    kind = str(bff.get("type", "PERCENTAGE")).upper()
+    if not isinstance(bff, dict) or value_key not in bff:
+        raise SchemaError(f"{field}: needs {kind_key} and {value_key}", {"field": field})
+    kind = str(bff.get(kind_key, "PERCENTAGE")).upper()
     if kind not in ("PERCENTAGE", "PERCENT", "AMOUNT", "FLAT"):
-        raise SchemaError(f"buyer-finder-fee.type: {kind!r} is not PERCENTAGE or AMOUNT",
-                          {"field": "buyer-finder-fee.type"})
+        raise SchemaError(f"{field}.{kind_key}: {kind!r} is not PERCENTAGE or AMOUNT",
+                          {"field": f"{field}.{kind_key}"})
     return {"type": "PERCENTAGE" if kind.startswith("PERCENT") else "AMOUNT",
-            "value": str(_dec(bff["value"], "buyer-finder-fee.value"))}
+            "value": str(_dec(bff[value_key], f"{field}.{value_key}"))}
+
+
+UNITS = {"INR": "budget", "RS": "budget", "₹": "budget", "KWH": "energy", "MIN": "minutes",
+         "MINUTE": "minutes", "MINUTES": "minutes", "HOUR": "hours", "HOURS": "hours",
+         "H": "hours", "HUR": "hours"}
+
+
+def _amount(unit: str, value: Decimal, field: str) -> tuple[str, Decimal]:
+    kind = UNITS.get(unit.upper())
+    if kind is None:
+        raise SchemaError(f"{field}: {unit!r} is not INR, KWH, MIN or HOUR", {"field": field})
+    return ("minutes", value * 60) if kind == "hours" else (kind, value)
 
 
 def parse_select(body: dict[str, Any]) -> SelectRequest:
+    """How much to charge, in every dialect: rc2's `beckn:quantity` Quantity
+    {unitCode KWH|INR|MIN|HUR, unitQuantity}, the guide's `quantity-measure {value, unit}`
+    (example 04), or a budget as the line's `beckn:price.value` (example 03)."""
     order = the_order(body)
     items = order.get("beckn:orderItems")
     where = "message.order"
@@ -171,111 +252,157 @@ def parse_select(body: dict[str, Any]) -> SelectRequest:
         raise SchemaError(f"{where}.beckn:orderItems: one item is required",
                           {"field": f"{where}.beckn:orderItems"})
     line = items[0]
+    lw = f"{where}.beckn:orderItems[0]"
     ordered = line.get("beckn:orderedItem")
     if isinstance(ordered, dict):
         ordered = ordered.get("beckn:id")
     if not isinstance(ordered, str) or not ordered:
-        raise SchemaError(f"{where}.beckn:orderItems[0].beckn:orderedItem: required item id",
-                          {"field": f"{where}.beckn:orderItems[0].beckn:orderedItem"})
-    budget = energy = minutes = None
-    measure = (line.get("beckn:orderItemAttributes") or {}).get("quantity-measure")
+        raise SchemaError(f"{lw}.beckn:orderedItem: required item id",
+                          {"field": f"{lw}.beckn:orderedItem"})
+    asked: dict[str, Decimal] = {}
+    measure = _obj(line.get("beckn:orderItemAttributes"), f"{lw}.beckn:orderItemAttributes").get(
+        "quantity-measure")
+    quantity = line.get("beckn:quantity")
+    price = line.get("beckn:price")
     if isinstance(measure, dict):
-        value = _dec(measure.get("value"), "quantity-measure.value")
-        unit = str(measure.get("unit", "")).upper()
-        if unit in ("INR", "RS", "₹"):
-            budget = value
-        elif unit in ("KWH",):
-            energy = value
-        elif unit in ("MIN", "MINUTE", "MINUTES"):
-            minutes = value
-        elif unit in ("HOUR", "HOURS", "H"):
-            minutes = value * 60
-        else:
-            raise SchemaError(f"quantity-measure.unit: {unit!r} is not INR, KWH, MIN or HOUR",
-                              {"field": "quantity-measure.unit"})
-    elif isinstance(line.get("beckn:price"), dict) and "value" in line["beckn:price"]:
-        budget = _dec(line["beckn:price"]["value"], f"{where}.beckn:orderItems[0].beckn:price.value")
+        kind, value = _amount(str(measure.get("unit", "")), _dec(
+            measure.get("value"), "quantity-measure.value"), "quantity-measure.unit")
+        asked[kind] = value
+    elif isinstance(quantity, dict) and quantity.get("unitCode") is not None:
+        kind, value = _amount(str(quantity["unitCode"]), _dec(
+            quantity.get("unitQuantity"), f"{lw}.beckn:quantity.unitQuantity"),
+            f"{lw}.beckn:quantity.unitCode")
+        asked[kind] = value
+    elif isinstance(price, dict) and "value" in price:
+        asked["budget"] = _dec(price["value"], f"{lw}.beckn:price.value")
     else:
-        raise SchemaError("say how much to charge: beckn:price.value (a budget in INR) or "
+        raise SchemaError("say how much to charge: beckn:quantity {unitCode KWH|INR|MIN, "
+                          "unitQuantity}, beckn:price.value (a budget in INR) or "
                           "beckn:orderItemAttributes.quantity-measure {value, unit}",
-                          {"field": f"{where}.beckn:orderItems[0]"})
-    if (budget is not None and budget == 0) or (energy is not None and energy == 0) or (
-            minutes is not None and minutes == 0):
-        raise SchemaError("the amount to charge must be more than zero",
-                          {"field": f"{where}.beckn:orderItems[0]"})
+                          {"field": lw})
+    if any(v == 0 for v in asked.values()):
+        raise SchemaError("the amount to charge must be more than zero", {"field": lw})
     a = attrs(order)
-    start, end = stops(a, f"{where}.beckn:orderAttributes")
+    start, end = stops(order, f"{where}.beckn:orderAttributes")
     if start and end and end <= start:
         raise SchemaError("the STOP time must be after the START time",
                           {"field": f"{where}.beckn:orderAttributes.fulfillment-details.stops"})
-    vehicle = (a.get("fulfillment-details") or {}).get("vehicle")
-    return SelectRequest(ordered, budget, energy, minutes, start, end,
-                         vehicle if isinstance(vehicle, dict) else None, parse_bff(a))
+    vehicle = _obj(a.get("fulfillment-details"), "fulfillment-details").get("vehicle")
+    bag = session_bag(order)
+    if not isinstance(vehicle, dict) and (bag.get("vehicleMake") or bag.get("vehicleModel")):
+        vehicle = {k: str(bag[b]) for k, b in (("make", "vehicleMake"), ("model", "vehicleModel"))
+                   if bag.get(b)}
+    return SelectRequest(ordered, asked.get("budget"), asked.get("energy"), asked.get("minutes"),
+                         start, end, vehicle if isinstance(vehicle, dict) else None,
+                         parse_bff(order), buyer_id(order))
 
 
 # --------------------------------------------------------------------------- init
 
 
 def parse_init(body: dict[str, Any]) -> dict[str, Any]:
-    """Billing, phone, fleet id (+ OTP), payment preference, buyer-finder fee."""
+    """The buyer and how they pay, in every dialect: rc2's `beckn:buyer` (id, displayName,
+    telephone, email, taxID, a `BuyerUPI` bag with `vpa`) and `beckn:payment`, or the
+    guide's `billing-details`, `fulfillment-details.customer`, `payment-details`
+    (examples 06, 09); fleet id (+ OTP) and the buyer-finder fee."""
     order = the_order(body)
     a = attrs(order)
-    billing = a.get("billing-details") or {}
-    if not isinstance(billing, dict):
-        raise SchemaError("billing-details: must be an object", {"field": "billing-details"})
-    customer = (a.get("fulfillment-details") or {}).get("customer") or {}
-    phone = billing.get("schema:telephone") or customer.get("schema:telephone")
+    b = buyer(order)
+    billing = _obj(a.get("billing-details"), "billing-details")
+    customer = _obj(_obj(a.get("fulfillment-details"), "fulfillment-details").get("customer"),
+                    "fulfillment-details.customer")
+    phone = (_text(b.get("beckn:telephone")) or _text(billing.get("schema:telephone"))
+             or _text(customer.get("schema:telephone")))
     if not phone:
-        raise SchemaError("billing-details.schema:telephone: the driver's phone is required "
-                          "(for the start code)", {"field": "billing-details.schema:telephone"})
-    fleet = a.get("fleet-details") or {}
+        raise SchemaError("the driver's phone is required (for the start code): "
+                          "beckn:buyer.beckn:telephone or billing-details.schema:telephone",
+                          {"field": "message.order.beckn:buyer.beckn:telephone"})
+    fleet = _obj(a.get("fleet-details"), "fleet-details")
     payment = a.get("payment-details") or {}
     if isinstance(payment, list):
         payment = payment[0] if payment else {}
+    payment = _obj(payment, "payment-details")
     ptype = str(payment.get("payment-type", "") or "").upper()
     method = str(payment.get("beckn:method", "") or "").upper()
+    rc2_pay = _obj(order.get("beckn:payment") if isinstance(order.get("beckn:payment"), dict)
+                   else None, "beckn:payment")
     mode = None
     if ptype in ("ON-ORDER", "PRE-FULFILLMENT") or method in ("PAYMENT-LINK", "UPI-TRANSFER",
                                                                   "BANK-TRANSFER"):
         mode = "PREPAID"
-    if ptype in ("AUTHORIZATION-HOLD", "HOLD") or method in ("UPI-MANDATE", "CARD-HOLD"):
+    if ptype in ("AUTHORIZATION-HOLD", "HOLD") or method in ("UPI-MANDATE", "CARD-HOLD") or (
+            rc2_pay.get("beckn:paymentStatus") == "AUTHORIZED"):
         mode = "HOLD"
     if ptype in ("POST-FULFILLMENT", "ON-FULFILLMENT"):
         mode = "POSTPAID"
+    bag = _obj(b.get("beckn:buyerAttributes"), "beckn:buyer.beckn:buyerAttributes")
+    pay_attrs = _obj(payment.get("beckn:paymentAttributes"), "payment-details.beckn:paymentAttributes")
+    vpa = _text(bag.get("vpa")) or _text(pay_attrs.get("source-vpa"))
+    email = _text(b.get("beckn:email")) or _text(billing.get("schema:email"))
     return {
         "billing": billing,
-        "phone": str(phone),
-        "name": billing.get("schema:name") or customer.get("schema:name"),
-        "email": billing.get("schema:email"),
-        "fleet_id": fleet.get("beckn:id") or fleet.get("id"),
-        "fleet_otp": fleet.get("otp"),
+        "phone": phone,
+        "name": _text(b.get("beckn:displayName")) or _text(billing.get("schema:name"))
+        or _text(customer.get("schema:name")),
+        "email": email,
+        "buyer": buyer_id(order) or _text(billing.get("beckn:payer")),
+        "tax_id": _text(b.get("beckn:taxID")) or _text(billing.get("tax-id")),
+        "buyer_attributes": bag if bag.get("@context") and bag.get("@type") else None,
+        "vpa": vpa,
+        "contact": {k: v for k, v in customer.items() if k in ("schema:name", "schema:telephone")},
+        "fleet_id": _text(fleet.get("beckn:id")) or _text(fleet.get("id")),
+        "fleet_otp": _text(fleet.get("otp")),
         "payment_mode": mode,
-        "bff": parse_bff(a),
+        "bff": parse_bff(order),
     }
 
 
-# --------------------------------------------------------------------------- update / track / cancel
+# --------------------------------------------------------------------------- update / track
+
+
+# rc2 ChargingSession.sessionStatus asked for by a BAP -> the driver's action
+SESSION_ASKS = {"ACTIVE": "start-charging", "STOP": "stop-charging",
+                "COMPLETED": "stop-charging"}
 
 
 def parse_update(body: dict[str, Any]) -> tuple[str, str | None]:
-    """("start-charging" | "stop-charging", the OTP if any)."""
+    """("start-charging" | "stop-charging", the start code if any): the guide's
+    `fulfillment-update {state.code, authorization.token}` (example 11), or rc2's
+    ChargingSession bag with `sessionStatus` ACTIVE (start) / STOP (stop); rc2 has no
+    field for the start code, which is read from an `authorization {type OTP, token}`
+    beside it (docs/protocol-notes.md)."""
     order = the_order(body)
-    fu = attrs(order).get("fulfillment-update") or {}
-    code = ((fu.get("state") or {}).get("code") or fu.get("beckn:status") or "").lower()
+    fu = _obj(attrs(order).get("fulfillment-update"), "fulfillment-update")
+    state = _obj(fu.get("state"), "fulfillment-update.state")
+    code = str(state.get("code") or fu.get("beckn:status") or "").lower()
+    auth = _obj(fu.get("authorization"), "fulfillment-update.authorization")
+    if not code:
+        bag = session_bag(order)
+        code = SESSION_ASKS.get(str(bag.get("sessionStatus", "")).upper(), "")
+        auth = _obj(bag.get("authorization") or attrs(order).get("authorization"),
+                    "authorization")
     if code not in ("start-charging", "stop-charging"):
-        raise SchemaError("fulfillment-update.state.code: start-charging or stop-charging",
+        raise SchemaError("say what to do: fulfillment-update.state.code start-charging | "
+                          "stop-charging, or a ChargingSession sessionStatus ACTIVE | STOP",
                           {"field": "message.order.beckn:orderAttributes.fulfillment-update."
                                     "state.code"})
-    auth = fu.get("authorization") or {}
     token = auth.get("token")
-    return code, str(token) if token is not None else None
+    return code, _text(token)
 
 
 def parse_track(body: dict[str, Any]) -> str | None:
-    order = the_order(body)
-    url = attrs(order).get("callback-url")
+    """The BAP's callback URL for live updates, if any: rc2's `message.tracking
+    {id, callbackUrl}` or the guide's `callback-url` in the order (example 13)."""
+    message = body.get("message")
+    tracking = message.get("tracking") if isinstance(message, dict) else None
+    if isinstance(tracking, dict):
+        url = tracking.get("callbackUrl")
+        field = "message.tracking.callbackUrl"
+    else:
+        url = attrs(the_order(body)).get("callback-url")
+        field = "callback-url"
     if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
-        raise SchemaError("callback-url: must be an http(s) URL", {"field": "callback-url"})
+        raise SchemaError(f"{field}: must be an http(s) URL", {"field": field})
     return url
 
 

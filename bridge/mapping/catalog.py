@@ -234,7 +234,8 @@ def _windows(loc: Location, now: datetime) -> list[dict[str, Any]] | None:
 def provider(loc: Location) -> dict[str, Any]:
     name = (loc.operator.name if loc.operator else None) or provider_id(loc.country_code,
                                                                        loc.party_id)
-    desc: dict[str, Any] = {"@type": "beckn:Descriptor", "schema:name": name}
+    desc: dict[str, Any] = {"@type": "beckn:Descriptor", "schema:name": name,
+                            "beckn:shortDesc": f"EV charging by {name}"}
     if loc.operator and loc.operator.logo:
         desc["schema:image"] = [loc.operator.logo.url]
     return {"beckn:id": provider_id(loc.country_code, loc.party_id), "beckn:descriptor": desc}

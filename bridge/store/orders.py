@@ -75,6 +75,8 @@ class OrderItem(BaseModel):
     power_type: str | None = None  # OCPI PowerType
     offer: dict[str, Any] | None = None  # the catalog offer accepted at select (beckn:Offer)
     provider_logo: str | None = None
+    city: str | None = None
+    status: str | None = None  # the EVSE's OCPI status at select
 
 
 class Order(BaseModel):

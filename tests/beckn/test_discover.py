@@ -39,8 +39,20 @@ async def discover(bridge: Bridge, bap: LoopbackBap, message: dict[str, Any], **
     return got[0]
 
 
+def catalogs(cb: dict[str, Any]) -> list[dict[str, Any]]:
+    """The catalogs of an on_discover: in `message` (rc2), or beside `context` (the
+    guide profile, example 02)."""
+    return list((cb.get("message") or cb)["catalogs"])
+
+
 def items(cb: dict[str, Any]) -> list[dict[str, Any]]:
-    return [i for c in cb["message"]["catalogs"] for i in c["beckn:items"]]
+    return [i for c in catalogs(cb) for i in c["beckn:items"]]
+
+
+def attr(item: dict[str, Any], name: str) -> Any:
+    """An item attribute in either profile's words (`connectorType` / `ev:connectorType`)."""
+    a = item["beckn:itemAttributes"]
+    return a.get(name, a.get(f"ev:{name}"))
 
 
 def ids(cb: dict[str, Any]) -> list[str]:
@@ -76,7 +88,7 @@ async def test_place_and_radius_signed_callback(bridge: Bridge, bap: LoopbackBap
     assert header.subscriber_id == bridge.settings.beckn_subscriber_id
     signing.verify(header, raw, bridge_key[0].public_key(), time.time())
     # one catalog per CPO, with offers carrying the ENERGY price and the peak window
-    cats = cb["message"]["catalogs"]
+    cats = catalogs(cb)
     assert [c["beckn:providerId"] for c in cats] == ["IN-TPC"]
     assert cats[0]["beckn:bppId"] == bridge.settings.beckn_subscriber_id
     offer = cats[0]["beckn:offers"][0]
@@ -85,10 +97,10 @@ async def test_place_and_radius_signed_callback(bridge: Bridge, bap: LoopbackBap
     peak = offer["beckn:price"]["components"][0]
     assert (peak["startTime"], peak["endTime"], peak["value"]) == ("18:00", "22:00", 28.32)
     assert offer["beckn:offerAttributes"]["tariffModel"] == "TIME_OF_DAY"
-    attrs = items(cb)[0]["beckn:itemAttributes"]
-    assert attrs["connectorType"] == "CCS2"
-    assert attrs["maxPowerKW"] == 60
-    assert attrs["evseId"] == "IN*TPC*E0001"
+    first = items(cb)[0]
+    assert (attr(first, "connectorType"), attr(first, "maxPowerKW"), attr(first, "evseId")) == (
+        "CCS2", 60, "IN*TPC*E0001")
+    attrs = first["beckn:itemAttributes"]
     # only the EV pack's fields (additionalProperties: false): the status is in the
     # descriptor and the index, the exact OCPI standard in the descriptor
     assert "stationStatus" not in attrs and "connectorId" not in attrs
@@ -114,7 +126,7 @@ async def test_jsonpath_without_place(bridge: Bridge, bap: LoopbackBap, catalog:
          "@['beckn:provider']['beckn:id'] == 'IN-ZAP']")
     cb = await discover(bridge, bap, {"filters": {"type": "jsonpath", "expression": f}})
     assert ids(cb) == ["loc-wf/e1/1"]
-    assert [c["beckn:providerId"] for c in cb["message"]["catalogs"]] == ["IN-ZAP"]
+    assert [c["beckn:providerId"] for c in catalogs(cb)] == ["IN-ZAP"]
 
 
 async def test_text_search(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore) -> None:
@@ -125,7 +137,7 @@ async def test_text_search(bridge: Bridge, bap: LoopbackBap, catalog: CatalogSto
     cb = await discover(bridge, bap, {"text_search": "CCS2 charger", "spatial": near(5000)})
     assert ids(cb) == ["loc-mg/e1/1", "loc-ind/e1/1"]
     cb = await discover(bridge, bap, {"text_search": "nowhere-to-be-found"})
-    assert cb["message"]["catalogs"] == []
+    assert catalogs(cb) == []
 
 
 async def test_pagination(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore) -> None:
@@ -186,14 +198,14 @@ async def test_catalog_follows_ocpi_changes(bridge: Bridge, bap: LoopbackBap,
     await store.put("tariffs", t)
     assert await drain(redis_client, catalog) == 2  # both locations using T1
     cb = await discover(bridge, bap, {"spatial": near(100)})
-    offers = cb["message"]["catalogs"][0]["beckn:offers"]
+    offers = catalogs(cb)[0]["beckn:offers"]
     assert offers[0]["beckn:price"]["value"] == 23.6
     # location unpublished: gone
     await store.patch_location("IN", "TPC", "LOC-MG", {"publish": False,
                                                        "last_updated": "2025-04-01T00:00:00Z"})
     await drain(redis_client, catalog)
     cb = await discover(bridge, bap, {"spatial": near(100)})
-    assert cb["message"]["catalogs"] == []
+    assert catalogs(cb) == []
 
 
 async def test_memory_of_rendered_location(catalog: CatalogStore, redis_client: Any) -> None:
@@ -222,6 +234,6 @@ async def test_spliced_and_rendered_answers_agree(bridge: Bridge, bap: LoopbackB
     rendered = await discover(bridge, bap, {"spatial": near(5000), "filters": {
         "type": "jsonpath", "expression": f"$[?{ct} && @['beckn:rateable'] == true]"}})
     assert ids(spliced) == ["loc-mg/e1/1", "loc-ind/e1/1"]
-    assert spliced["message"] == rendered["message"]
-    offers = [o for c in spliced["message"]["catalogs"] for o in c["beckn:offers"]]
+    assert catalogs(spliced) == catalogs(rendered)
+    offers = [o for c in catalogs(spliced) for o in c["beckn:offers"]]
     assert [o["beckn:items"] for o in offers] == [["IN:TPC:loc-mg:e1:1"], ["IN:TPC:loc-ind:e1:1"]]

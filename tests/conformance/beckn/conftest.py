@@ -62,7 +62,7 @@ class Inspector:
         assert not self.violations, self.report()
 
 
-@pytest.fixture(params=["rc2"])
+@pytest.fixture(params=["rc2", "guide"])
 def profile(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
