@@ -365,22 +365,32 @@ SESSION_ASKS = {"ACTIVE": "start-charging", "STOP": "stop-charging",
                 "COMPLETED": "stop-charging"}
 
 
+def _bags(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's attribute bags: `beckn:orderAttributes` and the fulfilment's
+    `beckn:deliveryAttributes` (rc2)."""
+    f = order.get("beckn:fulfillment")
+    bags = [attrs(order)]
+    if isinstance(f, dict) and isinstance(f.get("beckn:deliveryAttributes"), dict):
+        bags.append(f["beckn:deliveryAttributes"])
+    return bags
+
+
 def parse_update(body: dict[str, Any]) -> tuple[str, str | None]:
     """("start-charging" | "stop-charging", the start code if any): the guide's
     `fulfillment-update {state.code, authorization.token}` (example 11), or rc2's
-    ChargingSession bag with `sessionStatus` ACTIVE (start) / STOP (stop); rc2 has no
-    field for the start code, which is read from an `authorization {type OTP, token}`
-    beside it (docs/protocol-notes.md)."""
+    ChargingSession `sessionStatus` ACTIVE (start) / STOP (stop) in the order's or the
+    fulfilment's attribute bag. rc2 has no field for the start code: it is read from an
+    `authorization {type OTP, token}` in either bag (a bag of its own type keeps the
+    ChargingSession pack-valid; docs/protocol-notes.md)."""
     order = the_order(body)
     fu = _obj(attrs(order).get("fulfillment-update"), "fulfillment-update")
     state = _obj(fu.get("state"), "fulfillment-update.state")
     code = str(state.get("code") or fu.get("beckn:status") or "").lower()
     auth = _obj(fu.get("authorization"), "fulfillment-update.authorization")
     if not code:
-        bag = session_bag(order)
-        code = SESSION_ASKS.get(str(bag.get("sessionStatus", "")).upper(), "")
-        auth = _obj(bag.get("authorization") or attrs(order).get("authorization"),
-                    "authorization")
+        for bag in _bags(order):
+            code = code or SESSION_ASKS.get(str(bag.get("sessionStatus", "")).upper(), "")
+            auth = auth or _obj(bag.get("authorization"), "authorization")
     if code not in ("start-charging", "stop-charging"):
         raise SchemaError("say what to do: fulfillment-update.state.code start-charging | "
                           "stop-charging, or a ChargingSession sessionStatus ACTIVE | STOP",

@@ -22,7 +22,9 @@ from tests.beckn.conftest import (
     connector,
     evse,
     load_sample,
+    location,
     run_worker,
+    tariff,
 )
 
 
@@ -237,3 +239,61 @@ async def test_spliced_and_rendered_answers_agree(bridge: Bridge, bap: LoopbackB
     assert catalogs(spliced) == catalogs(rendered)
     offers = [o for c in catalogs(spliced) for o in c["beckn:offers"]]
     assert [o["beckn:items"] for o in offers] == [["IN:TPC:loc-mg:e1:1"], ["IN:TPC:loc-ind:e1:1"]]
+
+
+@pytest.mark.parametrize("profile", ["rc2", "guide"])
+@pytest.mark.parametrize("expression", [
+    # RFC 9535 with the guide's name for the attribute
+    "$[?(@['beckn:itemAttributes']['ev:connectorType'] == 'CCS2')]",
+    # what the sandboxes send: dotted names with a prefix (not RFC 9535)
+    "$[?(@.beckn:itemAttributes.connectorType == 'CCS2')]",
+    # the guide's hyphenated name, dotted
+    "$[?(@.itemAttributes.connector-type == 'CCS2')]",
+    # evaluated item by item (not all index terms): both vocabularies still apply
+    "$[?(@['beckn:itemAttributes']['ev:connectorType'] == 'CCS2' && @['beckn:rateable'] == true)]",
+])
+async def test_filters_in_every_vocabulary_find_ccs2_chargers(
+        bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore, expression: str,
+        profile: str) -> None:
+    cb = await discover(bridge, bap, {"spatial": near(5000), "filters": {
+        "type": "jsonpath", "expression": expression}})
+    assert ids(cb) == ["loc-mg/e1/1", "loc-ind/e1/1"]
+    assert {attr(i, "connectorType") for i in items(cb)} == {"CCS2"}
+
+
+@pytest.mark.parametrize("expression", [
+    "$[?(@['beckn:itemAttributes']['ev:availability'] == 'AVAILABLE' && "
+    "@['beckn:rateable'] == true)]",
+    "$[?(@['beckn:itemAttributes']['stationStatus'] == 'Available' && "
+    "@['beckn:rateable'] == true)]",
+])
+async def test_availability_filters_see_the_evse_status(bridge: Bridge, bap: LoopbackBap,
+                                                        catalog: CatalogStore,
+                                                        expression: str) -> None:
+    """The EVSE's status is not in the rc2 item (the pack has no field for it), yet a
+    filter on it, evaluated item by item, sees it: the busy CHAdeMO is left out."""
+    cb = await discover(bridge, bap, {"spatial": near(5000), "filters": {
+        "type": "jsonpath", "expression": expression}})
+    assert ids(cb) == ["loc-mg/e1/1", "loc-mg/e1/2", "loc-ind/e1/1"]
+
+
+async def test_connectors_the_pack_cannot_name_are_listed_in_the_guide_profile_only(
+        redis_client: Any, settings: Any) -> None:
+    """CCS1 (no value of the EvChargingService enum fits): not listed in rc2, where
+    `connectorType` is required; listed in the guide profile with its readable name."""
+    from bridge.beckn.discover import plan_query, search
+    from bridge.beckn.models import DiscoverQuery
+
+    store = OcpiStore(redis_client)
+    await store.put("tariffs", tariff())
+    await store.put_location(location("LOC-US", CENTER[0], CENTER[1], [
+        evse("E1", "IN*TPC*E0901", "AVAILABLE", connector("1", "IEC_62196_T1_COMBO", "DC", 50))]))
+    catalog = CatalogStore(redis_client, store)
+    await drain(redis_client, catalog)
+    q = DiscoverQuery(text="Station")
+    plan = await plan_query(q, catalog)
+    assert len(await search(q, catalog)) == 1  # as the guide profile searches
+    plan.pack_only = True  # as the rc2 profile searches
+    from bridge.beckn.discover import _search
+
+    assert await _search(q, plan, catalog) == []

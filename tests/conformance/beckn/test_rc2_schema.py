@@ -69,3 +69,17 @@ def test_bag_types_are_checked_against_their_pack() -> None:
            "sessionStatus": "RUNNING", "meteredEnergyKWh": -1, "colour": "blue"}
     paths = {v.path for v in schema.session_patch(bad)}
     assert paths == {"$", "$.sessionStatus", "$.meteredEnergyKWh"}, paths
+
+
+@pytest.mark.parametrize("action", ["select", "init", "confirm", "update", "track", "rating",
+                                    "support"])
+def test_the_rc2_test_bap_sends_what_the_schema_says(action: str) -> None:
+    """The requests tests/journey/test_inbound_forms.py sends as a schema-built BAP are
+    valid rc2 requests (so the bridge is shown to read the schema's shapes)."""
+    from tests.journey.conftest import TestBap, wire_txn
+    from tests.journey.test_inbound_forms import rc2_requests
+
+    bap = TestBap(key=None, url="http://127.0.0.1:9")
+    body = {"context": bap.context(action, wire_txn("rc2-requests")),
+            "message": rc2_requests("f" * 32, "1234", "http://127.0.0.1:9/track/x")[action]}
+    assert rc2.shared().request(action, body) == []
