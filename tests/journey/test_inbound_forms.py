@@ -73,7 +73,6 @@ def rc2_requests(order_id: str, otp: str, callback: str) -> dict[str, dict[str, 
 
 async def test_an_rc2_bap_books_tracks_and_rates(world: World) -> None:
     txn = "txn-rc2-forms"
-    line = LINE
     on_select = await world.call("select", txn, rc2_requests("", "", "")["select"])
     assert view.state(on_select) == "QUOTED"
     order = await world.order(txn)
