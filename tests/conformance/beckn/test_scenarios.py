@@ -50,8 +50,11 @@ async def test_discover_scenario(scenario: Scenario, inspector: Inspector, bridg
     available = {"bridge": bridge, "bap": bap, "catalog": catalog, "bridge_key": bridge_key,
                  "redis_client": redis_client}
     params = pyinspect.signature(scenario).parameters
-    if "text" in params:  # the walk-in scenario's parameter: one of its cases
-        available["text"] = "IN*TPC*E0101"
+    for mark in getattr(scenario, "pytestmark", []):
+        # a parametrized scenario: its first case (the profile is this test's own)
+        if mark.name == "parametrize" and mark.args[0] != "profile":
+            available[mark.args[0]] = mark.args[1][0]
+    available["profile"] = inspector.profile
     await scenario(**{name: available[name] for name in params})
     inspector.assert_clean()
 
