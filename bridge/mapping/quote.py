@@ -108,7 +108,7 @@ class Charges:
     fixed: Decimal = ZERO
     reservation: Decimal = ZERO
     energy_kwh: Decimal = ZERO
-    time_hours: Decimal = ZERO
+    charging_hours: Decimal = ZERO  # the time the TIME dimension prices: charging, not the session
     parking_hours: Decimal = ZERO
     energy_unit_price: Decimal | None = None  # incl. VAT, when one ENERGY price applied
     source: str = "engine"  # "engine" or "cdr"
@@ -129,7 +129,7 @@ class Charges:
             fixed=x["total_fixed_cost"].incl_vat,
             reservation=x["total_reservation_cost"].incl_vat,
             energy_kwh=r.total_energy,
-            time_hours=r.total_time,
+            charging_hours=r.time_volume,
             parking_hours=r.total_parking_time,
             energy_unit_price=unit,
         )
@@ -152,7 +152,9 @@ class Charges:
             fixed=incl(cdr.total_fixed_cost),
             reservation=incl(cdr.total_reservation_cost),
             energy_kwh=cdr.total_energy,
-            time_hours=cdr.total_time,
+            # mod_cdrs: total_time is the whole session; its note gives the charging time
+            # as total_time - total_parking_time.
+            charging_hours=max(cdr.total_time - (cdr.total_parking_time or ZERO), ZERO),
             parking_hours=cdr.total_parking_time or ZERO,
             source="cdr",
         )
@@ -239,7 +241,7 @@ def _charge_lines(c: Charges, q: Decimal) -> list[QuoteLine]:
         unit = f" @ {money_text(c.energy_unit_price, cur)}/kWh" if c.energy_unit_price is not None else ""
         parts.append(("energy", f"Charging session cost ({kwh_text(c.energy_kwh)} kWh{unit})", c.energy))
     if c.time:
-        parts.append(("time", f"Charging time ({_duration_text(c.time_hours)})", c.time))
+        parts.append(("time", f"Charging time ({_duration_text(c.charging_hours)})", c.time))
     if c.parking:
         parts.append(("parking", f"Parking time ({_duration_text(c.parking_hours)})", c.parking))
     if c.fixed:

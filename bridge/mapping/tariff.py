@@ -38,7 +38,7 @@ per session, so the CDR/Session pydantic objects are only read, never built.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -83,6 +83,7 @@ __all__ = [
 US = 1_000_000
 DAY_US = 86_400 * US
 HOUR_S = Decimal(3600)
+_HOUR_US = Decimal(3600 * 1_000_000)
 KWH_WH = Decimal(1000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -423,6 +424,7 @@ class TariffResult:
     billed_s: tuple[Decimal, Decimal, Decimal, Decimal]  # priced, after step_size; same units
     unpriced: dict[str, Decimal]  # dimension -> volume (kWh / hours) that no element priced
     lines: tuple[TariffLine, ...]
+    session_us: int  # the session's duration, end - start (µs)
     warnings: tuple[str, ...] = field(default=())
 
     # Rounded amounts and hour conversions are computed on access: the hot
@@ -452,21 +454,44 @@ class TariffResult:
         return self.exact["total_reservation_cost"].quantized(self.quantum)
 
     @property
+    def tariff_ids(self) -> tuple[str, ...]:
+        """The tariffs that priced the session, in order of first use."""
+        return (self.tariff_id,)
+
+    # Figures named as the CDR object names them (mod_cdrs §10.3.1 CDR object).
+    @property
     def total_energy(self) -> Decimal:
-        """kWh consumed (all periods)."""
+        """CDR `total_energy`: kWh charged (all periods)."""
         return self.consumed_s[ENERGY]
 
     @property
     def total_time(self) -> Decimal:
-        """Hours charging (all periods)."""
-        return _hours(self.consumed_s[TIME])
+        """CDR `total_time`: hours of the whole session, charging and not charging
+        (end - start), not only the TIME volume."""
+        return Decimal(self.session_us) / _HOUR_US if self.session_us > 0 else ZERO
 
     @property
     def total_parking_time(self) -> Decimal:
+        """CDR `total_parking_time`: hours not charging (the PARKING_TIME volumes)."""
         return _hours(self.consumed_s[PARKING])
 
     @property
-    def total_reservation_time(self) -> Decimal:
+    def total_charging_time(self) -> Decimal:
+        """The CDR chapter's `total_charging_time = total_time - total_parking_time`
+        (its note under the CDR object), never below zero."""
+        return max(self.total_time - self.total_parking_time, ZERO)
+
+    # Volumes per CdrDimensionType, as the periods report them.
+    @property
+    def time_volume(self) -> Decimal:
+        """Hours of the TIME dimension ("time charging" as the periods report it):
+        what TIME price components price. Differs from `total_charging_time` when
+        periods report neither TIME nor PARKING_TIME for part of the session."""
+        return _hours(self.consumed_s[TIME])
+
+    @property
+    def reservation_time_volume(self) -> Decimal:
+        """Hours of the RESERVATION_TIME dimension."""
         return _hours(self.consumed_s[RES_TIME])
 
     @property
@@ -498,15 +523,24 @@ class TariffResult:
             "total_fixed_cost": self.total_fixed_cost.to_json(),
             "total_reservation_cost": self.total_reservation_cost.to_json(),
             "price_limit": self.price_limit,
+            # the CDR object's names (mod_cdrs), and its note's total_charging_time
             "total_energy": _qty_json(self.total_energy),
             "total_time": _qty_json(self.total_time),
+            "total_charging_time": _qty_json(self.total_charging_time),
             "total_parking_time": _qty_json(self.total_parking_time),
-            "total_reservation_time": _qty_json(self.total_reservation_time),
+            # per CdrDimensionType: consumed as the periods report it, and billed (priced,
+            # after step_size); kWh for ENERGY, hours otherwise
+            "volumes": {
+                "ENERGY": _qty_json(self.total_energy),
+                "TIME": _qty_json(self.time_volume),
+                "PARKING_TIME": _qty_json(self.total_parking_time),
+                "RESERVATION_TIME": _qty_json(self.reservation_time_volume),
+            },
             "billed": {
-                "energy": _qty_json(self.billed_energy),
-                "time": _qty_json(self.billed_time),
-                "parking_time": _qty_json(self.billed_parking_time),
-                "reservation_time": _qty_json(self.billed_reservation_time),
+                "ENERGY": _qty_json(self.billed_energy),
+                "TIME": _qty_json(self.billed_time),
+                "PARKING_TIME": _qty_json(self.billed_parking_time),
+                "RESERVATION_TIME": _qty_json(self.billed_reservation_time),
             },
             "unpriced": {k: _qty_json(v) for k, v in self.unpriced.items()},
             "lines": [line.to_json() for line in self.lines],
@@ -904,7 +938,12 @@ def price(
         extras[last_res] = _step_extra(priced[RES_TIME], last_res.step)
         billed[RES_TIME] += extras[last_res]
 
-    return _finish(ct, time_zone, qty, extras, span, consumed, billed, unpriced, start, end)
+    outside = (
+        _outside_warnings(starts, start_us, end_us)
+        if n and (starts[0] < start_us or starts[-1] > end_us) else ()
+    )
+    return _finish(ct, time_zone, qty, extras, span, consumed, billed, unpriced, start, end,
+                   end_us - start_us, outside)
 
 
 def _step_extra(total: Decimal, step: int) -> Decimal:
@@ -929,6 +968,8 @@ def _finish(
     unpriced: list[Decimal],
     start: datetime,
     end: datetime,
+    session_us: int,
+    more_warnings: tuple[str, ...],
 ) -> TariffResult:
     cur = ct.currency
     quantum = ct.quantum
@@ -973,7 +1014,7 @@ def _finish(
         _validity_warnings(tariff, start, end)
         if tariff.start_date_time is not None or tariff.end_date_time is not None
         else ()
-    )
+    ) + more_warnings
     return TariffResult(
         currency=cur,
         tariff_id=tariff.id,
@@ -995,6 +1036,7 @@ def _finish(
             _UNPRICED_NAMES[k]: (v if k == ENERGY else v / HOUR_S) for k, v in enumerate(unpriced) if v
         },
         lines=tuple(lines),
+        session_us=session_us,
         warnings=warnings,
     )
 
@@ -1034,6 +1076,21 @@ def _apply_limits(tariff: Tariff, excl: Decimal, incl: Decimal) -> tuple[Decimal
     return excl, incl, limit
 
 
+def _outside_warnings(starts: list[int], start_us: int, end_us: int) -> tuple[str, ...]:
+    """Periods that start before the session's start or after its end (the Rust
+    reference engine warns "periods_outside_start_end_date_time"). They are priced
+    as given; a duration restriction counts from the session's start."""
+    out: list[str] = []
+    for i, u in enumerate(starts):
+        if u < start_us:
+            out.append(f"charging period {i + 1} starts at {_iso(_from_us(u))}, "
+                       f"before the session's start_date_time {_iso(_from_us(start_us))}")
+        elif u > end_us:
+            out.append(f"charging period {i + 1} starts at {_iso(_from_us(u))}, "
+                       f"after the session's end_date_time {_iso(_from_us(end_us))}")
+    return tuple(out)
+
+
 def _validity_warnings(tariff: Tariff, start: datetime, end: datetime) -> tuple[str, ...]:
     out: list[str] = []
     if tariff.start_date_time is not None and start < tariff.start_date_time:
@@ -1067,17 +1124,21 @@ def price_cdr(
     time_zone: str | None = None,
     *,
     tariff: Tariff | None = None,
+    tariffs: Mapping[str, Tariff] | None = None,
     reservation: ReservationRestrictionType | None = None,
 ) -> TariffResult:
-    """Price a CDR with its own tariff (or `tariff`) as the engine sees it.
+    """Price a CDR with the tariffs its periods name, as the engine sees it.
 
-    The CDR carries no time zone (CdrLocation has none), so pass the
-    Location's; without one, UTC is used and the result says so. Without
-    `reservation`, RESERVATION_TIME volumes mean a used reservation if the CDR
-    also has charging volumes, an expired one otherwise.
+    Each period's `tariff_id` (mod_cdrs ChargingPeriod) is looked up in
+    `tariffs` (by id: tariffs the caller has, e.g. the store's; they come first)
+    and then in the CDR's own `tariffs`. `tariff` instead prices every period
+    with that one tariff. The CDR carries no time zone (CdrLocation has none),
+    so pass the Location's; without one, UTC is used and the result says so.
+    Without `reservation`, RESERVATION_TIME volumes mean a used reservation if
+    the CDR also has charging volumes, an expired one otherwise.
     """
     if tariff is None:
-        tariff = _cdr_tariff(cdr)
+        tariff = _cdr_tariff(cdr, tariffs or {})
     result = price(
         tariff,
         cdr.charging_periods,
@@ -1096,21 +1157,21 @@ def price_cdr(
     return _with_warnings(result, warnings)
 
 
-def _cdr_tariff(cdr: CDR) -> Tariff:
-    if not cdr.tariffs:
+def _cdr_tariff(cdr: CDR, given: Mapping[str, Tariff]) -> Tariff:
+    known = {**{t.id: t for t in cdr.tariffs or ()}, **given}
+    if not known:
         raise TariffError(f"CDR {cdr.id} has no tariffs: pass the tariff to price it")
     ids = {p.tariff_id for p in cdr.charging_periods if p.tariff_id}
     if len(ids) > 1:
         raise TariffError(f"CDR {cdr.id} uses several tariffs ({', '.join(sorted(ids))}): not supported")
     if ids:
         wanted = ids.pop()
-        for t in cdr.tariffs:
-            if t.id == wanted:
-                return t
+        if wanted in known:
+            return known[wanted]
         raise TariffError(f"CDR {cdr.id}: charging period tariff_id {wanted!r} is not in tariffs")
-    if len(cdr.tariffs) > 1:
+    if len(known) > 1:
         raise TariffError(f"CDR {cdr.id} lists several tariffs and its periods name none")
-    return cdr.tariffs[0]
+    return next(iter(known.values()))
 
 
 def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetime) -> TariffResult:

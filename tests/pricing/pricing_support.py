@@ -113,7 +113,7 @@ def inr_cdr(periods: list[ChargingPeriod], end: datetime, total: str, *, tariff:
         tariffs=[(tariff or inr_tariff()).model_dump(mode="json", exclude_none=True)],
         charging_periods=[p.model_dump(mode="json", exclude_none=True) for p in periods],
         total_cost={"excl_vat": total, "incl_vat": incl or total},
-        total_energy=str(energy), total_time="1", total_time_cost=None, **extra,
+        total_energy=str(energy), **{"total_time": "1", "total_time_cost": None, **extra},
     )
     doc["cdr_location"]["id"] = "LOC-1"
     for p in doc["charging_periods"]:

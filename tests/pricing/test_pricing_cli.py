@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.commands import tariff as cmd
+from bridge.config import Settings, load_settings
 from tests.pricing.pricing_support import FIXTURES, ROOT, fixture
 
 TARIFF = str(FIXTURES / "tariff_time_step60.json")
@@ -25,8 +26,10 @@ def write(tmp_path: Path, name: str, doc: Any) -> str:
     return str(path)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cmd.main(["price", *argv])
+def run(capsys: pytest.CaptureFixture[str], *argv: str, settings: Settings | None = None
+        ) -> tuple[int, str, str]:
+    """The command in-process; offline unless `settings` (a store to ask) are given."""
+    code = cmd.main(["price", *argv, *(() if settings is not None else ("--offline",))], settings)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -40,7 +43,12 @@ def test_prices_a_cdr(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["total_cost"] == {"excl_vat": 240.0, "incl_vat": 283.2}
     assert doc["total_time_cost"] == {"excl_vat": 240.0, "incl_vat": 283.2}
     assert doc["record"] == {"type": "CDR", "id": "CDR-0001"} and doc["matches_reported"] is True
-    assert doc["billed"]["time"] == 2 and doc["warnings"] == []
+    assert doc["billed"]["TIME"] == 2 and doc["warnings"] == []
+    assert doc["time_zone"] == "Asia/Kolkata" and doc["time_zone_source"] == "--time-zone"
+    # total_time is the CDR chapter's: the whole session, end - start (7,103 s), not the
+    # TIME volume the periods report (1.973 h)
+    assert doc["total_time"] == doc["total_charging_time"] == 1.973056
+    assert doc["volumes"]["TIME"] == 1.973 and doc["total_parking_time"] == 0
 
 
 def test_cdr_without_time_zone_warns(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,20 +130,116 @@ def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_register_with_any_argparse() -> None:
     parser = argparse.ArgumentParser(prog="bridge")
     cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["tariff", "price", "a.json", "b.json", "--time-zone", "Asia/Kolkata"])
-    assert args.func is cmd.cmd_price and args.needs_settings is False
-    assert (args.tariff, args.record, args.time_zone) == ("a.json", "b.json", "Asia/Kolkata")
+    args = parser.parse_args(["tariff", "price", "a.json", "b.json", "--time-zone", "Asia/Kolkata",
+                              "--tariff", "c.json", "--tariff", "d.json"])
+    assert args.func is cmd.cmd_price and args.needs_settings is True
+    assert (args.files, args.tariffs, args.time_zone) == (["a.json", "b.json"], ["c.json", "d.json"],
+                                                          "Asia/Kolkata")
 
 
 def test_through_the_bridge_command_line() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(FIXTURES / "tariff_flat_only.json")],
+        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, str(FIXTURES / "tariff_flat_only.json"),
+         "--offline"],
         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
     )
     assert proc.returncode == 2 and "neither a CDR nor a Session" in proc.stderr
     ok = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, CDR, "--time-zone", "Asia/Kolkata"],
+        [sys.executable, "-m", "bridge.cli", "tariff", "price", TARIFF, CDR, "--time-zone", "Asia/Kolkata",
+         "--offline"],
         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["total_cost"]["incl_vat"] == 280.84  # 238.00 + 18%
+
+
+# ---------------------------------------------------------------- the CDR's own tariffs, the store
+
+
+def test_uses_the_cdrs_own_tariffs_without_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, CDR, "--time-zone", "Asia/Kolkata")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["total_cost"] == {"excl_vat": 240.0, "incl_vat": 283.2} and doc["matches_reported"] is True
+    assert doc["tariff_sources"] == {"T-TIME-300": "CDR tariffs"}
+
+
+def test_one_file_for_another_tariff_says_it_prices_every_period(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, TARIFF, CDR, "--time-zone", "Asia/Kolkata")
+    doc = json.loads(out)
+    assert code == 0 and doc["total_cost"]["excl_vat"] == 238.0
+    assert doc["tariff_sources"] == {"T-TIME-60": f"file {TARIFF}"}
+    assert any("the periods name tariff T-TIME-300; every period priced with tariff T-TIME-60" in w
+               for w in doc["warnings"])
+
+
+def test_no_time_zone_offline_says_utc_and_why(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, CDR)
+    doc = json.loads(out)
+    assert code == 0 and doc["time_zone"] == "UTC" and doc["time_zone_source"] == "default"
+    assert any("restrictions evaluated in UTC" in w and "offline" in w for w in doc["warnings"])
+
+
+def test_a_period_naming_an_unknown_tariff_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = fixture("cdr_time.json")
+    doc["charging_periods"][0]["tariff_id"] = "T-NOWHERE"
+    code, out, err = run(capsys, write(tmp_path, "c.json", doc))
+    assert code == 2 and out == ""
+    assert "charging periods name tariff T-NOWHERE, not found in the files given, the CDR's tariffs" in err
+
+
+def _location(lid: str, tz: str) -> Any:
+    from tests.ocpi.conftest import location
+
+    doc = location(lid, cc="IN", pid="TST")
+    doc["time_zone"] = tz
+    return doc
+
+
+async def _store_location(redis_url: str, lid: str, tz: str) -> None:
+    from redis import asyncio as aioredis
+
+    from bridge.ocpi.models import Location
+    from bridge.store.ocpi_store import OcpiStore
+
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await OcpiStore(redis).put("locations", Location.model_validate(_location(lid, tz)))
+    finally:
+        await redis.aclose()
+
+
+def test_time_zone_of_the_stored_location(redis_url: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    asyncio.run(_store_location(redis_url, "LOC-TZ-1", "Asia/Kolkata"))
+    doc = fixture("cdr_time.json")
+    doc["cdr_location"]["id"] = "LOC-TZ-1"
+    code, out, err = run(capsys, write(tmp_path, "c.json", doc), settings=load_settings({"REDIS_URL": redis_url}))
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["time_zone"] == "Asia/Kolkata" and got["time_zone_source"] == "stored location IN/TST/LOC-TZ-1"
+    assert got["warnings"] == []
+
+
+def test_location_not_in_the_store_falls_back_to_utc(redis_url: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    doc = fixture("cdr_time.json")
+    doc["cdr_location"]["id"] = "LOC-NOT-STORED"
+    code, out, _ = run(capsys, write(tmp_path, "c.json", doc), settings=load_settings({"REDIS_URL": redis_url}))
+    got = json.loads(out)
+    assert code == 0 and got["time_zone"] == "UTC" and got["time_zone_source"] == "default"
+    assert any("its location is not in the store" in w for w in got["warnings"])
+
+
+def test_store_not_reachable_is_a_warning_not_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import free_port
+
+    settings = load_settings({"REDIS_URL": f"redis://:secret@127.0.0.1:{free_port()}/0"})
+    code, out, err = run(capsys, CDR, settings=settings)
+    got = json.loads(out)
+    assert code == 0, err
+    assert got["time_zone"] == "UTC"
+    problem = [w for w in got["warnings"] if "store not reachable" in w]
+    assert problem and "secret" not in " ".join(got["warnings"]) and ":***@" in problem[0]

@@ -111,7 +111,7 @@ def test_dimension_without_component_is_free_and_reported() -> None:
     r = price(t, sh.periods, start=sh.start, end=sh.end, time_zone="Europe/Berlin")
     assert r.total_cost.excl_vat == D("2.50")
     assert r.unpriced == {"TIME": D(1), "PARKING_TIME": D("0.5")}
-    assert r.total_time == 1 and r.billed_time == 0
+    assert r.time_volume == 1 and r.total_time == D("1.5") and r.billed_time == 0
 
 
 def test_vat_omitted_means_no_vat_and_zero_vat_is_zero() -> None:

@@ -57,5 +57,5 @@ def test_to_json_is_json_with_numbers() -> None:
                                       time_zone="Europe/Berlin").to_json()))
     assert out["total_cost"] == {"excl_vat": 5.63, "incl_vat": 6.24}
     assert out["total_energy_cost"] == {"excl_vat": 5.13, "incl_vat": 5.64}
-    assert out["billed"]["energy"] == 20.5
+    assert out["billed"]["ENERGY"] == 20.5
     assert [ln["dimension"] for ln in out["lines"]] == ["ENERGY", "FLAT"]
