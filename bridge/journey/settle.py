@@ -79,6 +79,20 @@ async def _tariff(deps: JourneyDeps, order: Order) -> Tariff | None:
     return Tariff.model_validate(stored.data) if stored else None
 
 
+async def _named_tariffs(deps: JourneyDeps, cdr: CDR) -> dict[str, Tariff]:
+    """The stored tariffs that the CDR's periods name and it does not carry: a CDR may
+    switch tariffs mid-session (mod_cdrs ChargingPeriod `tariff_id`)."""
+    inline = {t.id.lower() for t in cdr.tariffs or ()}
+    out: dict[str, Tariff] = {}
+    for tid in dict.fromkeys(p.tariff_id for p in cdr.charging_periods if p.tariff_id):
+        if tid is None or tid.lower() in inline:
+            continue
+        stored = await deps.ocpi.store.get("tariffs", cdr.country_code, cdr.party_id, tid)
+        if stored is not None:
+            out[tid] = Tariff.model_validate(stored.data)
+    return out
+
+
 async def move_money(deps: JourneyDeps, order: Order, s: Settlement) -> dict[str, Any]:
     """Carry out a first settlement `s`: refund, capture and release, or a top-up link."""
     p = order.payment
@@ -153,6 +167,7 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
     s = settle(record, policy=deps.policy, payment=payment_of(order),
                party=f"{order.item.cc}-{order.item.pid}", time_zone=order.item.time_zone,
                tariff=tariff if isinstance(record, Session) else None,
+               tariffs=await _named_tariffs(deps, record) if isinstance(record, CDR) else None,
                location_id=order.item.location_id, customer=customer_of(order),
                buyer_finder_fee=bff_of(order), now=until)
     previous = order.settlement if order.settlement and order.settlement.get("provisional") else None

@@ -15,13 +15,20 @@ restrictions of the tariff see the modelled power.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from bridge.mapping.money import ZERO
-from bridge.mapping.tariff import CompiledTariff, TariffResult, compile_tariff, price
+from bridge.mapping.tariff import (
+    CompiledTariff,
+    TariffResult,
+    assign_tariffs,
+    compile_tariff,
+    price,
+    price_by_period,
+)
 from bridge.ocpi.models import (
     CDR,
     CdrDimension,
@@ -74,7 +81,13 @@ class Usage:
         periods = tuple(session.charging_periods or ())
         return cls(periods, session.start_date_time, session.end_date_time or now)
 
-    def priced(self, tariff: Tariff | CompiledTariff, time_zone: str) -> TariffResult:
+    def priced(self, tariff: Tariff | CompiledTariff | Mapping[str, Tariff], time_zone: str) -> TariffResult:
+        """The usage under one tariff (every period), or under the tariffs its periods
+        name (`tariff_id`, mod_cdrs) looked up in a mapping by id: a CDR that switched
+        tariffs is priced period by period (`price_by_period`)."""
+        if isinstance(tariff, Mapping):
+            return price_by_period(assign_tariffs(self.periods, tariff), self.periods, start=self.start,
+                                   end=self.end, time_zone=time_zone, reservation=self.reservation)
         return price(tariff, self.periods, start=self.start, end=self.end, time_zone=time_zone,
                      reservation=self.reservation)
 

@@ -13,7 +13,7 @@ CPO charge lines are rounded so that they add up to the CPO's rounded total.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -269,7 +269,7 @@ def _charge_lines(c: Charges, q: Decimal) -> list[QuoteLine]:
 
 
 def quote(
-    tariff: Tariff | CompiledTariff | None,
+    tariff: Tariff | CompiledTariff | Mapping[str, Tariff] | None,
     usage: Usage,
     policy: PricingPolicy,
     *,
@@ -285,7 +285,8 @@ def quote(
     """Quote `usage` at CPO `party` ("IN-TPC") / `location_id` under `policy`.
 
     The CPO charges are `charges` if given (e.g. `Charges.from_cdr`), else the
-    engine's price of `usage` under `tariff` (or a `result` already computed).
+    engine's price of `usage` under `tariff` (or, a mapping by id, the tariffs its periods
+    name), or a `result` already computed.
     Offers and their kWh thresholds use the usage's energy; the offer's
     validity uses the local date of the usage's start in `time_zone`.
     """

@@ -25,7 +25,7 @@ so applying it twice is the caller's idempotent store of that key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -132,6 +132,7 @@ def settle(
     party: str,
     time_zone: str,
     tariff: Tariff | None = None,
+    tariffs: Mapping[str, Tariff] | None = None,
     location_id: str | None = None,
     customer: Customer | None = None,
     buyer_finder_fee: BuyerFinderFee | None = None,
@@ -140,15 +141,17 @@ def settle(
 ) -> Settlement:
     """Settle a finished session from its CDR (or, provisionally, its last Session state).
 
-    `tariff` is the tariff to check the CDR against (default: the CDR's own
-    `tariffs`); `now` is only needed for an ACTIVE session without an end.
+    `tariff` is the tariff to check the CDR against (default: the tariffs its
+    periods name, found in `tariffs` by id, e.g. the store's, then in the CDR's
+    own `tariffs`: a CDR that switched tariffs is priced period by period);
+    `now` is only needed for an ACTIVE session without an end.
     """
     if isinstance(record, CDR):
         key = f"cdr:{record.country_code}:{record.party_id}:{record.id}".upper()
         usage = Usage.from_cdr(record)
         reported: Charges | None = Charges.from_cdr(record)
         reported_basis = "incl_vat" if record.total_cost.incl_vat is not None else "excl_vat"
-        engine = _engine_cdr(record, tariff, time_zone)
+        engine = _engine_cdr(record, tariff, tariffs, time_zone)
         location_id = location_id or record.cdr_location.id
         provisional = False
     else:
@@ -182,9 +185,10 @@ def settle(
     return _payments(key, final, payment, discrepancy, provisional, quoted, engine)
 
 
-def _engine_cdr(cdr: CDR, tariff: Tariff | None, time_zone: str) -> TariffResult | None:
+def _engine_cdr(cdr: CDR, tariff: Tariff | None, tariffs: Mapping[str, Tariff] | None,
+                time_zone: str) -> TariffResult | None:
     try:
-        return price_cdr(cdr, time_zone, tariff=tariff)
+        return price_cdr(cdr, time_zone, tariff=tariff, tariffs=tariffs)
     except TariffError as exc:
         log.warning("settlement.engine_cannot_price", cdr_id=cdr.id, reason=str(exc))
         return None

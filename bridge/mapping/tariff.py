@@ -73,8 +73,11 @@ __all__ = [
     "TariffError",
     "TariffLine",
     "TariffResult",
+    "TariffSubtotal",
+    "assign_tariffs",
     "compile_tariff",
     "price",
+    "price_by_period",
     "price_cdr",
     "price_session",
     "zone",
@@ -375,6 +378,7 @@ class TariffLine:
     currency: str
     start_us: int  # first and last instant priced (µs since the epoch, UTC)
     end_us: int
+    tariff_id: str = ""  # the tariff this component belongs to
 
     @property
     def cost(self) -> PriceAmount:
@@ -403,7 +407,26 @@ class TariffLine:
             "cost": self.cost.to_json(),
             "start": _iso(self.start),
             "end": _iso(self.end),
+            "tariff_id": self.tariff_id,
         }
+
+
+@dataclass(slots=True)
+class TariffSubtotal:
+    """What one tariff of a session that switched tariffs priced, after its own
+    min_price / max_price (exact; rounded on access)."""
+
+    tariff_id: str
+    cost_exact: PriceAmount
+    price_limit: str | None
+    quantum: Decimal
+
+    @property
+    def cost(self) -> PriceAmount:
+        return self.cost_exact.quantized(self.quantum)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tariff_id": self.tariff_id, "cost": self.cost.to_json(), "price_limit": self.price_limit}
 
 
 @dataclass(slots=True)
@@ -425,6 +448,8 @@ class TariffResult:
     unpriced: dict[str, Decimal]  # dimension -> volume (kWh / hours) that no element priced
     lines: tuple[TariffLine, ...]
     session_us: int  # the session's duration, end - start (µs)
+    tariff_ids: tuple[str, ...] = ()  # every tariff that priced a period, in order of first use
+    subtotals: tuple[TariffSubtotal, ...] = ()  # per tariff, when the session switched tariffs
     warnings: tuple[str, ...] = field(default=())
 
     # Rounded amounts and hour conversions are computed on access: the hot
@@ -452,11 +477,6 @@ class TariffResult:
     @property
     def total_reservation_cost(self) -> PriceAmount:
         return self.exact["total_reservation_cost"].quantized(self.quantum)
-
-    @property
-    def tariff_ids(self) -> tuple[str, ...]:
-        """The tariffs that priced the session, in order of first use."""
-        return (self.tariff_id,)
 
     # Figures named as the CDR object names them (mod_cdrs §10.3.1 CDR object).
     @property
@@ -515,6 +535,7 @@ class TariffResult:
         return {
             "currency": self.currency,
             "tariff_id": self.tariff_id,
+            "tariff_ids": list(self.tariff_ids),
             "time_zone": self.time_zone,
             "total_cost": self.total_cost.to_json(),
             "total_energy_cost": self.total_energy_cost.to_json(),
@@ -544,6 +565,7 @@ class TariffResult:
             },
             "unpriced": {k: _qty_json(v) for k, v in self.unpriced.items()},
             "lines": [line.to_json() for line in self.lines],
+            "subtotals": [t.to_json() for t in self.subtotals],
             "warnings": list(self.warnings),
         }
 
@@ -687,6 +709,155 @@ def price(
         order = sorted(range(len(starts)), key=starts.__getitem__)
         periods = [periods[i] for i in order]
         starts = [starts[i] for i in order]
+    qty, span, unpriced, last_energy, last_time, last_res = _accumulate(
+        ct, periods, starts, start_us, end_us, time_zone, reservation, None)
+
+    # Priced totals per dimension (kWh, s, s, s), from the per-component sums.
+    priced = [ZERO, ZERO, ZERO, ZERO]
+    for c, q in qty.items():
+        if c.code < FLAT:
+            priced[c.code] += q
+    consumed = [priced[x] + unpriced[x] for x in range(4)]
+    billed, extras = _steps(priced, last_energy, last_time, last_res)
+    n = len(starts)
+    outside = (
+        _outside_warnings(starts, start_us, end_us)
+        if n and (starts[0] < start_us or starts[-1] > end_us) else ()
+    )
+    return _finish(((ct, qty),), time_zone, extras, span, consumed, billed, unpriced, start, end,
+                   end_us - start_us, outside)
+
+
+def price_by_period(
+    tariffs: Sequence[Tariff | CompiledTariff | None],
+    periods: Sequence[ChargingPeriod],
+    *,
+    start: datetime,
+    end: datetime,
+    time_zone: str,
+    reservation: ReservationRestrictionType | None = None,
+) -> TariffResult:
+    """Price a session that switches tariffs: period *i* with `tariffs[i]`.
+
+    mod_cdrs ChargingPeriod `tariff_id`: "the Tariff that is relevant for this
+    Charging Period. If not provided, no Tariff is relevant during this
+    period": a None entry leaves that period unpriced (reported in `unpriced`
+    and in a warning). Each tariff prices its own periods as the tariffs
+    chapter says for one tariff (its elements, its FLAT once per phase, its
+    `min_price` / `max_price` bounding what it prices), with restrictions
+    evaluated on the session (durations from its start, energy from its first
+    kWh). step_size is applied once per session, not at a switch (mod_cdrs
+    "step_size": "not taken into account when switching between two
+    Tariffs"): the session's total of each group is rounded up to the step of
+    the last priced piece's component, whichever tariff it belongs to. The
+    total is rounded once.
+    """
+    if len(tariffs) != len(periods):
+        raise ValueError("one tariff (or None) per charging period")
+    zone(time_zone)
+    cts = [None if t is None else t if isinstance(t, CompiledTariff) else _compile_cached(t) for t in tariffs]
+    distinct: list[CompiledTariff] = []
+    for ct in cts:
+        if ct is not None and not any(ct is d for d in distinct):
+            distinct.append(ct)
+    if not distinct:
+        raise TariffError("no charging period names a tariff: nothing to price it with")
+    if len(distinct) == 1 and None not in cts:
+        return price(distinct[0], periods, start=start, end=end, time_zone=time_zone, reservation=reservation)
+    start_us = _to_us(start)
+    end_us = _to_us(end)
+    starts = [_to_us(p.start_date_time) for p in periods]
+    order = sorted(range(len(starts)), key=starts.__getitem__)
+    periods = [periods[i] for i in order]
+    starts = [starts[i] for i in order]
+    cts = [cts[i] for i in order]
+    distinct.sort(key=lambda d: next(i for i, c in enumerate(cts) if c is d))
+
+    parts: list[tuple[CompiledTariff, dict[_Candidate, Decimal]]] = []
+    spans: dict[_Candidate, list[int]] = {}
+    unpriced = [ZERO, ZERO, ZERO, ZERO]
+    # The last priced piece of each step group over the whole session: (end, period index, candidate).
+    last: list[tuple[int, int, _Candidate] | None] = [None, None, None]
+    part_starts: list[datetime] = []
+    for d in distinct:
+        mask = [c is d for c in cts]
+        qty, span, unp, le, lt, lr = _accumulate(
+            d, periods, starts, start_us, end_us, time_zone, reservation, mask)
+        parts.append((d, qty))
+        spans.update(span)
+        for x in range(4):
+            unpriced[x] += unp[x]
+        last_i = max(i for i, m in enumerate(mask) if m)
+        part_starts.append(_from_us(starts[mask.index(True)]))
+        for g, c in enumerate((le, lt, lr)):
+            if c is not None:
+                key = (span[c][1], last_i, c)
+                best = last[g]
+                if best is None or key[:2] > best[:2]:
+                    last[g] = key
+    free = [i for i, c in enumerate(cts) if c is None]
+    for i in free:
+        vols = _volumes(periods[i])
+        for x in range(4):
+            unpriced[x] += vols[x]
+    priced = [ZERO, ZERO, ZERO, ZERO]
+    for _, qty in parts:
+        for c, q in qty.items():
+            if c.code < FLAT:
+                priced[c.code] += q
+    consumed = [priced[x] + unpriced[x] for x in range(4)]
+    billed, extras = _steps(priced, *(None if g is None else g[2] for g in last))
+    outside = starts[0] < start_us or starts[-1] > end_us
+    warnings = _outside_warnings(starts, start_us, end_us) if outside else ()
+    if free:
+        which = ", ".join(str(i + 1) for i in free)
+        warnings += (f"charging periods {which}: no tariff_id, not priced "
+                     "(mod_cdrs: no Tariff is relevant during such a period)",)
+    return _finish(parts, time_zone, extras, spans, consumed, billed, unpriced, start, end,
+                   end_us - start_us, warnings, part_starts)
+
+
+def _volumes(p: ChargingPeriod) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """ENERGY (kWh) and TIME, PARKING_TIME, RESERVATION_TIME (s) of a period, as
+    the engine reads them (ENERGY_IMPORT when there is no ENERGY; no negatives)."""
+    e = ts = pks = rvs = ZERO
+    e_import: Decimal | None = None
+    for dim in p.dimensions:
+        ty = dim.type
+        if ty is _D_ENERGY:
+            e = dim.volume
+        elif ty is _D_TIME:
+            ts = dim.volume * HOUR_S
+        elif ty is _D_PARKING:
+            pks = dim.volume * HOUR_S
+        elif ty is _D_RES:
+            rvs = dim.volume * HOUR_S
+        elif ty is _D_IMPORT:
+            e_import = dim.volume
+    if not e and e_import is not None:
+        e = e_import
+    return max(e, ZERO), max(ts, ZERO), max(pks, ZERO), max(rvs, ZERO)
+
+
+def _accumulate(
+    ct: CompiledTariff,
+    periods: Sequence[ChargingPeriod],
+    starts: list[int],
+    start_us: int,
+    end_us: int,
+    time_zone: str,
+    reservation: ReservationRestrictionType | None,
+    mask: Sequence[bool] | None,
+) -> tuple[dict[_Candidate, Decimal], dict[_Candidate, list[int]], list[Decimal],
+           _Candidate | None, _Candidate | None, _Candidate | None]:
+    """Walk the (sorted) periods and sum what each candidate prices.
+
+    With `mask`, only the periods marked True are priced (the others belong to
+    another tariff); they still count for the session's cumulative energy, and
+    durations count from the session's start, so restrictions see the session.
+    Returns (quantities, spans, unpriced volumes, and the candidates of the
+    last priced ENERGY, TIME/PARKING_TIME and RESERVATION_TIME pieces).
+    """
     n = len(periods)
     lo = min(start_us, starts[0]) if n else start_us
     hi = max(end_us, starts[-1]) if n else end_us
@@ -770,6 +941,9 @@ def price(
         # Negative volumes (energy fed back to the grid) are not billed by a tariff.
         if e < ZERO or ts < ZERO or pks < ZERO or rvs < ZERO:
             e, ts, pks, rvs = max(e, ZERO), max(ts, ZERO), max(pks, ZERO), max(rvs, ZERO)
+        if mask is not None and not mask[i]:
+            cum_kwh += e  # another tariff's period: still the session's energy
+            continue
         if needs_current:
             clo, chi = _lo_hi(*(limits[0:3] if limits else (None, None, None)))
         if needs_power:
@@ -918,14 +1092,16 @@ def price(
             qty[c] = ONE
             span[c] = [at, at]
 
-    # Priced totals per dimension (kWh, s, s, s), from the per-component sums.
-    priced = [ZERO, ZERO, ZERO, ZERO]
-    for c, q in qty.items():
-        if c.code < FLAT:
-            priced[c.code] += q
-    consumed = [priced[x] + unpriced[x] for x in range(4)]
+    return qty, span, unpriced, last_energy, last_time, last_res
 
-    # ---- step_size (mod_cdrs "step_size"), once per group, on the last priced piece
+
+def _steps(
+    priced: list[Decimal], last_energy: _Candidate | None, last_time: _Candidate | None,
+    last_res: _Candidate | None,
+) -> tuple[list[Decimal], dict[_Candidate, Decimal]]:
+    """step_size (mod_cdrs "step_size"), once per group, on the last priced piece:
+    the session total of the group rounded up to that piece's component's step,
+    the difference billed at its price."""
     billed = list(priced)
     extras: dict[_Candidate, Decimal] = {}
     if last_energy is not None:
@@ -937,13 +1113,7 @@ def price(
     if last_res is not None:
         extras[last_res] = _step_extra(priced[RES_TIME], last_res.step)
         billed[RES_TIME] += extras[last_res]
-
-    outside = (
-        _outside_warnings(starts, start_us, end_us)
-        if n and (starts[0] < start_us or starts[-1] > end_us) else ()
-    )
-    return _finish(ct, time_zone, qty, extras, span, consumed, billed, unpriced, start, end,
-                   end_us - start_us, outside)
+    return billed, extras
 
 
 def _step_extra(total: Decimal, step: int) -> Decimal:
@@ -958,9 +1128,8 @@ def _step_extra(total: Decimal, step: int) -> Decimal:
 
 
 def _finish(
-    ct: CompiledTariff,
+    parts: Sequence[tuple[CompiledTariff, dict[_Candidate, Decimal]]],
     time_zone: str,
-    qty: dict[_Candidate, Decimal],
     extras: dict[_Candidate, Decimal],
     span: dict[_Candidate, list[int]],
     consumed: list[Decimal],
@@ -970,54 +1139,75 @@ def _finish(
     end: datetime,
     session_us: int,
     more_warnings: tuple[str, ...],
+    part_starts: Sequence[datetime] | None = None,
 ) -> TariffResult:
-    cur = ct.currency
-    quantum = ct.quantum
+    """Cost the quantities: per component, per dimension, per tariff (its
+    min_price / max_price bound what it prices), then the session's total."""
+    first = parts[0][0]
+    cur = first.currency
+    quantum = first.quantum
     sx = [ZERO] * 6  # exact sums excl / incl VAT per dimension code
     si = [ZERO] * 6
     lines: list[TariffLine] = []
-    for c, used in qty.items():
-        code = c.code
-        x = extras.get(c)
-        q = used if x is None else used + x
-        if code == ENERGY:
-            excl = q * c.price
-            volume, quantity = used, q
-        elif code >= FLAT:
-            excl = c.price
-            volume = quantity = ONE
-        else:
-            excl = q * c.price / HOUR_S
-            volume, quantity = used / HOUR_S, q / HOUR_S
-        incl = excl * c.vat_factor
-        sx[code] += excl
-        si[code] += incl
-        a, b = span[c]
-        lines.append(
-            TariffLine(
-                _DIM_TYPES[code], code >= RES_TIME and code != FLAT, c.element_index, c.comp_index,
-                c.price, c.vat, c.step, volume, quantity, PriceAmount(excl, incl), cur, a, b,
+    tot_x = tot_i = raw_x = raw_i = ZERO
+    limits: list[str] = []
+    subtotals: list[TariffSubtotal] = []
+    warnings: tuple[str, ...] = ()
+    for pi, (ct, qty) in enumerate(parts):
+        px = pi_ = ZERO  # this tariff's exact excl / incl
+        for c, used in qty.items():
+            code = c.code
+            x = extras.get(c)
+            q = used if x is None else used + x
+            if code == ENERGY:
+                excl = q * c.price
+                volume, quantity = used, q
+            elif code >= FLAT:
+                excl = c.price
+                volume = quantity = ONE
+            else:
+                excl = q * c.price / HOUR_S
+                volume, quantity = used / HOUR_S, q / HOUR_S
+            incl = excl * c.vat_factor
+            sx[code] += excl
+            si[code] += incl
+            px += excl
+            pi_ += incl
+            a, b = span[c]
+            lines.append(
+                TariffLine(
+                    _DIM_TYPES[code], code >= RES_TIME and code != FLAT, c.element_index, c.comp_index,
+                    c.price, c.vat, c.step, volume, quantity, PriceAmount(excl, incl), cur, a, b,
+                    ct.tariff.id,
+                )
             )
-        )
+        tariff = ct.tariff
+        if tariff.min_price is None and tariff.max_price is None:
+            lx, li, limit = px, pi_, None
+        else:
+            lx, li, limit = _apply_limits(tariff, px, pi_)
+            if limit is not None:
+                limits.append(limit)
+        raw_x += px
+        raw_i += pi_
+        tot_x += lx
+        tot_i += li
+        if len(parts) > 1:
+            subtotals.append(TariffSubtotal(tariff.id, PriceAmount(lx, li), limit, quantum))
+        if tariff.start_date_time is not None or tariff.end_date_time is not None:
+            warnings += _validity_warnings(tariff, part_starts[pi] if part_starts else start)
     if len(lines) > 1:
         lines.sort(key=_line_order)
+    if len(parts) > 1:
+        for ct, _ in parts:
+            if ct.currency != cur:
+                raise TariffError(f"tariffs in several currencies ({cur}, {ct.currency}): "
+                                  "cannot add them up")
     rx = sx[RES_TIME] + sx[RES_FLAT]
     ri = si[RES_TIME] + si[RES_FLAT]
-    raw_x = sx[ENERGY] + sx[TIME] + sx[PARKING] + sx[FLAT] + rx
-    raw_i = si[ENERGY] + si[TIME] + si[PARKING] + si[FLAT] + ri
-    tariff = ct.tariff
-    if tariff.min_price is None and tariff.max_price is None:
-        tot_x, tot_i, limit = raw_x, raw_i, None
-    else:
-        tot_x, tot_i, limit = _apply_limits(tariff, raw_x, raw_i)
-    warnings = (
-        _validity_warnings(tariff, start, end)
-        if tariff.start_date_time is not None or tariff.end_date_time is not None
-        else ()
-    ) + more_warnings
     return TariffResult(
         currency=cur,
-        tariff_id=tariff.id,
+        tariff_id=first.tariff.id,
         time_zone=time_zone,
         quantum=quantum,
         exact={
@@ -1029,7 +1219,7 @@ def _finish(
             "total_reservation_cost": PriceAmount(rx, ri),
         },
         min_max_adjustment=PriceAmount(tot_x - raw_x, tot_i - raw_i),
-        price_limit=limit,
+        price_limit=None if not limits else limits[0] if len(set(limits)) == 1 else "+".join(limits),
         consumed_s=(consumed[0], consumed[1], consumed[2], consumed[3]),
         billed_s=(billed[0], billed[1], billed[2], billed[3]),
         unpriced={
@@ -1037,7 +1227,9 @@ def _finish(
         },
         lines=tuple(lines),
         session_us=session_us,
-        warnings=warnings,
+        tariff_ids=tuple(ct.tariff.id for ct, _ in parts),
+        subtotals=tuple(subtotals),
+        warnings=warnings + more_warnings,
     )
 
 
@@ -1091,13 +1283,16 @@ def _outside_warnings(starts: list[int], start_us: int, end_us: int) -> tuple[st
     return tuple(out)
 
 
-def _validity_warnings(tariff: Tariff, start: datetime, end: datetime) -> tuple[str, ...]:
+def _validity_warnings(tariff: Tariff, used_from: datetime) -> tuple[str, ...]:
+    """The tariff's validity (start_date_time / end_date_time) against the moment
+    the session started using it."""
     out: list[str] = []
-    if tariff.start_date_time is not None and start < tariff.start_date_time:
+    if tariff.start_date_time is not None and used_from < tariff.start_date_time:
         when = _iso(tariff.start_date_time)
-        out.append(f"session starts before tariff {tariff.id} becomes active ({when})")
-    if tariff.end_date_time is not None and start > tariff.end_date_time:
-        out.append(f"session starts after tariff {tariff.id} ended ({_iso(tariff.end_date_time)})")
+        out.append(f"tariff {tariff.id} used from {_iso(used_from)}, before it becomes active ({when})")
+    if tariff.end_date_time is not None and used_from > tariff.end_date_time:
+        out.append(f"tariff {tariff.id} used from {_iso(used_from)}, after it ended "
+                   f"({_iso(tariff.end_date_time)})")
     return tuple(out)
 
 
@@ -1131,22 +1326,29 @@ def price_cdr(
 
     Each period's `tariff_id` (mod_cdrs ChargingPeriod) is looked up in
     `tariffs` (by id: tariffs the caller has, e.g. the store's; they come first)
-    and then in the CDR's own `tariffs`. `tariff` instead prices every period
-    with that one tariff. The CDR carries no time zone (CdrLocation has none),
-    so pass the Location's; without one, UTC is used and the result says so.
-    Without `reservation`, RESERVATION_TIME volumes mean a used reservation if
-    the CDR also has charging volumes, an expired one otherwise.
+    and then in the CDR's own `tariffs` (see `assign_tariffs`); a CDR whose
+    periods name several tariffs is priced period by period
+    (`price_by_period`). `tariff` instead prices every period with that one
+    tariff. The CDR carries no time zone (CdrLocation has none), so pass the
+    Location's; without one, UTC is used and the result says so. Without
+    `reservation`, RESERVATION_TIME volumes mean a used reservation if the CDR
+    also has charging volumes, an expired one otherwise.
     """
-    if tariff is None:
-        tariff = _cdr_tariff(cdr, tariffs or {})
-    result = price(
-        tariff,
-        cdr.charging_periods,
-        start=cdr.start_date_time,
-        end=cdr.end_date_time,
-        time_zone=time_zone or "UTC",
-        reservation=reservation or _reservation_of(cdr.charging_periods),
-    )
+    tz = time_zone or "UTC"
+    res = reservation or _reservation_of(cdr.charging_periods)
+    if tariff is not None:
+        result = price(tariff, cdr.charging_periods, start=cdr.start_date_time, end=cdr.end_date_time,
+                       time_zone=tz, reservation=res)
+    else:
+        known = {**{t.id: t for t in cdr.tariffs or ()}, **(tariffs or {})}
+        if not known:
+            raise TariffError(f"CDR {cdr.id} has no tariffs: pass the tariff to price it")
+        try:
+            assigned = assign_tariffs(cdr.charging_periods, known)
+        except TariffError as exc:
+            raise TariffError(f"CDR {cdr.id}: {exc}") from exc
+        result = price_by_period(assigned, cdr.charging_periods, start=cdr.start_date_time,
+                                 end=cdr.end_date_time, time_zone=tz, reservation=res)
     warnings = list(result.warnings)
     if time_zone is None:
         warnings.append("no time zone given: restrictions evaluated in UTC")
@@ -1157,21 +1359,46 @@ def price_cdr(
     return _with_warnings(result, warnings)
 
 
-def _cdr_tariff(cdr: CDR, given: Mapping[str, Tariff]) -> Tariff:
-    known = {**{t.id: t for t in cdr.tariffs or ()}, **given}
+def assign_tariffs(periods: Sequence[ChargingPeriod], known: Mapping[str, Tariff]) -> list[Tariff | None]:
+    """The tariff of each period, from `known` (by id).
+
+    - Periods that name tariffs (`tariff_id`): each gets the one it names (an
+      unknown id is an error); a period naming none gets None: "If not
+      provided, no Tariff is relevant during this period" (mod_cdrs).
+    - No period names one: the one tariff known; or, when several are known,
+      the one whose validity (`start_date_time` inclusive, `end_date_time`
+      exclusive, mod_tariffs Tariff object) holds at the period's start, which
+      must be exactly one.
+    """
+    if any(p.tariff_id for p in periods):
+        out: list[Tariff | None] = []
+        for p in periods:
+            if not p.tariff_id:
+                out.append(None)
+                continue
+            t = known.get(p.tariff_id)
+            if t is None:
+                t = next((v for k, v in known.items() if k.lower() == p.tariff_id.lower()), None)  # CiString
+            if t is None:
+                raise TariffError(f"charging period tariff_id {p.tariff_id!r} is not in tariffs")
+            out.append(t)
+        return out
     if not known:
-        raise TariffError(f"CDR {cdr.id} has no tariffs: pass the tariff to price it")
-    ids = {p.tariff_id for p in cdr.charging_periods if p.tariff_id}
-    if len(ids) > 1:
-        raise TariffError(f"CDR {cdr.id} uses several tariffs ({', '.join(sorted(ids))}): not supported")
-    if ids:
-        wanted = ids.pop()
-        if wanted in known:
-            return known[wanted]
-        raise TariffError(f"CDR {cdr.id}: charging period tariff_id {wanted!r} is not in tariffs")
-    if len(known) > 1:
-        raise TariffError(f"CDR {cdr.id} lists several tariffs and its periods name none")
-    return next(iter(known.values()))
+        raise TariffError("no tariffs to price it with")
+    if len(known) == 1:
+        only = next(iter(known.values()))
+        return [only] * len(periods)
+    out = []
+    for p in periods:
+        at = p.start_date_time
+        valid = [t for t in known.values()
+                 if (t.start_date_time is None or t.start_date_time <= at)
+                 and (t.end_date_time is None or at < t.end_date_time)]
+        if len(valid) != 1:
+            raise TariffError(f"lists several tariffs and its periods name none: {len(valid)} of them "
+                              f"valid at {_iso(at)} ({', '.join(sorted(known))})")
+        out.append(valid[0])
+    return out
 
 
 def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetime) -> TariffResult:

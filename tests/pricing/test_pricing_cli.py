@@ -243,3 +243,51 @@ def test_store_not_reachable_is_a_warning_not_a_failure(capsys: pytest.CaptureFi
     assert got["time_zone"] == "UTC"
     problem = [w for w in got["warnings"] if "store not reachable" in w]
     assert problem and "secret" not in " ".join(got["warnings"]) and ":***@" in problem[0]
+
+
+# ---------------------------------------------------------------- a CDR that switches tariffs
+
+
+def _switching(tmp_path: Path, inline: bool) -> tuple[str, str, str]:
+    """A CDR of 1 h under T-TIME-300 then 1 h under T-TIME-60 (₹120/h each, 18% VAT)."""
+    doc = fixture("cdr_time.json")
+    first = doc["charging_periods"][0]
+    second = {**first, "start_date_time": "2026-01-12T06:09:09Z", "tariff_id": "T-TIME-60",
+              "dimensions": [{"type": "TIME", "volume": 0.5}]}
+    doc["charging_periods"] = [{**first, "dimensions": [{"type": "TIME", "volume": 1}]}, second]
+    doc["end_date_time"] = "2026-01-12T06:39:09Z"
+    doc["total_time"] = 1.5
+    if not inline:
+        doc["tariffs"] = []
+    return (write(tmp_path, "switch.json", doc), str(FIXTURES / "tariff_time_step300.json"),
+            str(FIXTURES / "tariff_time_step60.json"))
+
+
+def test_each_period_with_the_tariff_it_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record, t300, t60 = _switching(tmp_path, inline=False)
+    code, out, err = run(capsys, record, "--tariff", t300, "--tariff", t60, "--time-zone", "Asia/Kolkata")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["tariff_ids"] == ["T-TIME-300", "T-TIME-60"]
+    assert doc["tariff_sources"] == {"T-TIME-300": f"file {t300}", "T-TIME-60": f"file {t60}"}
+    assert doc["total_cost"]["excl_vat"] == 180.0  # 1.5 h at ₹120/h, no step at the switch
+    assert [s["tariff_id"] for s in doc["subtotals"]] == ["T-TIME-300", "T-TIME-60"]
+    assert [ln["tariff_id"] for ln in doc["lines"]] == ["T-TIME-300", "T-TIME-60"]
+
+
+def test_one_file_for_a_cdr_naming_two_tariffs_uses_the_cdrs_own_for_the_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record, _t300, t60 = _switching(tmp_path, inline=True)  # the CDR carries T-TIME-300
+    code, out, err = run(capsys, t60, record, "--time-zone", "Asia/Kolkata")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["tariff_sources"] == {"T-TIME-300": "CDR tariffs", "T-TIME-60": f"file {t60}"}
+
+
+def test_one_file_cannot_price_a_cdr_naming_two_tariffs_it_lacks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: every period silently priced with the one file. Now: exit 2, naming the missing one.
+    record, t300, _t60 = _switching(tmp_path, inline=False)
+    code, out, err = run(capsys, t300, record)
+    assert code == 2 and out == ""
+    assert "charging periods name tariff T-TIME-60, not found in the files given" in err

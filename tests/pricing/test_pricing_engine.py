@@ -225,7 +225,7 @@ def test_price_cdr_with_several_tariffs() -> None:
     doc = cdr_doc()
     second = dict(doc["charging_periods"][0], tariff_id="13", start_date_time="2026-01-12T05:09:09Z")
     doc["charging_periods"] = [doc["charging_periods"][0], second]
-    with pytest.raises(TariffError, match="several tariffs"):
+    with pytest.raises(TariffError, match="tariff_id '13' is not in tariffs"):
         price_cdr(CDR.model_validate(doc), "Asia/Kolkata")
     doc = cdr_doc(tariffs=[doc["tariffs"][0], doc["tariffs"][0] | {"id": "13"}])
     doc["charging_periods"] = [{k: v for k, v in doc["charging_periods"][0].items() if k != "tariff_id"}]
