@@ -5,7 +5,11 @@ The tariff has a peak window (ENERGY 0.40/kWh 18:00-21:00), a default ENERGY
 start at different times of day so that some cross the peak boundaries and
 are split. Prints evaluations per second and µs per evaluation (one core).
 
-    .venv/bin/python bench/pricing.py [--seconds 5] [--rounds 5]
+    .venv/bin/python bench/pricing.py [--seconds 5] [--rounds 5] [--baseline REV]
+
+`--baseline REV` also loads the engine (`bridge/mapping/tariff.py`) as it was at the
+git revision REV and times both in the same run, rounds interleaved (so load from
+other processes hits both alike); it checks that both give the same totals.
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.mapping.tariff import compile_tariff, price
+import importlib.util
+import subprocess
+from types import ModuleType
+from typing import Any
+
+from bridge.mapping import tariff as engine
 from bridge.ocpi.models import ChargingPeriod, Tariff
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TARIFF = Tariff.model_validate(
     {
@@ -57,42 +68,81 @@ def sessions(count: int) -> list[tuple[list[ChargingPeriod], datetime, datetime]
     return out
 
 
+def baseline_engine(rev: str) -> ModuleType:
+    """bridge/mapping/tariff.py at git revision `rev`, as a module of its own."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:bridge/mapping/tariff.py"],
+                            capture_output=True, text=True, check=True).stdout
+    name = "bench_tariff_baseline"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:bridge/mapping/tariff.py", "exec"), module.__dict__)
+    return module
+
+
+def one_round(mod: Any, compiled: Any, work: list[Any], seconds: float) -> tuple[float, int, Decimal]:
+    evals = 0
+    total = Decimal(0)
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    price = mod.price
+    while True:
+        for periods, start, end in work:
+            # read the rounded total, as every caller does
+            result = price(compiled, periods, start=start, end=end, time_zone="Asia/Kolkata")
+            total += result.total_cost.incl_vat
+        evals += len(work)
+        now = time.perf_counter()
+        if now >= deadline or evals >= 10_000_000:
+            break
+    return evals / (now - t0), evals, total
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="how long to run in all (bounded loop)")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (best and median are printed)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also time the engine at this git revision, in the same run")
     args = ap.parse_args()
-    compiled = compile_tariff(TARIFF)
     work = sessions(48)
-    for periods, start, end in work:  # warm-up and sanity
-        price(compiled, periods, start=start, end=end, time_zone="Asia/Kolkata")
-    # Several rounds: the machine may be shared, so report the best and the median round.
+    engines: list[tuple[str, Any]] = [("engine", engine)]
+    if args.baseline:
+        engines.insert(0, (f"baseline {args.baseline}", baseline_engine(args.baseline)))
+    compiled = {label: mod.compile_tariff(TARIFF) for label, mod in engines}
+    sums = {}
+    for label, mod in engines:  # warm-up and sanity: every engine gives the same totals
+        sums[label] = [mod.price(compiled[label], periods, start=start, end=end, time_zone="Asia/Kolkata")
+                       .total_cost.incl_vat for periods, start, end in work]
+    if len({tuple(v) for v in sums.values()}) != 1:
+        print("engines disagree on the totals", file=sys.stderr)
+        return 1
+    # Several rounds: the machine may be shared, so report the best and the median round,
+    # the engines' rounds interleaved.
     rounds = max(1, args.rounds)
-    rates = []
-    evals_total = 0
-    total = Decimal(0)
+    per_round = args.seconds / rounds / len(engines)
+    rates: dict[str, list[float]] = {label: [] for label, _ in engines}
+    counts = {label: 0 for label, _ in engines}
     for _ in range(rounds):
-        evals = 0
-        t0 = time.perf_counter()
-        deadline = t0 + args.seconds / rounds
-        while True:
-            for periods, start, end in work:
-                # read the rounded total, as every caller does
-                result = price(compiled, periods, start=start, end=end, time_zone="Asia/Kolkata")
-                total += result.total_cost.incl_vat
-            evals += len(work)
-            now = time.perf_counter()
-            if now >= deadline or evals >= 10_000_000:
-                break
-        rates.append(evals / (now - t0))
-        evals_total += evals
-    rates.sort()
-    best, median = rates[-1], rates[len(rates) // 2]
+        for label, mod in engines:
+            rate, evals, _total = one_round(mod, compiled[label], work, per_round)
+            rates[label].append(rate)
+            counts[label] += evals
     print(f"python {platform.python_version()} on {platform.machine()}, cpus={os.cpu_count()}")
-    per_round = args.seconds / rounds
-    print(f"{evals_total} evaluations of 20-period sessions in {rounds} rounds of {per_round:.1f} s")
-    print(f"best   {best:,.0f} evaluations/s, {1e6 / best:.1f} µs/evaluation")
-    print(f"median {median:,.0f} evaluations/s, {1e6 / median:.1f} µs/evaluation (checksum {total})")
+    for label, _ in engines:
+        r = sorted(rates[label])
+        best, median = r[-1], r[len(r) // 2]
+        print(f"{label}: {counts[label]} evaluations of 20-period sessions in {rounds} rounds of "
+              f"{per_round:.1f} s")
+        print(f"  best   {best:,.0f} evaluations/s, {1e6 / best:.1f} µs/evaluation")
+        print(f"  median {median:,.0f} evaluations/s, {1e6 / median:.1f} µs/evaluation")
+    if len(engines) == 2:
+        base, new = (sorted(rates[label]) for label, _ in engines)
+        ratios = sorted(n / b for n, b in zip(rates[engines[1][0]], rates[engines[0][0]], strict=True))
+        mid = len(new) // 2
+        print(f"engine / baseline: best {new[-1] / base[-1]:.2f}x, median {new[mid] / base[mid]:.2f}x,"
+              f" median of paired rounds {ratios[len(ratios) // 2]:.2f}x")
     return 0
 
 

@@ -39,7 +39,7 @@ per session, so the CDR/Session pydantic objects are only read, never built.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -429,34 +429,106 @@ class TariffSubtotal:
         return {"tariff_id": self.tariff_id, "cost": self.cost.to_json(), "price_limit": self.price_limit}
 
 
-@dataclass(slots=True)
 class TariffResult:
-    """The price of a session under one tariff (amounts rounded to the minor unit).
+    """The price of a session (amounts rounded to the minor unit on access).
 
-    Read-only by convention (not frozen: that costs ~2 µs per evaluation).
+    Read-only by convention. Built once per evaluation on the hot path (a
+    `track` update, a quote search), which mostly reads one total: the exact
+    per-dimension amounts (`exact`) and the component lines (`lines`) are
+    built from the engine's sums only when read.
     """
 
-    currency: str
-    tariff_id: str
-    time_zone: str
-    quantum: Decimal  # the currency's minor unit
-    exact: dict[str, PriceAmount]  # keys: total_cost, total_energy_cost, ... unrounded
-    min_max_adjustment: PriceAmount  # exact; applied after the components
-    price_limit: str | None  # "min_price", "max_price" or None
-    consumed_s: tuple[Decimal, Decimal, Decimal, Decimal]  # kWh, TIME s, PARKING s, RESERVATION s
-    billed_s: tuple[Decimal, Decimal, Decimal, Decimal]  # priced, after step_size; same units
-    unpriced: dict[str, Decimal]  # dimension -> volume (kWh / hours) that no element priced
-    lines: tuple[TariffLine, ...]
-    session_us: int  # the session's duration, end - start (µs)
-    tariff_ids: tuple[str, ...] = ()  # every tariff that priced a period, in order of first use
-    subtotals: tuple[TariffSubtotal, ...] = ()  # per tariff, when the session switched tariffs
-    warnings: tuple[str, ...] = field(default=())
+    __slots__ = (
+        "_exact", "_line_src", "_lines", "_raw", "_si", "_sx", "_tot", "billed_s", "consumed_s",
+        "currency", "price_limit", "quantum", "session_us", "subtotals", "tariff_id", "tariff_ids",
+        "time_zone", "unpriced", "warnings",
+    )
+
+    def __init__(
+        self, *, currency: str, tariff_id: str, time_zone: str, quantum: Decimal,
+        sx: list[Decimal], si: list[Decimal], total: tuple[Decimal, Decimal], raw: tuple[Decimal, Decimal],
+        price_limit: str | None,
+        consumed_s: tuple[Decimal, Decimal, Decimal, Decimal],
+        billed_s: tuple[Decimal, Decimal, Decimal, Decimal],
+        unpriced: dict[str, Decimal],
+        line_src: list[tuple[Any, ...]],
+        session_us: int,
+        tariff_ids: tuple[str, ...] = (),
+        subtotals: tuple[TariffSubtotal, ...] = (),
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.currency = currency
+        self.tariff_id = tariff_id
+        self.time_zone = time_zone
+        self.quantum = quantum  # the currency's minor unit
+        self._sx = sx  # exact sums per dimension code, excl. / incl. VAT
+        self._si = si
+        self._tot = total  # exact total after min/max price, excl. / incl. VAT
+        self._raw = raw  # exact total of the components, before min/max price
+        self.price_limit = price_limit  # "min_price", "max_price" or None
+        self.consumed_s = consumed_s  # kWh, TIME s, PARKING s, RESERVATION s
+        self.billed_s = billed_s  # priced, after step_size; same units
+        self.unpriced = unpriced  # dimension -> volume (kWh / hours) that no element priced
+        self._line_src = line_src
+        self._lines: tuple[TariffLine, ...] | None = None
+        self._exact: dict[str, PriceAmount] | None = None
+        self.session_us = session_us  # the session's duration, end - start (µs)
+        self.tariff_ids = tariff_ids  # every tariff that priced a period, in order of first use
+        self.subtotals = subtotals  # per tariff, when the session switched tariffs
+        self.warnings = warnings
+
+    def with_warnings(self, warnings: Sequence[str]) -> TariffResult:
+        """The same result with other warnings."""
+        return TariffResult(
+            currency=self.currency, tariff_id=self.tariff_id, time_zone=self.time_zone,
+            quantum=self.quantum, sx=self._sx, si=self._si, total=self._tot, raw=self._raw,
+            price_limit=self.price_limit, consumed_s=self.consumed_s, billed_s=self.billed_s,
+            unpriced=self.unpriced, line_src=self._line_src, session_us=self.session_us,
+            tariff_ids=self.tariff_ids, subtotals=self.subtotals, warnings=tuple(warnings))
+
+    @property
+    def exact(self) -> dict[str, PriceAmount]:
+        """The amounts unrounded: total_cost, total_energy_cost, ... (keys as the CDR's)."""
+        if self._exact is None:
+            sx, si = self._sx, self._si
+            self._exact = {
+                "total_cost": PriceAmount(*self._tot),
+                "total_energy_cost": PriceAmount(sx[ENERGY], si[ENERGY]),
+                "total_time_cost": PriceAmount(sx[TIME], si[TIME]),
+                "total_parking_cost": PriceAmount(sx[PARKING], si[PARKING]),
+                "total_fixed_cost": PriceAmount(sx[FLAT], si[FLAT]),
+                "total_reservation_cost": PriceAmount(sx[RES_TIME] + sx[RES_FLAT],
+                                                      si[RES_TIME] + si[RES_FLAT]),
+            }
+        return self._exact
+
+    @property
+    def min_max_adjustment(self) -> PriceAmount:
+        """Exact; what min_price / max_price changed, applied after the components."""
+        return PriceAmount(self._tot[0] - self._raw[0], self._tot[1] - self._raw[1])
+
+    @property
+    def lines(self) -> tuple[TariffLine, ...]:
+        """Per (tariff, element, component): volume, quantity, cost, span; in time order."""
+        if self._lines is None:
+            cur = self.currency
+            out = [
+                TariffLine(
+                    _DIM_TYPES[c.code], c.code >= RES_TIME and c.code != FLAT, c.element_index, c.comp_index,
+                    c.price, c.vat, c.step, volume, quantity, PriceAmount(excl, incl), cur, a, b, tid,
+                )
+                for c, volume, quantity, excl, incl, a, b, tid in self._line_src
+            ]
+            if len(out) > 1:
+                out.sort(key=_line_order)
+            self._lines = tuple(out)
+        return self._lines
 
     # Rounded amounts and hour conversions are computed on access: the hot
     # path (a `track` update, a quote search) often needs only one of them.
     @property
     def total_cost(self) -> PriceAmount:
-        return self.exact["total_cost"].quantized(self.quantum)
+        return PriceAmount(*self._tot).quantized(self.quantum)
 
     @property
     def total_energy_cost(self) -> PriceAmount:
@@ -1148,12 +1220,13 @@ def _finish(
     quantum = first.quantum
     sx = [ZERO] * 6  # exact sums excl / incl VAT per dimension code
     si = [ZERO] * 6
-    lines: list[TariffLine] = []
+    lines: list[tuple[Any, ...]] = []
     tot_x = tot_i = raw_x = raw_i = ZERO
     limits: list[str] = []
     subtotals: list[TariffSubtotal] = []
     warnings: tuple[str, ...] = ()
     for pi, (ct, qty) in enumerate(parts):
+        tid = ct.tariff.id
         px = pi_ = ZERO  # this tariff's exact excl / incl
         for c, used in qty.items():
             code = c.code
@@ -1174,13 +1247,7 @@ def _finish(
             px += excl
             pi_ += incl
             a, b = span[c]
-            lines.append(
-                TariffLine(
-                    _DIM_TYPES[code], code >= RES_TIME and code != FLAT, c.element_index, c.comp_index,
-                    c.price, c.vat, c.step, volume, quantity, PriceAmount(excl, incl), cur, a, b,
-                    ct.tariff.id,
-                )
-            )
+            lines.append((c, volume, quantity, excl, incl, a, b, tid))
         tariff = ct.tariff
         if tariff.min_price is None and tariff.max_price is None:
             lx, li, limit = px, pi_, None
@@ -1196,38 +1263,29 @@ def _finish(
             subtotals.append(TariffSubtotal(tariff.id, PriceAmount(lx, li), limit, quantum))
         if tariff.start_date_time is not None or tariff.end_date_time is not None:
             warnings += _validity_warnings(tariff, part_starts[pi] if part_starts else start)
-    if len(lines) > 1:
-        lines.sort(key=_line_order)
     if len(parts) > 1:
         for ct, _ in parts:
             if ct.currency != cur:
                 raise TariffError(f"tariffs in several currencies ({cur}, {ct.currency}): "
                                   "cannot add them up")
-    rx = sx[RES_TIME] + sx[RES_FLAT]
-    ri = si[RES_TIME] + si[RES_FLAT]
     return TariffResult(
         currency=cur,
         tariff_id=first.tariff.id,
         time_zone=time_zone,
         quantum=quantum,
-        exact={
-            "total_cost": PriceAmount(tot_x, tot_i),
-            "total_energy_cost": PriceAmount(sx[ENERGY], si[ENERGY]),
-            "total_time_cost": PriceAmount(sx[TIME], si[TIME]),
-            "total_parking_cost": PriceAmount(sx[PARKING], si[PARKING]),
-            "total_fixed_cost": PriceAmount(sx[FLAT], si[FLAT]),
-            "total_reservation_cost": PriceAmount(rx, ri),
-        },
-        min_max_adjustment=PriceAmount(tot_x - raw_x, tot_i - raw_i),
+        sx=sx,
+        si=si,
+        total=(tot_x, tot_i),
+        raw=(raw_x, raw_i),
         price_limit=None if not limits else limits[0] if len(set(limits)) == 1 else "+".join(limits),
         consumed_s=(consumed[0], consumed[1], consumed[2], consumed[3]),
         billed_s=(billed[0], billed[1], billed[2], billed[3]),
         unpriced={
             _UNPRICED_NAMES[k]: (v if k == ENERGY else v / HOUR_S) for k, v in enumerate(unpriced) if v
-        },
-        lines=tuple(lines),
+        } if (unpriced[0] or unpriced[1] or unpriced[2] or unpriced[3]) else {},
+        line_src=lines,
         session_us=session_us,
-        tariff_ids=tuple(ct.tariff.id for ct, _ in parts),
+        tariff_ids=tuple(ct.tariff.id for ct, _ in parts) if len(parts) > 1 else (first.tariff.id,),
         subtotals=tuple(subtotals),
         warnings=warnings + more_warnings,
     )
@@ -1429,6 +1487,4 @@ def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetim
 
 
 def _with_warnings(result: TariffResult, warnings: list[str]) -> TariffResult:
-    from dataclasses import replace
-
-    return replace(result, warnings=tuple(warnings))
+    return result.with_warnings(warnings)
