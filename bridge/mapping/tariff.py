@@ -38,8 +38,9 @@ per session, so the CDR/Session pydantic objects are only read, never built.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -275,6 +276,8 @@ class CompiledTariff:
     needs_current: bool
     currency: str
     quantum: Decimal  # the currency's minor unit
+    # (time zone, first day, last day) -> the local-time split points of those days
+    cut_cache: dict[tuple[str, int, int], list[int]] = field(default_factory=dict, compare=False, repr=False)
 
 
 def compile_tariff(tariff: Tariff) -> CompiledTariff:
@@ -711,6 +714,20 @@ def _global_cuts(ct: CompiledTariff, segs: list[tuple[int, int]], lo: int, hi: i
     return sorted(u for u in cuts if lo < u < hi)
 
 
+def _local_cuts(ct: CompiledTariff, time_zone: str, day_lo: int, day_hi: int, lo: int, hi: int) -> list[int]:
+    """`_global_cuts` of a tariff without duration cuts, from the days' cuts computed
+    once per (tariff, zone, days) and kept on the compiled tariff."""
+    key = (time_zone, day_lo, day_hi)
+    day_cuts = ct.cut_cache.get(key)
+    if day_cuts is None:
+        whole = _day_segments(time_zone, day_lo, day_hi)
+        day_cuts = _global_cuts(ct, whole, day_lo * DAY_US, (day_hi + 1) * DAY_US, 0)
+        if len(ct.cut_cache) >= 1024:
+            ct.cut_cache.clear()
+        ct.cut_cache[key] = day_cuts
+    return day_cuts[bisect_right(day_cuts, lo):bisect_left(day_cuts, hi)]
+
+
 @lru_cache(maxsize=4096)
 def _day_segments(time_zone: str, day_lo: int, day_hi: int) -> list[tuple[int, int]]:
     # A pure function of its arguments, memoised: most sessions share a day.
@@ -775,8 +792,9 @@ def price(
     zone(time_zone)  # an unknown zone is an error even for a tariff without time restrictions
     start_us = _to_us(start)
     end_us = _to_us(end)
-    # _to_us inlined; ChargingPeriod datetimes are always aware (models.DateTime)
-    starts = [floor(p.start_date_time.timestamp()) * US + p.start_date_time.microsecond for p in periods]
+    # _to_us inlined: ChargingPeriod datetimes are always aware UTC (models.DateTime),
+    # and a timedelta divided by 1 µs is exact.
+    starts = [(p.start_date_time - _EPOCH) // _ONE_US for p in periods]
     if starts != sorted(starts):
         order = sorted(range(len(starts)), key=starts.__getitem__)
         periods = [periods[i] for i in order]
@@ -941,7 +959,12 @@ def _accumulate(
     else:
         segs = [(lo, 0)]
     single_off = segs[0][1] if len(segs) == 1 else None
-    gcuts = _global_cuts(ct, segs, lo, hi, start_us) if (needs_local or ct.duration_cuts) else []
+    if ct.duration_cuts:
+        gcuts = _global_cuts(ct, segs, lo, hi, start_us)
+    elif needs_local:
+        gcuts = _local_cuts(ct, time_zone, lo // DAY_US, hi // DAY_US, lo, hi)
+    else:
+        gcuts = []
     ncuts = len(gcuts)
     kwh_cuts = ct.kwh_cuts
     charging = ct.charging
@@ -960,10 +983,14 @@ def _accumulate(
     # Time-only tariffs: the choice per dimension is constant between two
     # consecutive cuts ("regime"), so it is looked up once per regime.
     time_only = not (kwh_cuts or needs_power or needs_current)
-    lazy = not time_only  # otherwise: pick per piece, only the dimensions it has
-    kwh = ZERO
     regimes: list[list[_Candidate | None] | None] = [None] * (ncuts + 1)
     all_cands = (c_energy, c_time, c_parking, c_res, c_flat, c_res_flat)
+    if time_only:
+        return _accumulate_by_regime(
+            periods, starts, start_us, end_us, mask, segs, single_off, gcuts, regimes, all_cands,
+            needs_local, expired, reservation)
+    lazy = not time_only  # otherwise: pick per piece, only the dimensions it has
+    kwh = ZERO
 
     qty: dict[_Candidate, Decimal] = {}
     span: dict[_Candidate, list[int]] = {}
@@ -1165,6 +1192,227 @@ def _accumulate(
             span[c] = [at, at]
 
     return qty, span, unpriced, last_energy, last_time, last_res
+
+
+def _accumulate_by_regime(
+    periods: Sequence[ChargingPeriod],
+    starts: list[int],
+    start_us: int,
+    end_us: int,
+    mask: Sequence[bool] | None,
+    segs: list[tuple[int, int]],
+    single_off: int | None,
+    gcuts: list[int],
+    regimes: list[list[_Candidate | None] | None],
+    all_cands: tuple[tuple[_Candidate, ...], ...],
+    needs_local: bool,
+    expired: bool,
+    reservation: ReservationRestrictionType | None,
+) -> tuple[dict[_Candidate, Decimal], dict[_Candidate, list[int]], list[Decimal],
+           _Candidate | None, _Candidate | None, _Candidate | None]:
+    """`_accumulate` for tariffs whose restrictions are all time-based (the common case).
+
+    The element chosen for each dimension depends only on the stretch between two
+    consecutive time boundaries (a "regime"), so consecutive pieces of one regime are
+    added up in local variables and recorded once per regime, not per period. Same
+    pieces, same choices, same sums as the general walk (a property test compares
+    them). This loop is the engine's hot path: names are bound locally on purpose.
+    """
+    c_flat, c_res_flat = all_cands[4], all_cands[5]
+    qty: dict[_Candidate, Decimal] = {}
+    span: dict[_Candidate, list[int]] = {}
+    unpriced = [ZERO, ZERO, ZERO, ZERO]
+    last_energy: _Candidate | None = None
+    last_time: _Candidate | None = None
+    last_res: _Candidate | None = None
+    flat_done = expired or not c_flat  # no charging FLAT after an expired reservation
+    res_flat_done = not c_res_flat
+    saw_charging = saw_res = False
+    zero = ZERO
+    hour = HOUR_S
+    d_energy, d_time, d_parking, d_res, d_import = _D_ENERGY, _D_TIME, _D_PARKING, _D_RES, _D_IMPORT
+    ncuts = len(gcuts)
+    n = len(periods)
+    k = 0  # number of global cuts <= the current period's start
+    cur = -1  # the regime being summed
+    g_e = g_t = g_p = g_r = g_f = g_rf = None  # its choice per dimension
+    got: list[_Candidate | None] = [None] * 6
+    # The current regime's sums (kWh, s), the first and last instant of each.
+    re = rt = rp = rr = zero
+    rea = reb = rta = rtb = rpa = rpb = rra = rrb = 0
+    tp_last = 0  # which of TIME (1) / PARKING_TIME (2) was priced last in the regime
+    for i in range(n):
+        if mask is not None and not mask[i]:
+            continue  # another tariff's period (a time-only tariff needs no energy count)
+        a = starts[i]
+        b = starts[i + 1] if i + 1 < n else end_us
+        if b < a:
+            b = a
+        e = ts = pks = rvs = zero
+        e_import: Decimal | None = None
+        negative = False
+        for dim in periods[i].dimensions:
+            ty = dim.type
+            v = dim.volume
+            if v < zero:
+                negative = True
+            if ty is d_energy:
+                e = v
+            elif ty is d_time:
+                ts = v * hour
+            elif ty is d_parking:
+                pks = v * hour
+            elif ty is d_res:
+                rvs = v * hour
+            elif ty is d_import:
+                e_import = v
+        if not e and e_import is not None:
+            e = e_import  # Sessions may only report ENERGY_IMPORT
+        if negative:  # energy fed back to the grid (negative volumes) is not billed by a tariff
+            e, ts, pks, rvs = max(e, zero), max(ts, zero), max(pks, zero), max(rvs, zero)
+        while k < ncuts and gcuts[k] <= a:
+            k += 1
+        j = k
+        while j < ncuts and gcuts[j] < b:
+            j += 1
+        reg = k
+        pieces: list[tuple[int, int, Decimal, Decimal, Decimal, Decimal]] | None = None
+        if j != k:
+            # Split at the boundaries inside the period; volumes spread evenly over it.
+            dd = Decimal(b - a)
+            pieces = []
+            f0, u0 = zero, a
+            for u in gcuts[k:j]:
+                f = Decimal(u - a) / dd
+                pieces.append((u0, u, e * f - e * f0 if e else zero, ts * f - ts * f0 if ts else zero,
+                               pks * f - pks * f0 if pks else zero, rvs * f - rvs * f0 if rvs else zero))
+                f0, u0 = f, u
+            pieces.append((u0, b, e - e * f0 if e else zero, ts - ts * f0 if ts else zero,
+                           pks - pks * f0 if pks else zero, rvs - rvs * f0 if rvs else zero))
+            a, b, e, ts, pks, rvs = pieces[0]
+        piece = 0
+        while True:  # the period, or each of its pieces
+            if reg != cur:
+                if cur >= 0:  # record the regime just ended
+                    le, lt, lr = _record_regime(qty, span, got, re, rea, reb, rt, rta, rtb, rp, rpa, rpb,
+                                                tp_last, rr, rra, rrb)
+                    last_energy = le or last_energy
+                    last_time = lt or last_time
+                    last_res = lr or last_res
+                    re = rt = rp = rr = zero
+                cur = reg
+                sel = regimes[reg]
+                if sel is None:
+                    mid = (a + b) // 2
+                    local = mid + (single_off if single_off is not None else _offset_at(segs, mid)) \
+                        if needs_local else 0
+                    sel = [_pick(cs, local, mid - start_us, ZERO, None, None, None, None) for cs in all_cands]
+                    regimes[reg] = sel
+                got = sel
+                g_e, g_t, g_p, g_r, g_f, g_rf = sel
+            if rvs and not (e or ts or pks):
+                saw_res = True
+            else:
+                saw_charging = True
+                if not flat_done and g_f is not None:
+                    qty[g_f] = ONE
+                    span[g_f] = [a, b]
+                    flat_done = True
+            if e:
+                if g_e is None:
+                    unpriced[ENERGY] += e
+                else:
+                    if not re:
+                        rea = a
+                    re += e
+                    reb = b
+            if ts:
+                if g_t is None:
+                    unpriced[TIME] += ts
+                else:
+                    if not rt:
+                        rta = a
+                    rt += ts
+                    rtb = b
+                    tp_last = 1
+            if pks:
+                if g_p is None:
+                    unpriced[PARKING] += pks
+                else:
+                    if not rp:
+                        rpa = a
+                    rp += pks
+                    rpb = b
+                    tp_last = 2
+            if rvs:
+                if g_r is None:
+                    unpriced[RES_TIME] += rvs
+                else:
+                    if not rr:
+                        rra = a
+                    rr += rvs
+                    rrb = b
+                if not res_flat_done and g_rf is not None:
+                    qty[g_rf] = ONE
+                    span[g_rf] = [a, b]
+                    res_flat_done = True
+            if pieces is None:
+                break
+            piece += 1
+            if piece == len(pieces):
+                break
+            a, b, e, ts, pks, rvs = pieces[piece]
+            reg += 1
+    if cur >= 0:
+        le, lt, lr = _record_regime(qty, span, got, re, rea, reb, rt, rta, rtb, rp, rpa, rpb, tp_last,
+                                    rr, rra, rrb)
+        last_energy = le or last_energy
+        last_time = lt or last_time
+        last_res = lr or last_res
+
+    # FLAT of a phase that has no piece of its own: evaluated at the phase's start
+    # (no charging piece: no energy either).
+    if not res_flat_done and (reservation is not None) and not saw_res:
+        at = start_us
+        c = _pick(c_res_flat, at + _offset_at(segs, at), 0, ZERO, None, None, None, None)
+        if c is not None:
+            qty[c] = ONE
+            span[c] = [at, at]
+    if not flat_done and not saw_charging:
+        at = end_us if (reservation is not None or saw_res) else start_us
+        c = _pick(c_flat, at + _offset_at(segs, at), at - start_us, ZERO, None, None, None, None)
+        if c is not None:
+            qty[c] = ONE
+            span[c] = [at, at]
+    return qty, span, unpriced, last_energy, last_time, last_res
+
+
+def _record_regime(
+    qty: dict[_Candidate, Decimal], span: dict[_Candidate, list[int]], got: list[_Candidate | None],
+    re: Decimal, rea: int, reb: int, rt: Decimal, rta: int, rtb: int, rp: Decimal, rpa: int, rpb: int,
+    tp_last: int, rr: Decimal, rra: int, rrb: int,
+) -> tuple[_Candidate | None, _Candidate | None, _Candidate | None]:
+    """Record one regime's sums; the candidates of its last ENERGY, TIME / PARKING_TIME
+    and RESERVATION_TIME pieces (None where it had none)."""
+    le = _record(qty, span, got[0], re, rea, reb) if re else None
+    ct_ = _record(qty, span, got[1], rt, rta, rtb) if rt else None
+    cp = _record(qty, span, got[2], rp, rpa, rpb) if rp else None
+    lr = _record(qty, span, got[3], rr, rra, rrb) if rr else None
+    return le, (cp if tp_last == 2 else ct_) if (rt or rp) else None, lr
+
+
+def _record(qty: dict[_Candidate, Decimal], span: dict[_Candidate, list[int]], c: _Candidate | None,
+            amount: Decimal, a: int, b: int) -> _Candidate | None:
+    """Add a regime's sum to candidate `c` (first and last instant too); returns `c`."""
+    assert c is not None
+    q = qty.get(c)
+    if q is None:
+        qty[c] = amount
+        span[c] = [a, b]
+    else:
+        qty[c] = q + amount
+        span[c][1] = b
+    return c
 
 
 def _steps(
