@@ -278,6 +278,12 @@ class CompiledTariff:
     quantum: Decimal  # the currency's minor unit
     # (time zone, first day, last day) -> the local-time split points of those days
     cut_cache: dict[tuple[str, int, int], list[int]] = field(default_factory=dict, compare=False, repr=False)
+    # Restrictions on the time of day only (no day, date, duration, energy, power, current):
+    # the choice per dimension is a function of the local time of day, tabled per
+    # interval between two of its boundaries (see `_tod_table`).
+    tod_only: bool = False
+    tod_tables: dict[bool, list[list[_Candidate | None]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
 
 def compile_tariff(tariff: Tariff) -> CompiledTariff:
@@ -323,7 +329,12 @@ def compile_tariff(tariff: Tariff) -> CompiledTariff:
                 target.append(_Candidate(RES_FLAT, ei, ci, comp, restriction))
             # A reservation element can only price FLAT and TIME (§11.4.6 `reservation`):
             # other components on it are ignored.
+    tod_only = not (needs_power or needs_current or kwhs or durs) and not any(
+        e.restrictions is not None and (e.restrictions.day_of_week or e.restrictions.start_date
+                                        or e.restrictions.end_date)
+        for e in tariff.elements)
     return CompiledTariff(
+        tod_only=tod_only,
         tariff=tariff,
         charging=tuple(tuple(c) for c in by_code),
         reservation=tuple(res_t),
@@ -447,8 +458,8 @@ class TariffResult:
         "time_zone", "unpriced", "warnings",
     )
 
-    def __init__(
-        self, *, currency: str, tariff_id: str, time_zone: str, quantum: Decimal,
+    def __init__(  # positional on the hot path (`_finish`), keywords elsewhere
+        self, currency: str, tariff_id: str, time_zone: str, quantum: Decimal,
         sx: list[Decimal], si: list[Decimal], total: tuple[Decimal, Decimal], raw: tuple[Decimal, Decimal],
         price_limit: str | None,
         consumed_s: tuple[Decimal, Decimal, Decimal, Decimal],
@@ -790,11 +801,12 @@ def price(
     """
     ct = tariff if isinstance(tariff, CompiledTariff) else _compile_cached(tariff)
     zone(time_zone)  # an unknown zone is an error even for a tariff without time restrictions
-    start_us = _to_us(start)
-    end_us = _to_us(end)
+    epoch, one_us = _EPOCH, _ONE_US
+    start_us = (start - epoch) // one_us if start.tzinfo is not None else _to_us(start)
+    end_us = (end - epoch) // one_us if end.tzinfo is not None else _to_us(end)
     # _to_us inlined: ChargingPeriod datetimes are always aware UTC (models.DateTime),
     # and a timedelta divided by 1 µs is exact.
-    starts = [(p.start_date_time - _EPOCH) // _ONE_US for p in periods]
+    starts = [(p.start_date_time - epoch) // one_us for p in periods]
     if starts != sorted(starts):
         order = sorted(range(len(starts)), key=starts.__getitem__)
         periods = [periods[i] for i in order]
@@ -987,7 +999,7 @@ def _accumulate(
     all_cands = (c_energy, c_time, c_parking, c_res, c_flat, c_res_flat)
     if time_only:
         return _accumulate_by_regime(
-            periods, starts, start_us, end_us, mask, segs, single_off, gcuts, regimes, all_cands,
+            ct, periods, starts, start_us, end_us, mask, segs, single_off, gcuts, regimes, all_cands,
             needs_local, expired, reservation)
     lazy = not time_only  # otherwise: pick per piece, only the dimensions it has
     kwh = ZERO
@@ -1194,7 +1206,26 @@ def _accumulate(
     return qty, span, unpriced, last_energy, last_time, last_res
 
 
+def _tod_table(ct: CompiledTariff, expired: bool,
+               all_cands: tuple[tuple[_Candidate, ...], ...]) -> list[list[_Candidate | None]]:
+    """For a `tod_only` tariff: the choice per dimension in each interval between two
+    consecutive time-of-day boundaries (`tod_cuts`, cyclic over midnight), evaluated at
+    the interval's middle. Restrictions are constant inside an interval, so this is the
+    choice anywhere in it. Index: bisect_right(tod_cuts, time of day) - 1 (-1: the last)."""
+    table = ct.tod_tables.get(expired)
+    if table is None:
+        cuts = ct.tod_cuts or (0,)
+        table = []
+        for i, c0 in enumerate(cuts):
+            c1 = cuts[i + 1] if i + 1 < len(cuts) else cuts[0] + DAY_US
+            mid = (c0 + c1) // 2 % DAY_US
+            table.append([_pick(cs, mid, 0, ZERO, None, None, None, None) for cs in all_cands])
+        ct.tod_tables[expired] = table
+    return table
+
+
 def _accumulate_by_regime(
+    ct: CompiledTariff,
     periods: Sequence[ChargingPeriod],
     starts: list[int],
     start_us: int,
@@ -1219,6 +1250,8 @@ def _accumulate_by_regime(
     them). This loop is the engine's hot path: names are bound locally on purpose.
     """
     c_flat, c_res_flat = all_cands[4], all_cands[5]
+    table = _tod_table(ct, expired, all_cands) if ct.tod_only else None
+    tod_cuts = ct.tod_cuts
     qty: dict[_Candidate, Decimal] = {}
     span: dict[_Candidate, list[int]] = {}
     unpriced = [ZERO, ZERO, ZERO, ZERO]
@@ -1306,7 +1339,11 @@ def _accumulate_by_regime(
                     mid = (a + b) // 2
                     local = mid + (single_off if single_off is not None else _offset_at(segs, mid)) \
                         if needs_local else 0
-                    sel = [_pick(cs, local, mid - start_us, ZERO, None, None, None, None) for cs in all_cands]
+                    if table is not None:
+                        sel = table[bisect_right(tod_cuts, local % DAY_US) - 1]
+                    else:
+                        sel = [_pick(cs, local, mid - start_us, ZERO, None, None, None, None)
+                               for cs in all_cands]
                     regimes[reg] = sel
                 got = sel
                 g_e, g_t, g_p, g_r, g_f, g_rf = sel
@@ -1516,26 +1553,18 @@ def _finish(
             if ct.currency != cur:
                 raise TariffError(f"tariffs in several currencies ({cur}, {ct.currency}): "
                                   "cannot add them up")
+    if len(parts) == 1:
+        price_limit = limits[0] if limits else None
+        tariff_ids: tuple[str, ...] = (first.tariff.id,)
+    else:
+        price_limit = None if not limits else limits[0] if len(set(limits)) == 1 else "+".join(limits)
+        tariff_ids = tuple(ct.tariff.id for ct, _ in parts)
     return TariffResult(
-        currency=cur,
-        tariff_id=first.tariff.id,
-        time_zone=time_zone,
-        quantum=quantum,
-        sx=sx,
-        si=si,
-        total=(tot_x, tot_i),
-        raw=(raw_x, raw_i),
-        price_limit=None if not limits else limits[0] if len(set(limits)) == 1 else "+".join(limits),
-        consumed_s=(consumed[0], consumed[1], consumed[2], consumed[3]),
-        billed_s=(billed[0], billed[1], billed[2], billed[3]),
-        unpriced={
-            _UNPRICED_NAMES[k]: (v if k == ENERGY else v / HOUR_S) for k, v in enumerate(unpriced) if v
-        } if (unpriced[0] or unpriced[1] or unpriced[2] or unpriced[3]) else {},
-        line_src=lines,
-        session_us=session_us,
-        tariff_ids=tuple(ct.tariff.id for ct, _ in parts) if len(parts) > 1 else (first.tariff.id,),
-        subtotals=tuple(subtotals),
-        warnings=warnings + more_warnings,
+        cur, first.tariff.id, time_zone, quantum, sx, si, (tot_x, tot_i), (raw_x, raw_i), price_limit,
+        (consumed[0], consumed[1], consumed[2], consumed[3]), (billed[0], billed[1], billed[2], billed[3]),
+        {_UNPRICED_NAMES[k]: (v if k == ENERGY else v / HOUR_S) for k, v in enumerate(unpriced) if v}
+        if (unpriced[0] or unpriced[1] or unpriced[2] or unpriced[3]) else {},
+        lines, session_us, tariff_ids, tuple(subtotals), warnings + more_warnings,
     )
 
 
