@@ -1270,7 +1270,7 @@ def _accumulate_by_regime(
     cur = -1  # the regime being summed
     g_e = g_t = g_p = g_r = g_f = g_rf = None  # its choice per dimension
     got: list[_Candidate | None] = [None] * 6
-    # The current regime's sums (kWh, s), the first and last instant of each.
+    # The current regime's sums (kWh, hours), the first and last instant of each.
     re = rt = rp = rr = zero
     rea = reb = rta = rtb = rpa = rpb = rra = rrb = 0
     tp_last = 0  # which of TIME (1) / PARKING_TIME (2) was priced last in the regime
@@ -1292,11 +1292,11 @@ def _accumulate_by_regime(
             if ty is d_energy:
                 e = v
             elif ty is d_time:
-                ts = v * hour
+                ts = v  # hours here: a regime's sum is turned into seconds once
             elif ty is d_parking:
-                pks = v * hour
+                pks = v
             elif ty is d_res:
-                rvs = v * hour
+                rvs = v
             elif ty is d_import:
                 e_import = v
         if not e and e_import is not None:
@@ -1365,7 +1365,7 @@ def _accumulate_by_regime(
                     reb = b
             if ts:
                 if g_t is None:
-                    unpriced[TIME] += ts
+                    unpriced[TIME] += ts * hour
                 else:
                     if not rt:
                         rta = a
@@ -1374,7 +1374,7 @@ def _accumulate_by_regime(
                     tp_last = 1
             if pks:
                 if g_p is None:
-                    unpriced[PARKING] += pks
+                    unpriced[PARKING] += pks * hour
                 else:
                     if not rp:
                         rpa = a
@@ -1383,7 +1383,7 @@ def _accumulate_by_regime(
                     tp_last = 2
             if rvs:
                 if g_r is None:
-                    unpriced[RES_TIME] += rvs
+                    unpriced[RES_TIME] += rvs * hour
                 else:
                     if not rr:
                         rra = a
@@ -1429,12 +1429,12 @@ def _record_regime(
     re: Decimal, rea: int, reb: int, rt: Decimal, rta: int, rtb: int, rp: Decimal, rpa: int, rpb: int,
     tp_last: int, rr: Decimal, rra: int, rrb: int,
 ) -> tuple[_Candidate | None, _Candidate | None, _Candidate | None]:
-    """Record one regime's sums; the candidates of its last ENERGY, TIME / PARKING_TIME
-    and RESERVATION_TIME pieces (None where it had none)."""
+    """Record one regime's sums (kWh; hours, recorded in seconds); the candidates of its
+    last ENERGY, TIME / PARKING_TIME and RESERVATION_TIME pieces (None where it had none)."""
     le = _record(qty, span, got[0], re, rea, reb) if re else None
-    ct_ = _record(qty, span, got[1], rt, rta, rtb) if rt else None
-    cp = _record(qty, span, got[2], rp, rpa, rpb) if rp else None
-    lr = _record(qty, span, got[3], rr, rra, rrb) if rr else None
+    ct_ = _record(qty, span, got[1], rt * HOUR_S, rta, rtb) if rt else None
+    cp = _record(qty, span, got[2], rp * HOUR_S, rpa, rpb) if rp else None
+    lr = _record(qty, span, got[3], rr * HOUR_S, rra, rrb) if rr else None
     return le, (cp if tp_last == 2 else ct_) if (rt or rp) else None, lr
 
 
