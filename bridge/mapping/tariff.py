@@ -1273,6 +1273,7 @@ def _accumulate_by_regime(
     # The current regime's sums (kWh, hours), the first and last instant of each.
     re = rt = rp = rr = zero
     rea = reb = rta = rtb = rpa = rpb = rra = rrb = 0
+    ue = ut = up = ur = zero  # what no element priced (kWh, hours)
     tp_last = 0  # which of TIME (1) / PARKING_TIME (2) was priced last in the regime
     for i in range(n):
         if mask is not None and not mask[i]:
@@ -1357,7 +1358,7 @@ def _accumulate_by_regime(
                     flat_done = True
             if e:
                 if g_e is None:
-                    unpriced[ENERGY] += e
+                    ue += e
                 else:
                     if not re:
                         rea = a
@@ -1365,7 +1366,7 @@ def _accumulate_by_regime(
                     reb = b
             if ts:
                 if g_t is None:
-                    unpriced[TIME] += ts * hour
+                    ut += ts
                 else:
                     if not rt:
                         rta = a
@@ -1374,7 +1375,7 @@ def _accumulate_by_regime(
                     tp_last = 1
             if pks:
                 if g_p is None:
-                    unpriced[PARKING] += pks * hour
+                    up += pks
                 else:
                     if not rp:
                         rpa = a
@@ -1383,7 +1384,7 @@ def _accumulate_by_regime(
                     tp_last = 2
             if rvs:
                 if g_r is None:
-                    unpriced[RES_TIME] += rvs * hour
+                    ur += rvs
                 else:
                     if not rr:
                         rra = a
@@ -1406,6 +1407,8 @@ def _accumulate_by_regime(
         last_energy = le or last_energy
         last_time = lt or last_time
         last_res = lr or last_res
+    if ue or ut or up or ur:
+        unpriced = [ue, ut * hour, up * hour, ur * hour]
 
     # FLAT of a phase that has no piece of its own: evaluated at the phase's start
     # (no charging piece: no energy either).
