@@ -134,7 +134,9 @@ def main() -> int:
             rate, evals, _total = one_round(mod, compiled[label], work, per_round)
             rates[label].append(rate)
             counts[label] += evals
-    print(f"python {platform.python_version()} on {platform.machine()}, cpus={os.cpu_count()}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {platform.python_version()} on {platform.machine()}, cpus={os.cpu_count()}, "
+          f"load average {load}")
     for label, _ in engines:
         r = sorted(rates[label])
         best, median = r[-1], r[len(r) // 2]
