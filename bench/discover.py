@@ -327,6 +327,8 @@ async def main(args: argparse.Namespace) -> int:
                "BRIDGE_REDIS_URL": redis_url, "BRIDGE_PORT": str(port),
                "BRIDGE_REDIS_ALLOW_VOLATILE": "1",  # a throw-away Redis without AOF
                "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", "BRIDGE_LOG_LEVEL": "warning",
+                   # a benchmark is one client at full tilt: no per-caller budget
+                   "BRIDGE_OCPI_RATE_LIMIT": "off", "BRIDGE_BECKN_RATE_LIMIT": "off",
                "BRIDGE_LOG_FORMAT": "json", "BRIDGE_BECKN_SUBSCRIBER_ID": "bench-bpp",
                "BRIDGE_BECKN_PRIVATE_KEY": str(tmp / "bpp.key"),
                "BRIDGE_BECKN_STATIC_KEYS": str(tmp / "keys.json"),

@@ -555,6 +555,8 @@ async def main() -> int:
                "BRIDGE_REDIS_ALLOW_VOLATILE": "1",  # a throw-away Redis without AOF
                "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(port),
                "BRIDGE_PUBLIC_URL": bridge_url, "BRIDGE_LOG_LEVEL": "warning",
+                   # a benchmark is one client at full tilt: no per-caller budget
+                   "BRIDGE_OCPI_RATE_LIMIT": "off", "BRIDGE_BECKN_RATE_LIMIT": "off",
                "BRIDGE_LOG_FORMAT": "json", "BRIDGE_BECKN_SUBSCRIBER_ID": BPP_ID,
                "BRIDGE_BECKN_KEY_ID": "bpp-bench-key-1",
                "BRIDGE_BECKN_PRIVATE_KEY": str(tmp / "bridge.key"),

@@ -186,6 +186,8 @@ def main() -> None:
             wait_port(rport)
             env = {**os.environ, "REDIS_URL": redis_url, "BRIDGE_PORT": str(bport),
                    "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{bport}", "BRIDGE_LOG_LEVEL": "warning",
+                   # a benchmark is one client at full tilt: no per-caller budget
+                   "BRIDGE_OCPI_RATE_LIMIT": "off", "BRIDGE_BECKN_RATE_LIMIT": "off",
                    "BRIDGE_LOG_FORMAT": "json"}
             procs.append(subprocess.Popen([str(ROOT / ".venv/bin/bridge"), "serve"], env=env,
                                           cwd=ROOT, stderr=subprocess.DEVNULL))

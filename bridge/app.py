@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -25,8 +26,9 @@ from bridge.config import Settings
 from bridge.crashpoints import crash_point
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
-from bridge.ocpi.errors import OcpiError
+from bridge.ocpi.errors import OcpiError, TooManyRequests
 from bridge.ocpi.transport import Principal, make_middleware
+from bridge.ratelimit import RateLimiter, parse_limit
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
 
@@ -82,8 +84,20 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
         else:
             await creds.note(parties, error=f"{what}: {error.status_code} {error.message}")
 
+    limiter = RateLimiter(redis)
+    ocpi_limit = parse_limit(settings.ocpi_rate_limit)
+
+    async def limit(principal: Principal) -> None:
+        """A request budget per CPO platform, shared by every serve process (a Redis
+        bucket): one platform flooding the bridge cannot starve the others."""
+        verdict = await limiter.take("ocpi", principal.id, ocpi_limit, int(time.time() * 1000))
+        if not verdict.allowed:
+            raise TooManyRequests(f"too many requests: try again in "
+                                  f"{verdict.retry_after_header} s", verdict.retry_after)
+
     middleware = make_middleware(creds.authenticate, lambda: own,
-                                 refresh=creds.authenticate_fresh, observe=observe)
+                                 refresh=creds.authenticate_fresh, observe=observe,
+                                 limit=limit)
     middlewares = [middleware]
     if settings.access_log:
         middlewares.insert(0, metrics.make_middleware())

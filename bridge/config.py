@@ -66,6 +66,9 @@ class Settings(BaseModel):
     access_log: bool = True  # one line per request (bridge.metrics); off only for benchmarks
     shutdown_timeout: float = Field(20.0, ge=0)  # SIGTERM: seconds in-flight work may take
     worker_metrics_port: int = Field(9108, ge=0, le=65535)  # worker's /metrics; 0 = off
+    # Slow clients: seconds to send a request's headers / its body (then 408, or closed)
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(15.0, gt=0)
     tracing: Literal["off", "console", "otlp"] = "off"  # OpenTelemetry (bridge.tracing)
     tracing_endpoint: str = ""  # otlp: the collector's traces URL (default localhost:4318)
     tracing_service: str = "ocpi-beckn-bridge"
@@ -83,6 +86,8 @@ class Settings(BaseModel):
     # parties listed in sync_skip ("IN-TPC,IN-ZEO"): those that push reliably.
     ocpi_sync_interval: int = Field(60, ge=0, le=1440)
     ocpi_sync_skip: str = ""
+    # Requests per CPO platform (its token), shared by every serve process (a Redis bucket)
+    ocpi_rate_limit: str = "1000/s burst 2000"
     # Outbound OCPI URLs taken from peers (bridge.urlguard): safe by default. Loopback is
     # for local development, `make run`, the tests and the demo; private ranges for
     # closed networks. Link-local, multicast and unspecified addresses are never called.
@@ -104,6 +109,16 @@ class Settings(BaseModel):
     beckn_static_keys: str = ""  # JSON file of subscriber records (closed networks)
     beckn_registry_cache_ttl: int = Field(3600, ge=0)
     beckn_max_clock_skew: float = Field(300.0, ge=0)
+    # expires - created of a request's signature at most (a signature valid for years is
+    # a replayable credential)
+    beckn_max_signature_lifetime: int = Field(3600, ge=1)
+    beckn_max_body: int = Field(1_048_576, ge=1024)  # bytes of a Beckn request body
+    beckn_rate_limit: str = "50/s burst 200"  # requests per BAP (verified), all processes
+    # Closed networks whose key records carry no subscriber_url: the URL prefixes our
+    # callbacks may go to (comma-separated). Else bap_uri must be under the registered URL.
+    beckn_callback_allow: str = ""
+    # registry lookups per claimed subscriber (a flood of made-up key ids stays a trickle)
+    beckn_registry_lookup_limit: str = "10/min burst 10"
     beckn_signature_ttl: int = Field(300, ge=1)
     beckn_dedupe_ttl: int = Field(86400, ge=60)
     beckn_callback_timeout: float = Field(10.0, gt=0)
@@ -170,6 +185,14 @@ class Settings(BaseModel):
         return self
 
     _public_url_derived: bool = PrivateAttr(default=False)
+
+    @field_validator("ocpi_rate_limit", "beckn_rate_limit", "beckn_registry_lookup_limit")
+    @classmethod
+    def _limit(cls, v: str) -> str:
+        from bridge.ratelimit import parse_limit
+
+        parse_limit(v)  # ValueError says what is expected
+        return v
 
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod

@@ -134,7 +134,9 @@ def _trace(policy: UrlPolicy) -> aiohttp.TraceConfig:
     return trace
 
 
-def guarded_session(policy: UrlPolicy, **kwargs: Any) -> aiohttp.ClientSession:
+def guarded_session(policy: UrlPolicy, *, limit: int = 100, limit_per_host: int = 0,
+                    **kwargs: Any) -> aiohttp.ClientSession:
     """A client session that refuses what `policy` refuses, names and literals alike."""
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy))
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=limit,
+                                     limit_per_host=limit_per_host)
     return aiohttp.ClientSession(connector=connector, trace_configs=[_trace(policy)], **kwargs)

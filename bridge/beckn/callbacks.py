@@ -61,6 +61,7 @@ from bridge.crashpoints import crash_point
 from bridge.mapping.catalog import OFFER_ITEM
 from bridge.store import beckn_keys
 from bridge.store.effects import Effects
+from bridge.urlguard import UrlPolicy, guarded_session
 
 log = structlog.get_logger("bridge.beckn.callbacks")
 
@@ -321,10 +322,17 @@ def make_signer(settings: Settings) -> Signer | None:
 
 
 def make_deps(settings: Settings, redis: aioredis.Redis) -> CallbackDeps:
-    connector = aiohttp.TCPConnector(limit=256, limit_per_host=64)
-    session = aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=settings.beckn_callback_timeout))
+    # Every callback URL passes the URL guard at connect time (bridge.urlguard): a BAP's
+    # bap_uri must not make us POST into our own network.
+    session = guarded_session(url_policy(settings), limit=256, limit_per_host=64,
+                              timeout=aiohttp.ClientTimeout(total=settings.beckn_callback_timeout))
     return CallbackDeps(settings, redis, make_signer(settings), session)
+
+
+def url_policy(settings: Settings) -> UrlPolicy:
+    """The outbound URL policy: one pair of settings for every URL a peer gives us."""
+    return UrlPolicy(allow_loopback=settings.ocpi_allow_loopback_urls,
+                     allow_private=settings.ocpi_allow_private_urls)
 
 
 class Outcome:

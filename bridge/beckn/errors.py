@@ -21,6 +21,8 @@ into the AckResponse envelope; nothing else builds a NACK.
     |   +-- RequestInProgress       30021  409  a copy of it is being handled: retry shortly
     |   +-- AlreadyAnswered         30022  409  answered before, the answer no longer kept
     +-- InternalError               31001  500  a bug or an unavailable dependency
+    +-- Refused                     30000  (413 body too large, 408 body too slow,
+                                            429 too many requests: `retry_after`)
 
 Codes come from the Beckn error code list (BECKN-005: 30000 invalid request,
 30004 item not found, 30010 order not found, 40001 action not applicable) and from
@@ -130,6 +132,16 @@ class RequestInProgress(Duplicate):
 class AlreadyAnswered(Duplicate):
     code = "30022"
     default_message = "this request was answered already; its answer is no longer kept"
+
+
+class Refused(RequestError):
+    """Refused at the door, before any work: the HTTP status says why (413, 408, 429).
+    Beckn has no code of its own for these; 30000 with the status and a message."""
+
+    def __init__(self, message: str, http_status: int, retry_after: float | None = None) -> None:
+        super().__init__(message, {"retry_after": retry_after} if retry_after else None)
+        self.http_status = http_status
+        self.retry_after = retry_after
 
 
 class InternalError(BecknError):

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from bridge.beckn.errors import InternalError, UnknownSubscriber
 from bridge.beckn.signing import public_key_from_b64
 from bridge.config import Settings
+from bridge.ratelimit import RateLimiter, parse_limit
 from bridge.store import beckn_keys
 
 log = structlog.get_logger("bridge.beckn.registry")
@@ -117,6 +118,13 @@ class KeyDirectory:
             if cached == b"":
                 raise UnknownSubscriber(details={"subscriber_id": subscriber_id, "key_id": key_id})
             return Subscriber(**orjson.loads(cached))
+        verdict = await RateLimiter(self.redis).take(
+            "registry", subscriber_id, parse_limit(self.settings.beckn_registry_lookup_limit),
+            int(time.time() * 1000))
+        if not verdict.allowed:  # made-up key ids: the registry is not asked for each
+            raise UnknownSubscriber("too many lookups of unknown keys of this subscriber; "
+                                    "try again later",
+                                    {"subscriber_id": subscriber_id, "key_id": key_id})
         found = await self._ask_registry(subscriber_id, key_id)
         if found is None:
             await self.redis.set(cache_key, b"", ex=NEGATIVE_TTL)

@@ -109,13 +109,26 @@ def public_key_b64(key: Ed25519PublicKey) -> str:
     return base64.b64encode(raw).decode()
 
 
-def verify(header: SignatureHeader, body: bytes, public_key: Ed25519PublicKey, now: float,
-           skew: float = 0.0) -> None:
-    """Check the time window and the signature over the body; AuthError otherwise."""
+def check_window(header: SignatureHeader, now: float, skew: float = 0.0,
+                 max_lifetime: float | None = None) -> None:
+    """The header's own checks, before any key lookup or body read: not created in the
+    future, not expired, and (when given) valid for no longer than `max_lifetime`
+    seconds: a signature valid for years would be a replayable credential."""
+    if max_lifetime is not None and header.expires - header.created > max_lifetime:
+        raise AuthError(f"signature lifetime {header.expires - header.created} s exceeds "
+                        f"{max_lifetime:g} s", {"reason": "lifetime"})
+    if header.expires < header.created:
+        raise AuthError("signature expires before it is created", {"reason": "malformed"})
     if header.created > now + skew:
         raise AuthError("signature created in the future", {"reason": "not_yet_valid"})
     if header.expires < now - skew:
         raise AuthError("signature expired", {"reason": "expired"})
+
+
+def verify(header: SignatureHeader, body: bytes, public_key: Ed25519PublicKey, now: float,
+           skew: float = 0.0) -> None:
+    """Check the time window and the signature over the body; AuthError otherwise."""
+    check_window(header, now, skew)
     try:
         public_key.verify(header.signature, signing_string(header.created, header.expires, body))
     except InvalidSignature as exc:

@@ -3,13 +3,18 @@
 Every request to `/beckn/{action}` goes through `receive()`:
 
     1. action known?                               UnknownAction (404)
-    2. signature (signed mode) / loopback peer (adapter mode) / nothing (verify off)
-    3. JSON object?                                InvalidJson
+    2. signature header (signed mode): well formed, in its time window, lifetime at most
+       beckn.max_signature_lifetime, the signer's key found; or the adapter's address
+       (adapter mode), or nothing (verify off). All before the body is read.
+    3. body at most beckn.max_body bytes, within body_timeout   Refused (413, 408)
+       signature over the body                        AuthError (401)
+       JSON object?                                   InvalidJson
     4. envelope (context) valid?                   SchemaError, details.field
     5. context.action == path, domain, version     SchemaError / WrongDomain
     6. bpp_id is ours (required except discover)   WrongRecipient
     7. timestamp not in the future, ttl not over   StaleRequest
     8. keyId subscriber == context.bap_id          AuthError
+       the BAP within beckn.rate_limit                Refused (429, Retry-After)
     9. (bap_id, action, message_id) seen before?   the same body: its answer again;
                                                   another body: NACK 30020 (intake.py)
    10. the action's handler (validates its message, queues its work, and the request's
@@ -23,7 +28,10 @@ arq job for slow work); the ACK means the work is durably queued.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
+import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -45,6 +53,7 @@ from bridge.beckn.errors import (
     InternalError,
     InvalidJson,
     MessageIdReused,
+    Refused,
     RequestInProgress,
     SchemaError,
     StaleRequest,
@@ -55,9 +64,11 @@ from bridge.beckn.errors import (
 from bridge.beckn.intake import CURRENT, LOCK_MS, Intake, digest
 from bridge.beckn.models import AckResponse, Context, Envelope, ErrorBody, format_timestamp
 from bridge.beckn.profiles import RC2, profile_for
+from bridge.beckn.recipients import bap_uri_refusal
 from bridge.beckn.registry import KeyDirectory, Subscriber
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
+from bridge.ratelimit import Limit, RateLimiter, parse_limit
 
 log = structlog.get_logger("bridge.beckn")
 
@@ -138,21 +149,63 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-async def _authenticate(request: web.Request, raw: bytes, services: BecknServices
-                        ) -> tuple[signing.SignatureHeader | None, Subscriber | None]:
+async def _authenticate(request: web.Request, services: BecknServices
+                        ) -> tuple[signing.SignatureHeader | None, Subscriber | None, Any]:
+    """Everything that can be checked before the body is read: the adapter's address, or
+    the signature header (well formed, within its time window and the lifetime cap) and
+    the signer's key (registry lookups rate-limited per claimed subscriber). A request
+    that fails here is refused without reading a byte of its body."""
     settings = services.settings
     if settings.beckn_mode == "adapter":
         # The ONIX adapter verified the network signature; trust only it.
         if not _is_loopback(request.remote):
             raise AuthError("adapter mode accepts requests from loopback only",
                             {"reason": "not_adapter"})
-        return None, None
+        return None, None, None
     if not settings.beckn_verify:
-        return None, None
+        return None, None, None
     header = signing.parse_header(request.headers.get("Authorization"))
+    signing.check_window(header, time.time(), skew=settings.beckn_max_clock_skew,
+                         max_lifetime=settings.beckn_max_signature_lifetime)
     sub, key = await services.keys.verifying_key(header.subscriber_id, header.key_id)
-    signing.verify(header, raw, key, time.time(), skew=settings.beckn_max_clock_skew)
-    return header, sub
+    return header, sub, key
+
+
+async def read_body(request: web.Request, settings: Settings) -> bytes:
+    """The body, at most `beckn_max_body` bytes, within `body_timeout` seconds."""
+    limit = settings.beckn_max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused(f"the body is {request.content_length} bytes; at most {limit} are "
+                      "accepted", 413)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            while True:
+                chunk = await request.content.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(f"the body is more than {limit} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise Refused(f"the body did not arrive within {settings.body_timeout:g} s", 408) from exc
+    return b"".join(chunks)
+
+
+async def rate_limit(services: BecknServices, bap_id: str) -> None:
+    limit = _limit(services.settings.beckn_rate_limit)
+    verdict = await RateLimiter(services.redis).take("bap", bap_id, limit,
+                                                     int(time.time() * 1000))
+    if not verdict.allowed:
+        raise Refused(f"too many requests from {bap_id}: try again in "
+                      f"{verdict.retry_after_header} s", 429, verdict.retry_after)
+
+
+@functools.cache
+def _limit(text: str) -> Limit:
+    return parse_limit(text)
 
 
 def check_context(ctx: Context, action: str, settings: Settings, now: datetime) -> None:
@@ -190,7 +243,8 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
     handler = services.handlers.get(action)
     if handler is None:
         raise UnknownAction(f"no action {action!r}", {"action": action})
-    raw = await request.read()
+    header, sub, key = await _authenticate(request, services)
+    raw = await read_body(request, services.settings)
     body: Any = None
     parse_error: orjson.JSONDecodeError | None = None
     try:
@@ -199,7 +253,8 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
         parse_error = exc
     if isinstance(body, dict) and isinstance(body.get("context"), dict):
         request["beckn_txn"] = str(body["context"].get("transaction_id", ""))
-    header, sub = await _authenticate(request, raw, services)
+    if header is not None:
+        signing.verify(header, raw, key, time.time(), skew=services.settings.beckn_max_clock_skew)
     if parse_error is not None:
         raise InvalidJson(f"invalid JSON: {parse_error}") from parse_error
     if not isinstance(body, dict):
@@ -211,6 +266,10 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
     if header is not None and header.subscriber_id != ctx.bap_id:
         raise AuthError("signed by another subscriber than context.bap_id",
                         {"reason": "subscriber_mismatch"})
+    refusal = bap_uri_refusal(ctx.bap_uri, sub, services.settings.beckn_callback_allow)
+    if refusal:
+        raise AuthError(refusal, {"field": "context.bap_uri", "reason": "unregistered_bap_uri"})
+    await rate_limit(services, ctx.bap_id)  # after the signature: nobody spends another's
     structlog.contextvars.bind_contextvars(beckn_action=action, bap_id=ctx.bap_id,
                                            transaction_id=ctx.transaction_id,
                                            message_id=ctx.message_id)
@@ -310,6 +369,9 @@ def make_middleware(prefix: str = PREFIX) -> Any:
             error = InternalError()
         log.info("beckn.nack", path=request.path, code=error.code, http_status=error.http_status,
                  reason=error.message)
-        return _json(ack(request.get("beckn_txn", ""), error), status=error.http_status)
+        response = _json(ack(request.get("beckn_txn", ""), error), status=error.http_status)
+        if isinstance(error, Refused) and error.retry_after:
+            response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+        return response
 
     return middleware

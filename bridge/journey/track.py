@@ -18,7 +18,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from bridge.beckn.errors import SchemaError
 from bridge.beckn.profiles import GUIDE
+from bridge.beckn.recipients import tracking_refusal
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.journey import wire
@@ -76,6 +78,11 @@ async def handle_track(req: BecknRequest) -> None:
     order = await load(deps, req, NotApplicableNow)
     if order.state not in TRACKABLE:
         raise NotApplicableNow(f"order is {order.state.value}: nothing to track yet")
+    if callback:
+        refusal = tracking_refusal(callback, req.context.bap_uri, req.subscriber,
+                                   deps.settings.beckn_callback_allow)
+        if refusal:  # the PATCHes go only where the BAP's messages may go (SSRF)
+            raise SchemaError(refusal, {"field": "callback-url"})
     interval = deps.settings.journey_track_interval
 
     def subscribe(o: Order) -> Order:

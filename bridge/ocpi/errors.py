@@ -104,6 +104,16 @@ class AlreadyExists(OcpiError):
     pass
 
 
+class TooManyRequests(OcpiError):
+    """The platform's request budget is spent (`ocpi.rate_limit`): HTTP 429, Retry-After."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServerError(OcpiError):
     status_code = 3000
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -42,6 +43,7 @@ from bridge.ocpi.errors import (
     OcpiError,
     ServerError,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
     UnknownObject,
 )
@@ -121,6 +123,8 @@ def error_response(exc: OcpiError) -> web.Response:
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.allow:
         headers["Allow"] = ", ".join(exc.allow)
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return ocpi_response(None, status_code=exc.status_code, status_message=exc.message,
                          http_status=exc.http_status, headers=headers)
 
@@ -325,11 +329,14 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> OcpiError:
 
 
 Observer = Callable[[web.Request, Principal, "OcpiError | None"], Awaitable[None]]
+# Called with the authenticated caller before its request is handled; raises
+# TooManyRequests when its budget is spent.
+Limiter = Callable[[Principal], Awaitable[None]]
 
 
 def make_middleware(auth: Authenticator, own_parties: Callable[[], Iterable[tuple[str, str]]],
                     prefix: str = "/ocpi", refresh: Authenticator | None = None,
-                    observe: Observer | None = None) -> Any:
+                    observe: Observer | None = None, limit: Limiter | None = None) -> Any:
     """aiohttp middleware for the OCPI routes under `prefix`.
 
     Binds `request_id`/`correlation_id` to the log context, authenticates,
@@ -365,6 +372,8 @@ def make_middleware(auth: Authenticator, own_parties: Callable[[], Iterable[tupl
             request["principal"] = principal
             request["token"] = token
             structlog.contextvars.bind_contextvars(caller=principal.id)
+            if limit is not None:
+                await limit(principal)
             if principal.kind == "A" and not registration_path(request.path):
                 # §7: token A is for the registration only.
                 raise Unauthorized("token A may only be used for versions and credentials: "

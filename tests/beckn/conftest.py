@@ -125,7 +125,8 @@ def settings(redis_url: str, bap: LoopbackBap, bridge_key: Any, profile: str) ->
                     beckn_key_id="bpp-key-1", beckn_private_key=str(bridge_key[1]),
                     beckn_registry_url=bap.url, beckn_callback_backoff=0.05,
                     beckn_callback_max_attempts=3, beckn_callback_timeout=2.0,
-                    beckn_guide_bap_ids=BAP_ID if profile == "guide" else "")
+                    beckn_guide_bap_ids=BAP_ID if profile == "guide" else "",
+                    ocpi_allow_loopback_urls=True)  # the test BAP is on 127.0.0.1
 
 
 @pytest.fixture
