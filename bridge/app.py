@@ -24,6 +24,7 @@ from aiohttp import web
 from bridge import metrics, openapi, tracing
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
+from bridge.edge import EdgeRunner
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
 from bridge.ocpi.errors import OcpiError, TooManyRequests
@@ -166,7 +167,8 @@ async def serve(settings: Settings, extensions: tuple[Extension, ...] = (),
     then the app's cleanup closes Redis and the HTTP clients."""
     app = build_app(settings, extensions=extensions)
     # The access log is our own middleware (bridge.metrics), not aiohttp's.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = EdgeRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout,
+                        header_timeout=settings.header_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
