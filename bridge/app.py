@@ -27,7 +27,7 @@ from bridge.crashpoints import crash_point
 from bridge.edge import EdgeRunner
 from bridge.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens, versions
 from bridge.ocpi.deps import VERSION_PATH, OcpiDeps
-from bridge.ocpi.errors import OcpiError, TooManyRequests
+from bridge.ocpi.errors import OcpiError, TooManyRequests, TooSlow
 from bridge.ocpi.transport import Principal, make_middleware
 from bridge.ratelimit import RateLimiter, parse_limit
 from bridge.store.credentials import CredentialsStore
@@ -99,7 +99,22 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
     middleware = make_middleware(creds.authenticate, lambda: own,
                                  refresh=creds.authenticate_fresh, observe=observe,
                                  limit=limit)
-    middlewares = [middleware]
+    @web.middleware
+    async def body_in_time(request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+        """An authenticated OCPI body arrives within `body_timeout` or gets 408 (inside the
+        OCPI middleware: the answer is the envelope). Read once here; aiohttp keeps it."""
+        if request.path.startswith("/ocpi") and request.body_exists:
+            try:
+                async with asyncio.timeout(settings.body_timeout):
+                    await request.read()
+            except TimeoutError as exc:
+                raise TooSlow(f"the body did not arrive within {settings.body_timeout:g} s") \
+                    from exc
+        return await handler(request)
+
+    middlewares = [middleware, body_in_time]
     if settings.access_log:
         middlewares.insert(0, metrics.make_middleware())
     if settings.test_crash_point:

@@ -104,6 +104,12 @@ class AlreadyExists(OcpiError):
     pass
 
 
+class TooSlow(InvalidParameters):
+    """The body did not arrive within `server.body_timeout` seconds: HTTP 408."""
+
+    http_status = 408
+
+
 class TooManyRequests(OcpiError):
     """The platform's request budget is spent (`ocpi.rate_limit`): HTTP 429, Retry-After."""
 

@@ -37,3 +37,41 @@ async def test_over_the_budget_is_429_and_changes_nothing(redis_url: str, cpo_do
     finally:
         await server.close()
         await redis.aclose()
+
+
+async def test_a_body_that_trickles_is_408_in_the_envelope(redis_url: str, cpo_double: CpoDouble,
+                                                           http: aiohttp.ClientSession) -> None:
+    import asyncio
+    import base64
+
+    import orjson
+
+    port = free_port()
+    settings = make_settings(redis_url, port).replace(body_timeout=1.0)
+    redis = aioredis.Redis.from_url(redis_url)
+    server = TestServer(build_app(settings, redis=aioredis.Redis.from_url(redis_url)),
+                        host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        bridge = Bridge(url=settings.public_url, settings=settings, server=server, redis=redis)
+        cpo: Ocpi = await register_cpo(bridge, cpo_double, http)
+        body = orjson.dumps(location("L1"))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        auth = base64.b64encode(cpo.token.encode()).decode()  # type: ignore[union-attr]
+        writer.write(f"PUT /ocpi/2.2.1/locations/IN/TPC/L1 HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: Token {auth}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        length = 0
+        while (line := await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        payload = await asyncio.wait_for(reader.readexactly(length), 5)
+        writer.close()
+        assert status_line.split()[1] == b"408"
+        assert orjson.loads(payload)["status_code"] == 2001
+        assert not await redis.exists("obb:ocpi:locations:IN:TPC:l1")
+    finally:
+        await server.close()
+        await redis.aclose()
