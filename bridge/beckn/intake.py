@@ -8,8 +8,8 @@ written together with the work it queues.
                               `bridge.beckn.callbacks.enqueue_callback`, or a worker job,
                               `bridge.journey.queue.enqueue`) writes the record in the
                               same MULTI (`take`)
-    after the handler         the record, if no step wrote it (nothing was queued), and
-                              the lock released
+    after the handler         the record, if no step wrote it (nothing was queued); the
+                              lock goes with the record (or alone, if the handler failed)
 
 So a serve killed between the check and the work leaves no record: the BAP's retry is
 handled, not taken for a duplicate (the lock expires after `LOCK_MS`). A duplicate (the
@@ -76,6 +76,11 @@ def take(pipe: Any, bap_id: str, action: str, message_id: str, cb_id: str | None
             and intake.action == action and intake.message_id == message_id):
         pipe.hset(intake.key, mapping=intake.record(cb_id))
         pipe.expire(intake.key, intake.ttl)
+        # the in-flight lock goes in the same step (no round trip of its own)
+        if hasattr(pipe, "call"):
+            pipe.call("DEL", intake.lock)
+        else:
+            pipe.delete(intake.lock)
         # Written with an order's change (bridge/store/effects.py): only once that step is
         # made, which may be tried again (the effects are then built again).
         later = getattr(pipe, "on_commit", None)

@@ -291,14 +291,16 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
             async with services.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(taken.key, mapping=taken.record())
                 pipe.expire(taken.key, taken.ttl)
+                pipe.delete(taken.lock)
                 await pipe.execute()
             taken.written = True
         crash_point("beckn.handled")
     finally:
         CURRENT.reset(token)
-        # Handled or refused: the lock goes (a refused request left no record, so a
-        # corrected or retried one is handled afresh).
-        await services.redis.delete(taken.lock)
+        if not taken.written:
+            # Refused (or failed): no record, so a corrected or retried request is
+            # handled afresh; the lock goes. (Written, it went with the record.)
+            await services.redis.delete(taken.lock)
     log.debug("beckn.ack", action=action)  # one line per request: not at info level
     return _ack_ok(ctx.transaction_id)
 
