@@ -14,9 +14,15 @@ dialect whatever the profile (the parsers accept all of them).
 
 Which profile a BAP gets: `beckn.guide_bap_ids` (a list of bap_ids) or else the
 network default `beckn.wire_profile`. An order keeps the profile it was created with,
-so a configuration change never switches dialect in the middle of an order. A later
-profile (Beckn 2.0 LTS, issue 16) plugs in at the same seam: a name here, its render
-functions, and its routes choosing it per request.
+so a configuration change never switches dialect in the middle of an order.
+
+The seam: each profile's renderers sit in tables keyed by its name,
+`bridge.journey.wire.ORDER` (the order of every on_* that carries one) and `PATCH`
+(live tracking), `track.RENDER`, `rating.RENDER`, `support.RENDER`, and the catalog's
+rendering in `bridge.beckn.discover.handle_discover`. A later profile (Beckn 2.0 LTS,
+issue 16) plugs in there: a name here, its functions in those tables, its parsers
+beside the others in `bridge.journey.wire`, and its routes choosing it per request
+(`BecknRequest.profile`).
 """
 
 from __future__ import annotations

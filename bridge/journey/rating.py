@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.beckn.errors import SchemaError
-from bridge.beckn.profiles import GUIDE
+from bridge.beckn.profiles import GUIDE, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.journey.common import NotApplicableNow, deps_of, load, profile_of, reply_effect
@@ -52,10 +52,19 @@ def parse_rating(body: dict[str, Any]) -> dict[str, Any]:
             "feedback": feedback}
 
 
-def render(profile: str, order: Order) -> dict[str, Any]:
-    if profile == GUIDE:
-        return {"feedback_ack": True, "rating_ack": True, "order_id": order.id}
+def render_rc2(order: Order) -> dict[str, Any]:
     return {"received": True}
+
+
+def render_guide(order: Order) -> dict[str, Any]:
+    return {"feedback_ack": True, "rating_ack": True, "order_id": order.id}
+
+
+RENDER = {RC2: render_rc2, GUIDE: render_guide}  # on_rating's message, per wire profile
+
+
+def render(profile: str, order: Order) -> dict[str, Any]:
+    return RENDER[profile](order)
 
 
 async def handle_rating(req: BecknRequest) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.beckn.callbacks import callback_context, enqueue_callback
-from bridge.beckn.profiles import GUIDE
+from bridge.beckn.profiles import GUIDE, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.config import Settings
@@ -21,19 +21,30 @@ from bridge.journey.rc2 import CTX_CORE
 from bridge.store.orders import Order
 
 
+def _url(s: Settings, order: Order | None) -> str:
+    return f"{s.journey_support_url}?order={order.id}" if order else s.journey_support_url
+
+
+def render_rc2(s: Settings, order: Order | None) -> dict[str, Any]:
+    return {"support": {"@context": CTX_CORE, "@type": "beckn:SupportInfo",
+                        "name": s.ocpi_business_name, "phone": s.journey_support_phone,
+                        "email": s.journey_support_email, "url": _url(s, order),
+                        "channels": ["PHONE", "EMAIL", "WEB"]}}
+
+
+def render_guide(s: Settings, order: Order | None) -> dict[str, Any]:
+    support: dict[str, Any] = {"phone": s.journey_support_phone,
+                               "email": s.journey_support_email, "url": _url(s, order)}
+    if order is not None:
+        support["order_id"] = order.id
+    return {"support": support}
+
+
+RENDER = {RC2: render_rc2, GUIDE: render_guide}  # on_support's message, per wire profile
+
+
 def render(profile: str, s: Settings, order: Order | None) -> dict[str, Any]:
-    url = f"{s.journey_support_url}?order={order.id}" if order else s.journey_support_url
-    if profile == GUIDE:
-        support: dict[str, Any] = {"phone": s.journey_support_phone,
-                                   "email": s.journey_support_email, "url": url}
-        if order is not None:
-            support["order_id"] = order.id
-        return {"support": support}
-    info: dict[str, Any] = {"@context": CTX_CORE, "@type": "beckn:SupportInfo",
-                            "name": s.ocpi_business_name, "phone": s.journey_support_phone,
-                            "email": s.journey_support_email, "url": url,
-                            "channels": ["PHONE", "EMAIL", "WEB"]}
-    return {"support": info}
+    return RENDER[profile](s, order)
 
 
 async def handle_support(req: BecknRequest) -> None:

@@ -15,16 +15,18 @@ Wire shapes per profile:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.beckn.errors import SchemaError
-from bridge.beckn.profiles import GUIDE
+from bridge.beckn.profiles import GUIDE, RC2
 from bridge.beckn.recipients import tracking_refusal
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.journey import wire
 from bridge.journey.common import (
+    JourneyDeps,
     NotApplicableNow,
     deps_of,
     load,
@@ -71,6 +73,21 @@ def guide_details(order: Order, url: str, interval: float, callback: str | None,
         "beckn:status": wire.FULFILLMENT[order.state][1], "live-updates": live}}
 
 
+def render_guide(deps: JourneyDeps, order: Order, now: datetime, url: str, interval: float,
+                 callback: str | None) -> dict[str, Any]:
+    """on_track (guide, example 15): the order with `tracking-details`."""
+    return order_message(deps, order, now,
+                         extra=guide_details(order, url, interval, callback, now))
+
+
+Render = Callable[[JourneyDeps, Order, datetime, str, float, str | None], dict[str, Any]]
+# on_track's message, per wire profile
+RENDER: dict[str, Render] = {
+    RC2: lambda _deps, order, _now, url, _interval, _callback: render_rc2(order, url),
+    GUIDE: render_guide,
+}
+
+
 async def handle_track(req: BecknRequest) -> None:
     deps = deps_of(req)
     now = req.received_at
@@ -94,11 +111,7 @@ async def handle_track(req: BecknRequest) -> None:
     def answered(_before: Order, after: Order) -> Effects:
         # the subscription and its on_track in one step
         url = tracking_url(deps.settings.public_url, after)
-        if profile_of(deps, after) == GUIDE:
-            message = order_message(deps, after, now,
-                                    extra=guide_details(after, url, interval, callback, now))
-        else:
-            message = render_rc2(after, url)
+        message = RENDER[profile_of(deps, after)](deps, after, now, url, interval, callback)
         fx = Effects()
         reply_effect(fx, deps, req, after, now, message=message)
         return fx

@@ -13,6 +13,7 @@ docs/protocol-notes.md ("Orders").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -42,30 +43,41 @@ class Edge:
         return f"{self.public_url}/track/{order.id}"
 
 
+def _order_guide(order: Order, now: datetime, edge: Edge, extra: dict[str, Any] | None
+                 ) -> dict[str, Any]:
+    return guide.render_order(order, now, edge.bpp_id, extra=extra,
+                              refund_within=edge.refund_within, car_max_kw=edge.car_max_kw)
+
+
+def _order_rc2(order: Order, now: datetime, edge: Edge, extra: dict[str, Any] | None
+               ) -> dict[str, Any]:
+    trackable = order.state not in (State.DRAFT, State.QUOTED, State.INITIALIZED,
+                                    State.PAYMENT_PENDING)
+    return rc2.render_order(order, now, edge.bpp_id, FULFILLMENT[order.state][1],
+                            edge.tracking_url(order) if trackable else None)
+
+
+OrderRender = Callable[[Order, datetime, Edge, dict[str, Any] | None], dict[str, Any]]
+PatchRender = Callable[[Order, dict[str, Any], datetime], dict[str, Any]]
+# Each profile's renderers (the seam a further profile plugs into: its functions here,
+# and its entries in the action modules' tables).
+ORDER: dict[str, OrderRender] = {RC2: _order_rc2, GUIDE: _order_guide}
+PATCH: dict[str, PatchRender] = {RC2: rc2.track_patch, GUIDE: guide.track_patch}
+
+
 def render_order(profile: str, order: Order, now: datetime, edge: Edge,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """`message.order` of an on_* for `order` as it is now, in `profile`. `extra`: the
     action's own notes (start code sent, interruption, tracking) in the guide's words;
     the rc2 schema has no place for them (protocol notes)."""
-    code = FULFILLMENT[order.state][1]
-    if profile == GUIDE:
-        return guide.render_order(order, now, edge.bpp_id, extra=extra,
-                                  refund_within=edge.refund_within,
-                                  car_max_kw=edge.car_max_kw)
-    if profile == RC2:
-        trackable = order.state not in (State.DRAFT, State.QUOTED, State.INITIALIZED,
-                                        State.PAYMENT_PENDING)
-        return rc2.render_order(order, now, edge.bpp_id, code,
-                                edge.tracking_url(order) if trackable else None)
-    raise ValueError(f"unknown wire profile {profile!r}")
+    return ORDER[profile](order, now, edge, extra)
 
 
 def track_patch(profile: str, order: Order, session: dict[str, Any], now: datetime
                 ) -> dict[str, Any]:
     """The body PATCHed to the BAP's tracking callback from an OCPI Session."""
-    if profile == GUIDE:
-        return guide.track_patch(order, session, now)
-    return rc2.track_patch(order, session, now)
+    return PATCH[profile](order, session, now)
+
 
 def _dec(value: Any, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
