@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "bridge.commands.core",
     "bridge.commands.tariff",
     "bridge.commands.keys",
+    "bridge.commands.registry",
     "bridge.commands.callbacks",
     "bridge.commands.journey",
     "bridge.commands.demo",

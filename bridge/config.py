@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +41,8 @@ from pydantic import (
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "config" / "bridge.toml"
 # Settings that name files: resolved to absolute paths by `load_settings`.
-PATH_FIELDS = ("beckn_private_key", "beckn_static_keys", "journey_pricing_policy")
+PATH_FIELDS = ("beckn_private_key", "beckn_encryption_key", "beckn_keyring", "beckn_static_keys",
+               "journey_pricing_policy")
 
 
 class ConfigError(Exception):
@@ -98,7 +101,27 @@ class Settings(BaseModel):
     beckn_subscriber_id: str = "bridge.example.org"
     beckn_key_id: str = "bridge-key-1"
     beckn_private_key: str = "var/keys/bridge-ed25519.key"
+    # X25519 key the registry encrypts its on_subscribe challenge to (bridge/beckn/onboarding.py);
+    # "" = bridge-x25519.key beside private_key
+    beckn_encryption_key: str = ""
+    # The key ring (bridge/beckn/keyring.py): which key signs when, written by `bridge keys
+    # rotate`; "" = keyring.json beside private_key. Absent: one key, key_id with
+    # private_key and encryption_key.
+    beckn_keyring: str = ""
+    # Rotation: seconds between publishing a new key and signing with it (every process
+    # switches at the same instant, read from the key ring; the old key stays registered).
+    beckn_key_overlap: float = Field(900.0, ge=2)
+    beckn_key_validity_days: int = Field(365, ge=1)  # valid_until we publish for a key
     beckn_registry_url: str = ""
+    # The registry's own subscriber_id: only it may send on_subscribe challenges ("" = any
+    # subscriber whose key the registry or static_keys know; see docs/beckn.md).
+    beckn_registry_subscriber_id: str = ""
+    beckn_registry_country: str = "IND"  # country / city of our subscription record
+    beckn_registry_city: str = ""
+    beckn_subscribe_timeout: float = Field(60.0, gt=0)  # wait for on_subscribe and SUBSCRIBED
+    # Our bpp_uri on the network (callbacks' context, catalogs, the registry's
+    # subscriber_url). "" = {public_url}/beckn; behind an adapter: its receiver's URL.
+    beckn_bpp_uri: str = ""
     beckn_verify: bool = True
     beckn_domain: str = "beckn.one:deg:ev-charging"
     # Also accepted in context.domain (the guide's examples say "deg:ev-charging").
@@ -106,6 +129,9 @@ class Settings(BaseModel):
     beckn_version: str = "2.0.0"
     beckn_mode: Literal["signed", "adapter"] = "signed"
     beckn_adapter_url: str = ""  # adapter mode: on_* go to {adapter_url}/on_{action}, unsigned
+    # adapter mode: the addresses requests may come from (the adapter's receiver), comma-
+    # separated IPs or CIDR networks. Anything else is refused (10001).
+    beckn_adapter_allow_from: str = "127.0.0.0/8,::1"
     beckn_static_keys: str = ""  # JSON file of subscriber records (closed networks)
     beckn_registry_cache_ttl: int = Field(3600, ge=0)
     beckn_max_clock_skew: float = Field(300.0, ge=0)
@@ -194,6 +220,39 @@ class Settings(BaseModel):
         parse_limit(v)  # ValueError says what is expected
         return v
 
+    @field_validator("beckn_adapter_allow_from")
+    @classmethod
+    def _allow_from(cls, v: str) -> str:
+        parse_networks(v)  # ValueError names the bad entry
+        return v
+
+    @model_validator(mode="after")
+    def _adapter_needs_url(self) -> Settings:
+        # Without it the callbacks would go unsigned straight to the BAPs.
+        if self.beckn_mode == "adapter" and not self.beckn_adapter_url:
+            raise ValueError("beckn.mode = \"adapter\" needs beckn.adapter_url (the adapter's "
+                             "caller endpoint, where callbacks go to be signed)")
+        return self
+
+    @property
+    def encryption_key_path(self) -> str:
+        return self.beckn_encryption_key or os.path.join(
+            os.path.dirname(self.beckn_private_key), "bridge-x25519.key")
+
+    @property
+    def keyring_path(self) -> str:
+        return self.beckn_keyring or os.path.join(os.path.dirname(self.beckn_private_key),
+                                                  "keyring.json")
+
+    @property
+    def bpp_uri(self) -> str:
+        """Our `bpp_uri` on the network: `beckn.bpp_uri`, else `{public_url}/beckn`."""
+        return self.beckn_bpp_uri.rstrip("/") or f"{self.public_url}/beckn"
+
+    @property
+    def adapter_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.beckn_adapter_allow_from)
+
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod
     def _upper(cls, v: str) -> str:
@@ -210,6 +269,21 @@ class Settings(BaseModel):
         if self._public_url_derived:
             values["public_url"] = ""
         return Settings.model_validate({**values, **changes})
+
+
+@lru_cache(maxsize=16)
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """"10.1.2.3, 10.0.0.0/8, ::1" -> networks (a bare address is a /32 or /128)."""
+    out: list[IPv4Network | IPv6Network] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {part!r}") from exc
+    return tuple(out)
 
 
 def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:

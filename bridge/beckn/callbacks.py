@@ -54,8 +54,9 @@ from arq.worker import Retry
 
 from bridge import metrics
 from bridge.beckn import intake
+from bridge.beckn.keyring import OwnKeys
 from bridge.beckn.models import Context, format_timestamp
-from bridge.beckn.signing import Signer, load_private_key
+from bridge.beckn.signing import BodySigner
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
 from bridge.mapping.catalog import OFFER_ITEM
@@ -84,7 +85,7 @@ def callback_context(request: Context, action: str, settings: Settings, now: dat
     # every value is already of its field's type: a copy, not a re-validation
     return request.model_copy(update={
         "action": callback_action(action), "bpp_id": settings.beckn_subscriber_id,
-        "bpp_uri": f"{settings.public_url}/beckn", "timestamp": now.astimezone(UTC),
+        "bpp_uri": settings.bpp_uri, "timestamp": now.astimezone(UTC),
         "message_id": message_id or request.message_id})
 
 
@@ -306,19 +307,22 @@ _OFFER_ITEM_JSON = orjson.dumps(OFFER_ITEM)[1:-1].decode()  # as in a stored off
 class CallbackDeps:
     settings: Settings
     redis: aioredis.Redis
-    signer: Signer | None
+    signer: BodySigner | None
     session: aiohttp.ClientSession
 
     async def close(self) -> None:
         await self.session.close()
 
 
-def make_signer(settings: Settings) -> Signer | None:
-    """Our signer, or None in adapter mode (the adapter signs)."""
+def make_signer(settings: Settings) -> BodySigner | None:
+    """Our signer: the key ring's key of the moment (bridge/beckn/keyring.py; it follows a
+    rotation without a restart), or None in adapter mode (the adapter signs: a callback
+    signed here too would be signed twice). Fails now if the signing key cannot be read."""
     if settings.beckn_mode == "adapter":
         return None
-    return Signer(settings.beckn_subscriber_id, settings.beckn_key_id,
-                  load_private_key(settings.beckn_private_key), settings.beckn_signature_ttl)
+    own = OwnKeys(settings)
+    own.signer_at(time.time())
+    return own
 
 
 def make_deps(settings: Settings, redis: aioredis.Redis) -> CallbackDeps:

@@ -597,7 +597,7 @@ async def handle_discover(req: BecknRequest) -> None:
         services.extra["catalog"] = store
     plan = await plan_query(q, store)
     plan.pack_only = req.profile == RC2
-    bpp_uri = f"{settings.public_url}/beckn"
+    bpp_uri = settings.bpp_uri
     ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
     if req.profile == GUIDE:  # the guide puts `catalogs` beside `context` (example 02)
         catalogs = await on_discover_guide(q, plan, store, settings.beckn_subscriber_id, bpp_uri)

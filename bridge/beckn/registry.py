@@ -1,11 +1,15 @@
 """Public keys of network participants: the Beckn registry, cached in Redis, or
 a static list for closed networks.
 
-Registry lookup: `POST {registry_url}/lookup` with `{"subscriber_id", "unique_key_id"}`
-(the v1 body; 2.0 registries accept it too). The answer is a list of subscriber
-records with `signing_public_key` (base64 raw ed25519) and `subscriber_url`.
-Found records are cached for `beckn_registry_cache_ttl` seconds; "not found" for
-60 seconds, so a flood of unknown keys does not hammer the registry.
+Registry lookup: `POST {registry_url}/lookup` with `{"subscriber_id", "unique_key_id",
+"key_id"}`: the key id under both names, `unique_key_id` for v1 / Beckn-One registries,
+`key_id` for the spec's Subscription and beckn-onix's registry client (and the mock
+registry of the UEI sandboxes). The answer is a list of subscriber records with
+`signing_public_key` (base64 raw ed25519, or DER), `encr_public_key` and
+`subscriber_url` (`url`, `subscriber_uri`). A record past its `valid_until`, or whose
+status says the key is not usable, is not a key. Found records are cached for
+`beckn_registry_cache_ttl` seconds; "not found" for 60 seconds, so a flood of unknown
+keys does not hammer the registry.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +41,74 @@ LOCAL_TTL = 60.0  # seconds a found key stays in the process (at most the regist
 LOCAL_MAX = 4096  # keys kept in the process at most
 
 
+# Statuses of a registry record whose key verifies (beckn-onix refuses only EXPIRED,
+# UNSUBSCRIBED and INVALID_SSL; a record without a status is taken as subscribed).
+USABLE = ("SUBSCRIBED", "INITIATED", "UNDER_SUBSCRIPTION")
+
+
 @dataclass(frozen=True)
 class Subscriber:
     subscriber_id: str
     key_id: str
     signing_public_key: str
     subscriber_url: str = ""
+    encr_public_key: str = ""  # the registry's own record: what on_subscribe is encrypted with
+    status: str = ""
+
+
+def record_key_id(data: dict[str, Any]) -> str | None:
+    found = data.get("unique_key_id") or data.get("key_id") or data.get("ukId") or data.get(
+        "pub_key_id")
+    return None if found is None else str(found)
 
 
 def _record(data: dict[str, Any], key_id: str) -> Subscriber:
     return Subscriber(subscriber_id=str(data["subscriber_id"]),
-                      key_id=str(data.get("unique_key_id") or data.get("ukId") or key_id),
+                      key_id=record_key_id(data) or key_id,
                       signing_public_key=str(data["signing_public_key"]),
-                      subscriber_url=str(data.get("subscriber_url") or data.get("url") or ""))
+                      subscriber_url=str(data.get("subscriber_url") or data.get("url")
+                                         or data.get("subscriber_uri") or ""),
+                      encr_public_key=str(data.get("encr_public_key") or ""),
+                      status=str(data.get("status") or ""))
+
+
+def _expired(data: dict[str, Any], now: datetime) -> bool:
+    value = data.get("valid_until")
+    if not value:
+        return False
+    try:
+        until = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False  # a form we cannot read: the registry answered, trust it
+    return (until if until.tzinfo else until.replace(tzinfo=UTC)) < now
+
+
+def lookup_body(subscriber_id: str, key_id: str | None = None) -> dict[str, str]:
+    body = {"subscriber_id": subscriber_id}
+    if key_id:
+        body.update(unique_key_id=key_id, key_id=key_id)
+    return body
+
+
+def records_of(data: Any) -> list[dict[str, Any]]:
+    """The subscriber records in a lookup answer (a list, or `{"subscribers": [...]}`)."""
+    records = data if isinstance(data, list) else data.get("subscribers", []) if isinstance(
+        data, dict) else []
+    return [r for r in records if isinstance(r, dict)]
+
+
+def matching_record(records: list[dict[str, Any]], subscriber_id: str, key_id: str,
+                    now: datetime) -> Subscriber | None:
+    """The usable record of (subscriber, key id) among a lookup's answer."""
+    for rec in records:
+        if "signing_public_key" not in rec or str(rec.get("subscriber_id")) != subscriber_id:
+            continue
+        if record_key_id(rec) not in (None, key_id):
+            continue
+        if str(rec.get("status") or "SUBSCRIBED").upper() not in USABLE or _expired(rec, now):
+            continue
+        return _record(rec, key_id)
+    return None
 
 
 def load_static_keys(path: str) -> dict[tuple[str, str], Subscriber]:
@@ -136,7 +196,7 @@ class KeyDirectory:
 
     async def _ask_registry(self, subscriber_id: str, key_id: str) -> Subscriber | None:
         url = self.settings.beckn_registry_url.rstrip("/") + "/lookup"
-        body = {"subscriber_id": subscriber_id, "unique_key_id": key_id}
+        body = lookup_body(subscriber_id, key_id)
         try:
             session = await self._http()
             async with session.post(url, json=body) as resp:
@@ -148,18 +208,28 @@ class KeyDirectory:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("beckn.registry.unreachable", url=url, error=type(exc).__name__)
             raise InternalError("registry unreachable") from exc
-        records = data if isinstance(data, list) else data.get("subscribers", []) if isinstance(
-            data, dict) else []
-        for rec in records:
-            if not isinstance(rec, dict) or "signing_public_key" not in rec:
-                continue
-            if str(rec.get("subscriber_id")) != subscriber_id:
-                continue
-            rec_key = rec.get("unique_key_id") or rec.get("ukId")
-            if rec_key not in (None, key_id):
-                continue
-            status = str(rec.get("status", "SUBSCRIBED")).upper()
-            if status not in ("SUBSCRIBED", "INITIATED", "UNDER_SUBSCRIPTION"):
-                continue
-            return _record(rec, key_id)
-        return None
+        return matching_record(records_of(data), subscriber_id, key_id, datetime.now(UTC))
+
+
+async def lookup_records(session: aiohttp.ClientSession, registry_url: str, subscriber_id: str,
+                         key_id: str | None = None) -> list[dict[str, Any]]:
+    """The registry's records of a subscriber (and key), uncached: what `bridge keys show`
+    and `bridge registry subscribe` report. RegistryUnavailable when it cannot answer."""
+    url = registry_url.rstrip("/") + "/lookup"
+    try:
+        async with session.post(url, json=lookup_body(subscriber_id, key_id)) as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                raise RegistryUnavailable(f"the registry's lookup answered HTTP {resp.status}")
+            data = orjson.loads(text) if text.strip() else []
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise RegistryUnavailable(f"cannot reach the registry at {url}: "
+                                  f"{str(exc) or type(exc).__name__}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise RegistryUnavailable("the registry's lookup answer is not JSON") from exc
+    return [r for r in records_of(data) if str(r.get("subscriber_id")) == subscriber_id
+            and (key_id is None or record_key_id(r) in (None, key_id))]
+
+
+class RegistryUnavailable(Exception):
+    """The registry cannot be asked (down, refusing, or answering nonsense)."""

@@ -50,8 +50,10 @@ def handlers() -> dict[str, Handler]:
 
 def log_mode(settings: Settings) -> None:
     if settings.beckn_mode == "adapter":
-        log.warning("beckn.adapter_mode", note="unsigned requests accepted from loopback only; "
-                    "callbacks unsigned to the adapter", adapter_url=settings.beckn_adapter_url)
+        log.warning("beckn.adapter_mode", note="unsigned requests accepted from the adapter's "
+                    "addresses only; callbacks unsigned to the adapter",
+                    adapter_url=settings.beckn_adapter_url,
+                    allow_from=settings.beckn_adapter_allow_from, bpp_uri=settings.bpp_uri)
     elif not settings.beckn_verify:
         log.warning("beckn.SIGNATURES_NOT_VERIFIED",
                     note="BRIDGE_BECKN_VERIFY=off: anyone can call the BPP; local development only")
@@ -72,6 +74,19 @@ def beckn_extension(app: web.Application) -> None:
     async def post(request: web.Request) -> web.Response:
         return await receive(request, services)
 
+    if settings.beckn_mode == "signed":
+        # The registry's challenge (bridge/beckn/onboarding.py); behind an adapter the
+        # adapter's keys are on the network and it onboards, not the bridge.
+        from bridge.beckn.keyring import OwnKeys
+        from bridge.beckn.onboarding import on_subscribe
+
+        own = OwnKeys(settings)
+        services.extra["own_keys"] = own
+
+        async def challenge(request: web.Request) -> web.Response:
+            return await on_subscribe(request, settings, redis, services.keys, own)
+
+        app.router.add_post("/beckn/on_subscribe", challenge)  # before /beckn/{action}
     app.router.add_post("/beckn/{action}", post)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

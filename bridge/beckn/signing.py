@@ -24,6 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -95,9 +96,16 @@ def parse_header(value: str | None) -> SignatureHeader:
     return header
 
 
+# DER SubjectPublicKeyInfo of an ed25519 key: this prefix, then the raw 32 bytes (some
+# registries publish keys in this form, e.g. a lookup with `pub_key_format: PEM`).
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+
+
 def public_key_from_b64(value: str) -> Ed25519PublicKey:
     try:
         raw = base64.b64decode(value, validate=True)
+        if len(raw) == 44 and raw.startswith(_ED25519_SPKI_PREFIX):
+            raw = raw[len(_ED25519_SPKI_PREFIX):]
         return Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError) as exc:
         raise AuthError("registry public key is not an ed25519 key",
@@ -135,8 +143,15 @@ def verify(header: SignatureHeader, body: bytes, public_key: Ed25519PublicKey, n
         raise AuthError("signature does not verify", {"reason": "bad_signature"}) from exc
 
 
+class BodySigner(Protocol):
+    """What sends a signed body needs: the `Authorization` value for it at `now`."""
+
+    def header(self, body: bytes, now: float) -> str: ...
+
+
 class Signer:
-    """Signs outbound bodies with this bridge's key."""
+    """Signs outbound bodies with one key (`bridge.beckn.keyring.RingSigner` picks the
+    bridge's key of the moment)."""
 
     def __init__(self, subscriber_id: str, key_id: str, private_key: Ed25519PrivateKey,
                  validity: int = 300) -> None:

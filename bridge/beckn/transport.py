@@ -4,8 +4,9 @@ Every request to `/beckn/{action}` goes through `receive()`:
 
     1. action known?                               UnknownAction (404)
     2. signature header (signed mode): well formed, in its time window, lifetime at most
-       beckn.max_signature_lifetime, the signer's key found; or the adapter's address
-       (adapter mode), or nothing (verify off). All before the body is read.
+       beckn.max_signature_lifetime, the signer's key found; or the TCP peer in
+       beckn.adapter_allow_from (adapter mode), or nothing (verify off). All before the
+       body is read.
     3. body at most beckn.max_body bytes, within body_timeout   Refused (413, 408)
        signature over the body                        AuthError (401)
        JSON object?                                   InvalidJson
@@ -142,11 +143,16 @@ def _json(resp: AckResponse, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-def _is_loopback(remote: str | None) -> bool:
+def _from_adapter(remote: str | None, settings: Settings) -> bool:
+    """The TCP peer (not X-Forwarded-For, which anyone can write) is in the adapter's
+    allow-list (`beckn.adapter_allow_from`)."""
     try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
+        addr = ipaddress.ip_address(remote or "")
     except ValueError:
         return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in settings.adapter_networks)
 
 
 async def _authenticate(request: web.Request, services: BecknServices
@@ -157,9 +163,10 @@ async def _authenticate(request: web.Request, services: BecknServices
     that fails here is refused without reading a byte of its body."""
     settings = services.settings
     if settings.beckn_mode == "adapter":
-        # The ONIX adapter verified the network signature; trust only it.
-        if not _is_loopback(request.remote):
-            raise AuthError("adapter mode accepts requests from loopback only",
+        # The ONIX adapter's receiver verified the network signature and forwards the
+        # request (its Authorization header too, unverified here: not verified twice).
+        if not _from_adapter(request.remote, settings):
+            raise AuthError("adapter mode accepts requests from the adapter only",
                             {"reason": "not_adapter"})
         return None, None, None
     if not settings.beckn_verify:

@@ -9,6 +9,11 @@ Transport:
                                          STRING  the digest, while the request is handled
     obb:beckn:reg:{subscriber}|{key_id}  STRING  registry record JSON ("" = not found),
                                                  EX registry_cache_ttl (negative: 60 s)
+Onboarding (bridge/beckn/onboarding.py):
+    obb:beckn:onboard:{key_id}           HASH    the last on_subscribe challenge for our key:
+                                                 at (epoch s), outcome (answered | refused),
+                                                 detail, registry (signer), status (as the
+                                                 registry sent it); EX 30 days
 Callbacks:
     obb:beckn:cb:{cb_id}                 HASH    url, action, body (JSON), txn, bap_id,
                                                  deadline (epoch s), attempts, state
@@ -51,6 +56,10 @@ def seen_lock(bap_id: str, action: str, message_id: str) -> str:
 
 def registry(subscriber_id: str, key_id: str) -> str:
     return f"{PREFIX}reg:{subscriber_id}|{key_id}"
+
+
+def onboard(key_id: str) -> str:
+    return f"{PREFIX}onboard:{key_id}"
 
 
 def callback(cb_id: str) -> str:
