@@ -222,7 +222,8 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
             for path in (entry.signing_key, entry.encryption_key):
                 Path(path).unlink(missing_ok=True)
             raise RotationError(f"{exc}; nothing changed, {current.key_id} still signs") from exc
-        switch = datetime.now(UTC) + timedelta(seconds=overlap)
+        # whole seconds (the ring file's), rounded up: never less than the overlap
+        switch = (datetime.now(UTC) + timedelta(seconds=overlap + 1)).replace(microsecond=0)
         save_ring(settings, ring.with_entry(entry).scheduled(key_id, switch))
     print(f"{current.key_id} signs until {iso(switch)}, then {key_id} (every serve and worker "
           f"switches then); {current.key_id} stays registered")

@@ -198,7 +198,7 @@ class VerifyingBap:
 
     registry_url: str
     url: str = ""
-    verified: list[tuple[str, str]] = field(default_factory=list)  # (action, key id)
+    verified: list[tuple[str, str, float]] = field(default_factory=list)  # action, key id, at
     failures: list[tuple[str, str]] = field(default_factory=list)  # (action, reason)
     unsigned: list[str] = field(default_factory=list)
     cache: dict[tuple[str, str], Any] = field(default_factory=dict)
@@ -234,7 +234,7 @@ class VerifyingBap:
         except AuthError as exc:
             self.failures.append((action, exc.message))
             return web.json_response({"error": exc.message}, status=401)
-        self.verified.append((action, header.key_id))
+        self.verified.append((action, header.key_id, time.time()))
         return web.json_response({"message": {"ack": {"status": "ACK"}}})
 
 
