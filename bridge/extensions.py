@@ -22,7 +22,9 @@ def app_extensions() -> tuple[Any, ...]:
 async def _beckn_callbacks(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
     """Callback deps for the arq job, and the fast lane (first attempts at once)."""
     from bridge.beckn.callbacks import fast_lane, make_deps
+    from bridge.beckn.routes import log_mode
 
+    log_mode(ctx["settings"])  # adapter mode / signatures off: said by the worker too
     deps = make_deps(ctx["settings"], ctx["redis_app"])
     ctx["beckn_callbacks"] = deps
 

@@ -56,7 +56,7 @@ from bridge import metrics
 from bridge.beckn import intake
 from bridge.beckn.keyring import OwnKeys
 from bridge.beckn.models import Context, format_timestamp
-from bridge.beckn.signing import BodySigner
+from bridge.beckn.signing import BodySigner, KeyFileError
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
 from bridge.mapping.catalog import OFFER_ITEM
@@ -322,6 +322,22 @@ def make_signer(settings: Settings) -> BodySigner | None:
         return None
     own = OwnKeys(settings)
     own.signer_at(time.time())
+    return own
+
+
+def direct_signer(settings: Settings) -> BodySigner | None:
+    """The signer of what the bridge sends the BAP itself, never through an adapter: the
+    live-tracking PATCHes (not a Beckn action an adapter's caller can route). In signed
+    mode our key ring; in adapter mode the configured key if there is one (give the
+    bridge the adapter's signing key, so a BAP finds it under our subscriber id), else
+    None: sent unsigned, which serve and worker warn about at start."""
+    if settings.beckn_mode != "adapter":
+        return make_signer(settings)
+    own = OwnKeys(settings)
+    try:
+        own.signer_at(time.time())
+    except KeyFileError:
+        return None
     return own
 
 

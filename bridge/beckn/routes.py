@@ -54,6 +54,12 @@ def log_mode(settings: Settings) -> None:
                     "addresses only; callbacks unsigned to the adapter",
                     adapter_url=settings.beckn_adapter_url,
                     allow_from=settings.beckn_adapter_allow_from, bpp_uri=settings.bpp_uri)
+        from bridge.beckn.callbacks import direct_signer
+
+        if direct_signer(settings) is None:
+            log.warning("beckn.TRACKING_PATCHES_UNSIGNED",
+                        note="adapter mode without a signing key: live-tracking PATCHes go "
+                        "to BAPs unsigned; set beckn.private_key / key_id to the adapter's key")
     elif not settings.beckn_verify:
         log.warning("beckn.SIGNATURES_NOT_VERIFIED",
                     note="BRIDGE_BECKN_VERIFY=off: anyone can call the BPP; local development only")

@@ -110,11 +110,12 @@ class JourneyDeps:
     _signer: Any = None
 
     def signer(self) -> Any:
-        """Our Beckn signer (None in adapter mode), loaded once: it reads the key file."""
+        """Our Beckn signer of what we send the BAP directly (the key ring's key of the
+        moment; behind an adapter the configured key, or None), made once."""
         if self._signer is None:
-            from bridge.beckn.callbacks import make_signer
+            from bridge.beckn.callbacks import direct_signer
 
-            self._signer = make_signer(self.settings) or False
+            self._signer = direct_signer(self.settings) or False
         return self._signer or None
 
     async def close(self) -> None:

@@ -68,7 +68,7 @@ class Procs:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed with the test)
+        log = open(self.tmp_path / f"{name}.log", "wb")
         proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", *args], env=env, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -206,7 +207,7 @@ async def test_no_on_subscribe_comes(settings: Settings, registry: StandInRegist
 
 async def test_missing_encryption_key(settings: Settings, registry: StandInRegistry,
                                       keys: tuple[Any, Any], capsys: Any) -> None:
-    Path(settings.encryption_key_path).unlink()
+    os.remove(settings.encryption_key_path)
     assert await run(cmd_subscribe, settings, key_id=None) == 1
     err = one_line_error(capsys, "bridge registry subscribe: cannot read encryption key")
     assert err.endswith("(bridge keys generate)")
@@ -300,11 +301,11 @@ async def test_registry_keys_from_static_keys(settings: Settings, registry: Stan
 # --- keys generate
 
 
-async def test_keys_generate_makes_both_and_only_what_is_missing(tmp_path: Path,
-                                                                 capsys: Any) -> None:
+def test_keys_generate_makes_both_and_only_what_is_missing(tmp_path: Path,
+                                                           capsys: Any) -> None:
     s = Settings(beckn_private_key=str(tmp_path / "k" / "bridge-ed25519.key"))
     ns: dict[str, Any] = {"out": None, "encryption_out": None, "force": False}
-    assert await run(cmd_generate, s, **ns) == 0
+    assert cmd_generate(argparse.Namespace(**ns), s) == 0
     sign_path, enc_path = Path(s.beckn_private_key), Path(s.encryption_key_path)
     assert enc_path == tmp_path / "k" / "bridge-x25519.key"
     for p in (sign_path, enc_path):
@@ -313,11 +314,11 @@ async def test_keys_generate_makes_both_and_only_what_is_missing(tmp_path: Path,
     pub = encryption.public_b64(encryption.load_encryption_key(enc_path).public_key())
     assert pub in out and '"encr_public_key"' in out and '"status"' not in out
 
-    assert await run(cmd_generate, s, **ns) == 1
+    assert cmd_generate(argparse.Namespace(**ns), s) == 1
     one_line_error(capsys, "bridge keys generate:")
 
     # an older install with the signing key only: the encryption key is added, nothing else
     enc_path.unlink()
     before = sign_path.read_bytes()
-    assert await run(cmd_generate, s, **ns) == 0
+    assert cmd_generate(argparse.Namespace(**ns), s) == 0
     assert sign_path.read_bytes() == before and enc_path.exists()
