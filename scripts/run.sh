@@ -73,7 +73,7 @@ if [ "${KEEP_REDIS:-0}" != "1" ]; then
   "$VENV/bin/python" -c "import redis,sys; redis.Redis(port=int(sys.argv[1])).flushdb()" "$REDIS_PORT"
 fi
 
-if [ ! -f var/keys/bridge-ed25519.key ] && "$VENV/bin/bridge" keys --help >/dev/null 2>&1; then
+if [ ! -f var/keys/bridge-x25519.key ] && "$VENV/bin/bridge" keys --help >/dev/null 2>&1; then
   "$VENV/bin/bridge" keys generate >var/log/keys.log 2>&1 || true
 fi
 
