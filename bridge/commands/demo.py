@@ -14,6 +14,9 @@ JOURNEY_NAMES = ("reservation", "walk-in", "power-cut", "offline")
 
 
 def cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from bridge.beckn.keyring import load_ring
     from bridge.beckn.signing import KeyFileError, load_private_key
     from bridge.demo.client import DemoFailure, Endpoints
     from bridge.demo.journeys import DemoConfig, run_demo
@@ -21,9 +24,10 @@ def cmd(args: argparse.Namespace, settings: Settings) -> int:
 
     notes: list[str] = []
     try:
-        bridge_key = load_private_key(settings.beckn_private_key).public_key()
-        notes.append(f"callbacks are verified with the bridge's key {settings.beckn_private_key}"
-                     f" ({settings.beckn_subscriber_id}|{settings.beckn_key_id})")
+        signing_key = load_ring(settings).signing_entry(datetime.now(UTC))  # after a rotation too
+        bridge_key = load_private_key(signing_key.signing_key).public_key()
+        notes.append(f"callbacks are verified with the bridge's key {signing_key.signing_key}"
+                     f" ({settings.beckn_subscriber_id}|{signing_key.key_id})")
     except KeyFileError as exc:
         bridge_key = None
         notes.append(f"cannot read the bridge's key ({exc}): callbacks cannot be verified")
