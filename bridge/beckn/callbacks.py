@@ -343,9 +343,18 @@ def direct_signer(settings: Settings) -> BodySigner | None:
 
 def make_deps(settings: Settings, redis: aioredis.Redis) -> CallbackDeps:
     # Every callback URL passes the URL guard at connect time (bridge.urlguard): a BAP's
-    # bap_uri must not make us POST into our own network.
-    session = guarded_session(url_policy(settings), limit=256, limit_per_host=64,
-                              timeout=aiohttp.ClientTimeout(total=settings.beckn_callback_timeout))
+    # bap_uri must not make us POST into our own network. Behind an adapter every callback
+    # goes to beckn.adapter_url (callback_url), an address the operator configured, not
+    # one a peer gave us, and usually a sidecar on loopback or the private network: the
+    # guard would only refuse the one place callbacks may go.
+    timeout = aiohttp.ClientTimeout(total=settings.beckn_callback_timeout)
+    if settings.beckn_mode == "adapter":
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256,
+                                                                       limit_per_host=64),
+                                        timeout=timeout)
+    else:
+        session = guarded_session(url_policy(settings), limit=256, limit_per_host=64,
+                                  timeout=timeout)
     return CallbackDeps(settings, redis, make_signer(settings), session)
 
 
