@@ -291,3 +291,59 @@ def test_one_file_cannot_price_a_cdr_naming_two_tariffs_it_lacks(
     code, out, err = run(capsys, t300, record)
     assert code == 2 and out == ""
     assert "charging periods name tariff T-TIME-60, not found in the files given" in err
+
+
+async def _store_tariff(redis_url: str, doc: dict[str, Any]) -> None:
+    from redis import asyncio as aioredis
+
+    from bridge.ocpi.models import Tariff
+    from bridge.store.ocpi_store import OcpiStore
+
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await OcpiStore(redis).put("tariffs", Tariff.model_validate(doc))
+    finally:
+        await redis.aclose()
+
+
+def test_a_named_tariff_from_the_store(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    record, t300, t60 = _switching(tmp_path, inline=False)
+    asyncio.run(_store_tariff(redis_url, json.loads(Path(t60).read_text())))
+    code, out, err = run(capsys, record, "--tariff", t300, "--time-zone", "Asia/Kolkata",
+                         settings=load_settings({"REDIS_URL": redis_url}))
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["tariff_sources"] == {"T-TIME-300": f"file {t300}", "T-TIME-60": "store"}
+    assert doc["total_cost"]["excl_vat"] == 180.0
+
+
+def test_stored_location_with_an_unknown_zone_warns(redis_url: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    asyncio.run(_store_location(redis_url, "LOC-TZ-BAD", "Mars/Olympus"))
+    doc = fixture("cdr_time.json")
+    doc["cdr_location"]["id"] = "LOC-TZ-BAD"
+    code, out, _ = run(capsys, write(tmp_path, "c.json", doc), settings=load_settings({"REDIS_URL": redis_url}))
+    got = json.loads(out)
+    assert code == 0 and got["time_zone"] == "UTC" and got["time_zone_source"] == "default"
+    assert any("unknown time_zone 'Mars/Olympus'" in w for w in got["warnings"])
+
+
+def test_a_bad_configuration_exits_2_and_suggests_offline(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BRIDGE_CONFIG", "/nonexistent/bridge.toml")
+    code = cmd.main(["price", CDR])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "configuration error (use --offline" in err
+
+
+def test_a_session_naming_two_tariffs_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = fixture("session_finished.json")
+    doc["charging_periods"][0]["tariff_id"] = "T-TIME-300"
+    doc["charging_periods"][1]["tariff_id"] = "T-TIME-60"
+    code, out, err = run(capsys, write(tmp_path, "s.json", doc), "--tariff", str(FIXTURES / "tariff_time_step300.json"),
+                         "--tariff", str(FIXTURES / "tariff_time_step60.json"))
+    assert code == 2 and out == "" and "a Session's periods name several tariffs" in err

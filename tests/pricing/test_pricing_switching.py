@@ -263,3 +263,14 @@ def test_decimal_money_stays_exact() -> None:
     sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": "0.1"}), ("charge", 30, {"energy": "0.1"}))
     r = price_by_period([a, b], sh.periods, start=sh.start, end=sh.end, time_zone=BERLIN)
     assert r.exact["total_cost"].excl_vat == Decimal("0.03")  # no binary float residue
+
+
+def test_price_by_period_errors() -> None:
+    a = tariff("A", comp("ENERGY", "0.25"))
+    sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": 4}), ("charge", 30, {"energy": 4}))
+    with pytest.raises(ValueError, match="one tariff"):
+        price_by_period([a], sh.periods, start=sh.start, end=sh.end, time_zone=BERLIN)
+    with pytest.raises(TariffError, match="no charging period names a tariff"):
+        price_by_period([None, None], sh.periods, start=sh.start, end=sh.end, time_zone=BERLIN)
+    with pytest.raises(TariffError, match="unknown time zone"):
+        price_by_period([a, a], sh.periods, start=sh.start, end=sh.end, time_zone="Mars/Olympus")
