@@ -249,16 +249,11 @@ def test_store_not_reachable_is_a_warning_not_a_failure(capsys: pytest.CaptureFi
 
 
 def _switching(tmp_path: Path, inline: bool) -> tuple[str, str, str]:
-    """A CDR of 1 h under T-TIME-300 then 1 h under T-TIME-60 (₹120/h each, 18% VAT)."""
-    doc = fixture("cdr_time.json")
-    first = doc["charging_periods"][0]
-    second = {**first, "start_date_time": "2026-01-12T06:09:09Z", "tariff_id": "T-TIME-60",
-              "dimensions": [{"type": "TIME", "volume": 0.5}]}
-    doc["charging_periods"] = [{**first, "dimensions": [{"type": "TIME", "volume": 1}]}, second]
-    doc["end_date_time"] = "2026-01-12T06:39:09Z"
-    doc["total_time"] = 1.5
-    if not inline:
-        doc["tariffs"] = []
+    """cdr_switching.json: 1 h under T-TIME-300 then 0.5 h under T-TIME-60 (₹120/h each,
+    18% VAT), with no tariffs of its own; `inline` gives it T-TIME-300."""
+    doc = fixture("cdr_switching.json")
+    if inline:
+        doc["tariffs"] = [fixture("tariff_time_step300.json")]
     return (write(tmp_path, "switch.json", doc), str(FIXTURES / "tariff_time_step300.json"),
             str(FIXTURES / "tariff_time_step60.json"))
 
