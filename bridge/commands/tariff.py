@@ -231,8 +231,12 @@ def _price(tariff_paths: Sequence[str], record_path: str, time_zone: str | None,
             result = price_cdr(record, tz, tariff=override, tariffs=pool)
         else:
             now = _now(now_text, record)
-            tariff = override or _session_tariff(record, pool, files, record_path)
-            result = price_session(record, tariff, tz, now)
+            if override is None and len(named) > 1:
+                # A Session that switched tariffs: each period with the one it names.
+                result = price_session(record, pool[named[0]], tz, now, tariffs=pool)
+            else:
+                tariff = override or _session_tariff(record, pool, files, record_path)
+                result = price_session(record, tariff, tz, now)
     except TariffError as exc:
         raise InputError(f"{record_path}: {exc}") from exc
     out: dict[str, Any] = {"record": {"type": kind, "id": record.id}}
@@ -269,9 +273,6 @@ def _session_tariff(session: Session, pool: dict[str, Tariff], files: list[tuple
     named = _named_ids(session)
     if len(named) == 1 and named[0] in pool:
         return pool[named[0]]
-    if len(named) > 1:
-        raise InputError(f"{path}: a Session's periods name several tariffs ({', '.join(named)}); "
-                         "price its CDR")
     if len(pool) == 1:
         return next(iter(pool.values()))
     raise InputError(f"{path}: the Session names no tariff: give one TARIFF.json")

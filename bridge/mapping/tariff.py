@@ -1739,11 +1739,14 @@ def assign_tariffs(periods: Sequence[ChargingPeriod], known: Mapping[str, Tariff
     return out
 
 
-def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetime) -> TariffResult:
+def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetime, *,
+                  tariffs: Mapping[str, Tariff] | None = None) -> TariffResult:
     """The cost so far of a (possibly ongoing) Session, for `track`.
 
     An ACTIVE session ends at `now`; one without charging periods is priced as
-    a single period with its `kwh` and its duration as charging time.
+    a single period with its `kwh` and its duration as charging time. With
+    `tariffs` (by id) and periods that name tariffs (`tariff_id`), each period
+    is priced with the one it names, `tariff` among them (`price_by_period`).
     """
     end = session.end_date_time or now
     periods: Sequence[ChargingPeriod] = session.charging_periods or ()
@@ -1760,6 +1763,10 @@ def price_session(session: Session, tariff: Tariff, time_zone: str, now: datetim
                 }
             )
         ]
+    if tariffs and any(p.tariff_id for p in periods):
+        assigned = assign_tariffs(periods, {tariff.id: tariff, **tariffs})
+        return price_by_period(assigned, periods, start=session.start_date_time, end=end,
+                               time_zone=time_zone, reservation=_reservation_of(periods))
     return price(
         tariff, periods, start=session.start_date_time, end=end, time_zone=time_zone,
         reservation=_reservation_of(periods),

@@ -335,10 +335,23 @@ def test_a_bad_configuration_exits_2_and_suggests_offline(monkeypatch: pytest.Mo
     assert code == 2 and out == "" and "configuration error (use --offline" in err
 
 
-def test_a_session_naming_two_tariffs_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_session_naming_two_tariffs_is_priced_with_each(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     doc = fixture("session_finished.json")
     doc["charging_periods"][0]["tariff_id"] = "T-TIME-300"
     doc["charging_periods"][1]["tariff_id"] = "T-TIME-60"
     code, out, err = run(capsys, write(tmp_path, "s.json", doc), "--tariff", str(FIXTURES / "tariff_time_step300.json"),
+                         "--tariff", str(FIXTURES / "tariff_time_step60.json"), "--time-zone", "Asia/Kolkata")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["record"]["type"] == "Session" and got["tariff_ids"] == ["T-TIME-300", "T-TIME-60"]
+
+
+def test_a_session_naming_a_tariff_found_nowhere_exits_2(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    doc = fixture("session_finished.json")
+    doc["charging_periods"][0]["tariff_id"] = "T-TIME-300"
+    doc["charging_periods"][1]["tariff_id"] = "T-ELSEWHERE"
+    code, out, err = run(capsys, write(tmp_path, "s.json", doc), "--tariff", str(FIXTURES / "tariff_time_step300.json"),
                          "--tariff", str(FIXTURES / "tariff_time_step60.json"))
-    assert code == 2 and out == "" and "a Session's periods name several tariffs" in err
+    assert code == 2 and out == "" and "charging periods name tariff T-ELSEWHERE, not found" in err

@@ -274,3 +274,19 @@ def test_price_by_period_errors() -> None:
         price_by_period([None, None], sh.periods, start=sh.start, end=sh.end, time_zone=BERLIN)
     with pytest.raises(TariffError, match="unknown time zone"):
         price_by_period([a, a], sh.periods, start=sh.start, end=sh.end, time_zone="Mars/Olympus")
+
+
+def test_a_session_that_switched_tariffs() -> None:
+    from bridge.mapping.tariff import price_session
+    from bridge.ocpi.models import Session
+
+    a = tariff("A", comp("ENERGY", "0.25"))
+    b = tariff("B", comp("ENERGY", "0.30"))
+    doc = fixture("session_finished.json")
+    sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": 4}), ("charge", 30, {"energy": 10}))
+    doc.update(currency="EUR", start_date_time=sh.start.isoformat(), end_date_time=sh.end.isoformat(),
+               charging_periods=[p.model_dump(mode="json", exclude_none=True)
+                                 for p in named(sh.periods, "A", "B")])
+    s = Session.model_validate(doc)
+    assert price_session(s, a, BERLIN, sh.end, tariffs={"B": b}).total_cost.excl_vat == D("4.00")
+    assert price_session(s, a, BERLIN, sh.end).total_cost.excl_vat == D("3.50")  # one tariff: every period
