@@ -79,15 +79,16 @@ async def _tariff(deps: JourneyDeps, order: Order) -> Tariff | None:
     return Tariff.model_validate(stored.data) if stored else None
 
 
-async def _named_tariffs(deps: JourneyDeps, cdr: CDR) -> dict[str, Tariff]:
-    """The stored tariffs that the CDR's periods name and it does not carry: a CDR may
-    switch tariffs mid-session (mod_cdrs ChargingPeriod `tariff_id`)."""
-    inline = {t.id.lower() for t in cdr.tariffs or ()}
+async def _named_tariffs(deps: JourneyDeps, record: CDR | Session) -> dict[str, Tariff]:
+    """The stored tariffs that the record's periods name and a CDR does not carry: a
+    session may switch tariffs mid-way (mod_cdrs ChargingPeriod `tariff_id`), and its
+    Session's periods name them as its CDR's will."""
+    inline = {t.id.lower() for t in record.tariffs or ()} if isinstance(record, CDR) else set()
     out: dict[str, Tariff] = {}
-    for tid in dict.fromkeys(p.tariff_id for p in cdr.charging_periods if p.tariff_id):
+    for tid in dict.fromkeys(p.tariff_id for p in record.charging_periods or () if p.tariff_id):
         if tid is None or tid.lower() in inline:
             continue
-        stored = await deps.ocpi.store.get("tariffs", cdr.country_code, cdr.party_id, tid)
+        stored = await deps.ocpi.store.get("tariffs", record.country_code, record.party_id, tid)
         if stored is not None:
             out[tid] = Tariff.model_validate(stored.data)
     return out
@@ -167,7 +168,7 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
     s = settle(record, policy=deps.policy, payment=payment_of(order),
                party=f"{order.item.cc}-{order.item.pid}", time_zone=order.item.time_zone,
                tariff=tariff if isinstance(record, Session) else None,
-               tariffs=await _named_tariffs(deps, record) if isinstance(record, CDR) else None,
+               tariffs=await _named_tariffs(deps, record),
                location_id=order.item.location_id, customer=customer_of(order),
                buyer_finder_fee=bff_of(order), now=until)
     previous = order.settlement if order.settlement and order.settlement.get("provisional") else None
@@ -316,10 +317,12 @@ async def estimate_refund(deps: JourneyDeps, order: Order, now: datetime) -> Dec
                                        order.session["id"])
     if stored is None:
         return None
+    session = Session.model_validate(stored.data)
     try:
-        s = settle(Session.model_validate(stored.data), policy=deps.policy,
+        s = settle(session, policy=deps.policy,
                    payment=payment_of(order), party=f"{order.item.cc}-{order.item.pid}",
                    time_zone=order.item.time_zone, tariff=await _tariff(deps, order),
+                   tariffs=await _named_tariffs(deps, session),
                    location_id=order.item.location_id, customer=customer_of(order),
                    buyer_finder_fee=bff_of(order), now=now)
     except ValueError:

@@ -168,7 +168,7 @@ def settle(
                                total=total.incl_vat if total.incl_vat is not None else total.excl_vat,
                                energy_kwh=record.kwh, source="cdr")
             reported_basis = "incl_vat" if total.incl_vat is not None else "excl_vat"
-        engine = price_session(record, tariff, time_zone, end) if tariff is not None else None
+        engine = _engine_session(record, tariff, tariffs, time_zone, end)
         location_id = location_id or record.location_id
         provisional = True
 
@@ -191,6 +191,25 @@ def _engine_cdr(cdr: CDR, tariff: Tariff | None, tariffs: Mapping[str, Tariff] |
         return price_cdr(cdr, time_zone, tariff=tariff, tariffs=tariffs)
     except TariffError as exc:
         log.warning("settlement.engine_cannot_price", cdr_id=cdr.id, reason=str(exc))
+        return None
+
+
+def _engine_session(session: Session, tariff: Tariff | None, tariffs: Mapping[str, Tariff] | None,
+                    time_zone: str, end: datetime) -> TariffResult | None:
+    """The engine's price of a Session: with `tariff` (or the one of `tariffs` its first
+    named period names), each period priced with the tariff it names when `tariffs` are
+    given (a Session may switch tariffs as its CDR will). A period naming a tariff found
+    nowhere: the engine cannot price it (as for a CDR), rather than price it with another."""
+    named = [p.tariff_id for p in session.charging_periods or () if p.tariff_id]
+    if tariff is None and tariffs and named:
+        by_id = {k.lower(): t for k, t in tariffs.items()}
+        tariff = by_id.get(named[0].lower())
+    if tariff is None:
+        return None
+    try:
+        return price_session(session, tariff, time_zone, end, tariffs=tariffs)
+    except TariffError as exc:
+        log.warning("settlement.engine_cannot_price", session_id=session.id, reason=str(exc))
         return None
 
 

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from bridge.config import Settings
 from bridge.journey.common import JourneyDeps
-from bridge.journey.settle import journey_settle
-from bridge.ocpi.models import CDR, Tariff
+from bridge.journey.settle import end_on_session_data, estimate_refund, journey_settle
+from bridge.ocpi.models import CDR, Session, Tariff
 from bridge.orders import State
 from bridge.store.orders import Order, OrderItem
 from tests.conftest import ROOT
@@ -121,3 +121,45 @@ async def test_inline_tariffs_come_before_the_stored_ones(deps: JourneyDeps) -> 
     settled = await deps.orders.get(order.transaction_id)
     assert settled is not None and settled.settlement is not None
     assert settled.settlement["discrepancy"]["engine_total"] == 92
+
+
+def switching_session(order: Order, kwh_day: int, kwh_fast: int) -> Session:
+    """The Session of a charge that switched tariffs (no CDR yet): COMPLETED, no total_cost."""
+    return Session.model_validate({
+        "country_code": CC, "party_id": PID, "id": f"S-{order.id[:12]}",
+        "start_date_time": "2026-11-25T10:00:00Z", "end_date_time": "2026-11-25T10:30:00Z",
+        "kwh": kwh_day + kwh_fast,
+        "cdr_token": {"country_code": "IN", "party_id": "BKN", "uid": order.token_uid,
+                      "type": "APP_USER", "contract_id": "IN-BKN-C1"},
+        "auth_method": "COMMAND", "authorization_reference": order.id,
+        "location_id": LOC, "evse_uid": "EVSE1", "connector_id": "1", "currency": "INR",
+        "charging_periods": [
+            {"start_date_time": "2026-11-25T10:00:00Z", "tariff_id": "T-DAY",
+             "dimensions": [{"type": "ENERGY", "volume": kwh_day}]},
+            {"start_date_time": "2026-11-25T10:12:00Z", "tariff_id": "T-FAST",
+             "dimensions": [{"type": "ENERGY", "volume": kwh_fast}]},
+        ],
+        "status": "COMPLETED", "last_updated": "2026-11-25T10:30:00Z"})
+
+
+async def test_provisional_settlement_of_a_session_that_switched_tariffs(deps: JourneyDeps) -> None:
+    # The CDR is late: the order ends on the Session, priced period by period with the
+    # stored tariffs it names: 2 x 16 + 3 x 20 = 92 (every period at the order's T-DAY
+    # would be 80), + the policy's ₹10 service fee - its ₹20 offer above 5 kWh = 82 of the
+    # 150 paid. Before, the Session was priced with the order's tariff only (70, refund 80).
+    await deps.ocpi.store.put("tariffs", tariff("T-DAY", "16"))
+    await deps.ocpi.store.put("tariffs", tariff("T-FAST", "20"))
+    order = await an_order(deps)
+    s = switching_session(order, 2, 3)
+    await deps.ocpi.store.put("sessions", s)
+
+    def with_session(o: Order) -> Order:
+        o.session = {"id": s.id}
+        return o
+
+    _, order = await deps.orders.update(order.transaction_id, with_session)
+    assert await estimate_refund(deps, order, datetime.now(UTC)) == Decimal("68")  # 150 - 82
+    assert await end_on_session_data(deps, order, datetime.now(UTC)) == "ended"
+    settled = await deps.orders.get(order.transaction_id)
+    assert settled is not None and settled.settlement is not None
+    assert settled.settlement["provisional"] and Decimal(str(settled.settlement["final_amount"])) == 82

@@ -290,3 +290,92 @@ def test_a_session_that_switched_tariffs() -> None:
     s = Session.model_validate(doc)
     assert price_session(s, a, BERLIN, sh.end, tariffs={"B": b}).total_cost.excl_vat == D("4.00")
     assert price_session(s, a, BERLIN, sh.end).total_cost.excl_vat == D("3.50")  # one tariff: every period
+
+
+# ------------------------------------------------------------------ settlement and quotes
+
+
+def switching_session_doc(sh: Any, *ids: str) -> dict[str, Any]:
+    doc = fixture("session_finished.json")
+    doc.update(currency="EUR", start_date_time=sh.start.isoformat(), end_date_time=sh.end.isoformat(),
+               total_cost=None, charging_periods=[p.model_dump(mode="json", exclude_none=True)
+                                                  for p in named(sh.periods, *ids)])
+    return doc
+
+
+EUR = 'currency = "EUR"\n'
+
+
+def test_settle_a_cdr_that_switched_tariffs() -> None:
+    # 4 kWh under A at 0.25, then 10 kWh under B at 0.30 (with B's FLAT 1.00): the CDR
+    # says 5.00, the engine agrees, the bill is the CDR's and nothing is flagged.
+    from bridge.mapping.policy import parse_policy
+    from bridge.mapping.settlement import Payment, PaymentMode, settle
+
+    a = tariff("A", comp("ENERGY", "0.25"))
+    b = make_tariff([{"price_components": [comp("ENERGY", "0.30"), comp("FLAT", "1.00")]}], id="B")
+    sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": 4}), ("charge", 30, {"energy": 10}))
+    record = cdr(named(sh.periods, "A", "B"), sh.end, [a, b], total="5.00")
+    st = settle(record, policy=parse_policy(EUR), payment=Payment(PaymentMode.PREPAID, D(10)),
+                party="DE-ABC", time_zone=BERLIN)
+    assert st.engine is not None and st.engine.tariff_ids == ("A", "B")
+    assert st.engine.total_cost.excl_vat == D("5.00") and st.discrepancy is None
+    assert (st.final_amount, st.refund) == (D("5.00"), D("5.00"))
+    # one tariff for every period (the CDR's B missing from the engine's view) would say 4.50
+    wrong = record.model_copy(update={"total_cost": record.total_cost.model_copy(
+        update={"excl_vat": D("4.50")})})
+    flagged = settle(wrong, policy=parse_policy(EUR), payment=Payment(PaymentMode.PREPAID, D(10)),
+                     party="DE-ABC", time_zone=BERLIN)
+    assert flagged.discrepancy is not None and flagged.discrepancy.engine_total == D("5.00")
+
+
+def test_settle_a_session_that_switched_tariffs() -> None:
+    # A late CDR: the Session is settled provisionally, each period with the tariff it names.
+    from bridge.mapping.policy import parse_policy
+    from bridge.mapping.settlement import Payment, PaymentMode, settle
+    from bridge.ocpi.models import Session
+
+    a = tariff("A", comp("ENERGY", "0.25"))
+    b = tariff("B", comp("ENERGY", "0.30"))
+    sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": 4}), ("charge", 30, {"energy": 10}))
+    s = Session.model_validate(switching_session_doc(sh, "A", "B"))
+    st = settle(s, policy=parse_policy(EUR), payment=Payment(PaymentMode.PREPAID, D(10)), party="DE-ABC",
+                time_zone=BERLIN, tariff=a, tariffs={"B": b})
+    assert st.provisional and st.engine is not None and st.engine.tariff_ids == ("A", "B")
+    assert st.final_amount == D("4.00") and st.refund == D("6.00")
+    # the tariffs by id alone are enough
+    st = settle(s, policy=parse_policy(EUR), payment=Payment(PaymentMode.PREPAID, D(10)), party="DE-ABC",
+                time_zone=BERLIN, tariffs={"A": a, "B": b})
+    assert st.final_amount == D("4.00")
+
+
+def test_settle_a_session_naming_a_tariff_found_nowhere() -> None:
+    # As for a CDR: the engine cannot price it; the Session's own total (if any) is used,
+    # otherwise there is nothing to settle on (an error, not a guess with one tariff).
+    from bridge.mapping.policy import parse_policy
+    from bridge.mapping.settlement import Payment, PaymentMode, settle
+    from bridge.ocpi.models import Session
+
+    a = tariff("A", comp("ENERGY", "0.25"))
+    sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": 4}), ("charge", 30, {"energy": 10}))
+    doc = switching_session_doc(sh, "A", "B")
+    pay = Payment(PaymentMode.PREPAID, D(10))
+    with pytest.raises(ValueError, match="nothing to settle on"):
+        settle(Session.model_validate(doc), policy=parse_policy(EUR), payment=pay, party="DE-ABC",
+               time_zone=BERLIN, tariff=a, tariffs={"A": a})
+    doc["total_cost"] = {"excl_vat": "4.20", "incl_vat": "4.20"}
+    st = settle(Session.model_validate(doc), policy=parse_policy(EUR), payment=pay, party="DE-ABC",
+                time_zone=BERLIN, tariff=a, tariffs={"A": a})
+    assert st.engine is None and st.final_amount == D("4.20")
+
+
+def test_quote_of_a_usage_that_switches_tariffs() -> None:
+    from bridge.mapping.policy import parse_policy
+    from bridge.mapping.quote import quote
+
+    a = tariff("A", comp("ENERGY", "0.25"))
+    b = tariff("B", comp("ENERGY", "0.30"))
+    sh = session(local("2024-01-15 10:00"), ("charge", 30, {"energy": 4}), ("charge", 30, {"energy": 10}))
+    usage = Usage.from_cdr(cdr(named(sh.periods, "A", "B"), sh.end, [a, b]))
+    q = quote({"A": a, "B": b}, usage, parse_policy(EUR), party="DE-ABC", time_zone=BERLIN)
+    assert q.total == D("4.00")
