@@ -68,7 +68,9 @@ class Settings(BaseModel):
     log_level: str = "info"
     access_log: bool = True  # one line per request (bridge.metrics); off only for benchmarks
     shutdown_timeout: float = Field(20.0, ge=0)  # SIGTERM: seconds in-flight work may take
-    worker_metrics_port: int = Field(9108, ge=0, le=65535)  # worker's /metrics; 0 = off
+    # The worker's /metrics port: 9108 in config/bridge.toml; 0 (off) when built in code
+    # (tests run many workers on one host)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
     # Slow clients: seconds to send a request's headers / its body (then 408, or closed)
     header_timeout: float = Field(10.0, gt=0)
     body_timeout: float = Field(15.0, gt=0)
