@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bridge.beckn.signing import KeyFileError
 from bridge.config import ConfigError, load_settings
 from bridge.logs import configure_logging
 
@@ -57,8 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bridge {args.command}: cannot reach Redis at {redact_url(settings.redis_url)}: "
               f"{_reason(exc)}", file=sys.stderr)
         return 1
+    except KeyFileError as exc:
+        # serve and the worker sign callbacks: without the key they would only fail
+        # one callback after another, so they stop at once and say what to do.
+        print(f"bridge {args.command}: beckn.private_key: {exc} "
+              "(make one with `bridge keys generate`)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `bridge order X | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 

@@ -272,6 +272,11 @@ def _log(request: web.Request, response: web.StreamResponse, seconds: float) -> 
     line = dict(method=request.method, path=request.path, status=status,
                 duration_ms=round(seconds * 1000, 2), remote=request.remote,
                 request_id=response.headers.get("X-Request-ID"), **fields)
+    # Behind a reverse proxy `remote` is the proxy: the client's address as the proxy
+    # reports it, logged as given (nothing trusts it for a decision).
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded:
+        line["forwarded_for"] = forwarded[:200]
     if auth_failed(request.path, status, fields):
         log.warning("http.auth_failed", **line)
     elif request.path in _QUIET:

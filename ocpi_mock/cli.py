@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ocpi_mock.config import DEFAULT_NETWORK, MockConfig
+from ocpi_mock.config import DEFAULT_NETWORK, MockConfig, resolve_network
 from ocpi_mock.faults import KINDS
 
 
@@ -43,7 +43,7 @@ def build_config(args: argparse.Namespace) -> MockConfig:
     port = int(os.environ.get("MOCK_CPO_PORT", "9090"))
     public = os.environ.get("MOCK_CPO_PUBLIC_URL") or f"http://{host}:{port}"
     return MockConfig(host=host, port=port, public_url=public.rstrip("/"),
-                      network=Path(args.network), speed=args.speed, generate=args.generate,
+                      network=resolve_network(Path(args.network)), speed=args.speed, generate=args.generate,
                       seed=args.seed, tick_seconds=args.tick,
                       trailing_slash=args.trailing_slash, epoch=_epoch(args.epoch))
 

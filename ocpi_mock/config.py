@@ -8,6 +8,18 @@ from datetime import datetime
 from pathlib import Path
 
 DEFAULT_NETWORK = Path("config/networks/india.toml")
+# A checkout's own config directory: the default network is found from any working
+# directory (an installed image runs from /app, where the relative path holds).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def resolve_network(path: Path) -> Path:
+    """A relative network file that is not under the working directory is looked up
+    in the project directory, as `bridge` finds `config/bridge.toml`."""
+    if path.is_absolute() or path.exists():
+        return path
+    candidate = PROJECT_DIR / path
+    return candidate if candidate.exists() else path
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 import time
 from datetime import UTC, datetime
@@ -67,7 +68,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings, code = durable_or_exit(args, settings, "serve")
     if code:
         return code
-    asyncio.run(serve(settings, extensions=extensions()))
+    try:
+        asyncio.run(serve(settings, extensions=extensions()))
+    except OSError as exc:  # the address is taken or not ours: one line, not a traceback
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        print(f"bridge serve: cannot listen on {settings.host}:{settings.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -86,6 +94,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import structlog
 
     from bridge import extensions as ext
+    from bridge.beckn.signing import load_private_key
     from bridge.worker import REDIS_ERRORS, backoff, build_worker
 
     ext.worker_extensions()
@@ -93,6 +102,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings, code = durable_or_exit(args, settings, "worker")
     if code:
         return code
+    # The worker signs every callback: a key it cannot read stops it here, before it
+    # opens anything, rather than in arq's start-up (KeyFileError: one line in cli.main).
+    load_private_key(settings.beckn_private_key)
     log = structlog.get_logger("bridge.worker")
     failures = 0
     while True:

@@ -41,3 +41,19 @@ def test_generate_is_deterministic() -> None:
     assert dump == [loc.to_json_dict() for loc in b.locations]
     assert dump != [loc.to_json_dict() for loc in c.locations]
     assert len({loc.id for loc in a.locations}) == len(a.locations)
+
+
+def test_default_network_is_found_from_any_directory(tmp_path, monkeypatch) -> None:
+    # `ocpi-mock serve` run outside the checkout (an operator's shell, a systemd unit)
+    # used to stop with "config/networks/india.toml: No such file or directory".
+    from pathlib import Path
+
+    from ocpi_mock.config import DEFAULT_NETWORK, resolve_network
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_network(DEFAULT_NETWORK) == NET
+    (tmp_path / "config" / "networks").mkdir(parents=True)
+    own = tmp_path / "config" / "networks" / "india.toml"
+    own.write_text("")
+    assert resolve_network(DEFAULT_NETWORK).resolve() == own  # the working directory's first
+    assert resolve_network(Path("nowhere.toml")) == Path("nowhere.toml")  # errors name the path given

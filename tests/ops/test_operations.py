@@ -67,7 +67,8 @@ async def test_access_log_one_line_per_request_no_tokens(bridge: Bridge, cpo: Oc
     with capture_logs() as logs:
         await cpo.call("PUT", "/ocpi/2.2.1/locations/IN/TPC/L1", location("L1"))
         async with http.get(f"{bridge.url}/ocpi/2.2.1/locations/IN/TPC/L1",
-                            headers={"Authorization": "Token not-a-real-token"}) as resp:
+                            headers={"Authorization": "Token not-a-real-token",
+                                     "X-Forwarded-For": "203.0.113.7"}) as resp:
             assert resp.status == 401
     access = [e for e in logs if e["event"] in ("http.access", "http.auth_failed")]
     assert len(access) == 2, access
@@ -76,6 +77,7 @@ async def test_access_log_one_line_per_request_no_tokens(bridge: Bridge, cpo: Oc
     assert ok["module"] == "locations" and ok["ocpi_status"] == 1000 and ok["caller"]
     assert ok["duration_ms"] >= 0 and ok["request_id"]
     assert denied["event"] == "http.auth_failed" and denied["log_level"] == "warning"
+    assert denied["forwarded_for"] == "203.0.113.7" and "forwarded_for" not in ok
     text = repr(logs)
     assert cpo.token not in text and "not-a-real-token" not in text
 
@@ -220,3 +222,50 @@ def test_settlement_counters(settlement: dict[str, object], outcome: str, moves:
     assert scrape_value(text, "obb_settlements_total", outcome=outcome) == settled + 1
     for kind, n in before.items():
         assert scrape_value(text, "obb_money_movements_total", kind=kind) == n + (kind in moves)
+
+
+# --------------------------------------------------------------------------- start-up errors
+
+def test_worker_without_its_signing_key_stops_in_one_line(redis_url: str, tmp_path: Path) -> None:
+    # It used to print a traceback from inside arq's start-up and, supervised, start again
+    # and again; a worker that cannot sign would only fail every callback.
+    env = {**os.environ, "REDIS_URL": redis_url, "BRIDGE_WORKER_METRICS_PORT": "0",
+           "BRIDGE_BECKN_PRIVATE_KEY": str(tmp_path / "missing.pem")}
+    done = subprocess.run([*BRIDGE, "worker", "--burst"], env=env, capture_output=True,
+                          cwd=tmp_path, timeout=60)
+    err = done.stderr.decode()
+    last = err.strip().splitlines()[-1]
+    assert done.returncode == 2, err
+    assert "Traceback" not in err and "missing.pem" in last and "bridge keys generate" in last
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(redis_url: str, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "REDIS_URL": redis_url, "BRIDGE_PORT": str(port)}
+        done = subprocess.run([*BRIDGE, "serve"], env=env, capture_output=True, cwd=tmp_path,
+                              timeout=60)
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "Traceback" not in err
+    assert f"cannot listen on 127.0.0.1:{port}" in err.strip().splitlines()[-1]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    # `bridge order X | head -3`, `bridge tariff price ... | head`: the reader is gone
+    # when the output comes (a pipe whose read end is already closed).
+    fixtures = ROOT / "tests" / "fixtures" / "pricing"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([*BRIDGE, "tariff", "price", str(fixtures / "tariff_energy.json"),
+                               str(fixtures / "session_finished.json"), "--offline"],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    err = done.stderr.decode()
+    assert "Traceback" not in err and done.returncode == 141, err
