@@ -94,7 +94,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import structlog
 
     from bridge import extensions as ext
-    from bridge.beckn.signing import load_private_key
+    from bridge.beckn.callbacks import make_signer
     from bridge.worker import REDIS_ERRORS, backoff, build_worker
 
     ext.worker_extensions()
@@ -102,9 +102,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings, code = durable_or_exit(args, settings, "worker")
     if code:
         return code
-    # The worker signs every callback: a key it cannot read stops it here, before it
-    # opens anything, rather than in arq's start-up (KeyFileError: one line in cli.main).
-    load_private_key(settings.beckn_private_key)
+    # The worker signs every callback (signed mode): a key it cannot read stops it here,
+    # before it opens anything, rather than in arq's start-up (KeyFileError: one line in
+    # cli.main). In adapter mode the adapter signs and no key is needed.
+    make_signer(settings)
     log = structlog.get_logger("bridge.worker")
     failures = 0
     while True:
