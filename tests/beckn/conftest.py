@@ -230,10 +230,11 @@ SAMPLE = [
         evse("E2", "IN*TPC*E0002", "REMOVED", connector("1", "IEC_62196_T2_COMBO", "DC", 120)),
         evse("E3", "IN*TPC*E0003", "CHARGING", connector("1", "CHADEMO", "DC", 50)),
     ], name="MG Road Hub"),
-    # ~3 km east, Indiranagar: CCS2 150 kW
+    # ~3 km east, Indiranagar: CCS2 150 kW, open with the mall (an availabilityWindow)
     location("LOC-IND", 77.6250, 12.9784, [
         evse("E1", "IN*TPC*E0101", "AVAILABLE", connector("1", "IEC_62196_T2_COMBO", "DC", 150)),
-    ], name="Indiranagar Mall"),
+    ], name="Indiranagar Mall", opening_times={"twentyfourseven": False, "regular_hours": [
+        {"weekday": d, "period_begin": "10:00", "period_end": "22:00"} for d in range(1, 8)]}),
     # ~20 km away, another CPO: Type2 7 kW
     location("LOC-WF", 77.7500, 12.9698, [
         evse("E1", "IN*ZAP*E0201", "AVAILABLE", connector("1", "IEC_62196_T2", "AC_1_PHASE", 7,

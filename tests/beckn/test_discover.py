@@ -108,6 +108,11 @@ async def test_place_and_radius_signed_callback(bridge: Bridge, bap: LoopbackBap
     assert "stationStatus" not in attrs and "connectorId" not in attrs
     desc = items(cb)[0]["beckn:descriptor"]
     assert desc["ocpi:standard"] == "IEC_62196_T2_COMBO" and "Available" in desc["beckn:shortDesc"]
+    # opening hours with the location's UTC offset (rc2's `format: time`); none when 24/7
+    mall = items(cb)[3]["beckn:availabilityWindow"]
+    assert len(mall) == 7 and (mall[0]["schema:startTime"], mall[0]["schema:endTime"]) == (
+        "10:00:00+05:30", "22:00:00+05:30")
+    assert "beckn:availabilityWindow" not in items(cb)[0]
 
 
 async def test_connector_type_and_power(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore
