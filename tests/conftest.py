@@ -40,6 +40,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.conformance)
 
 
+# Whether a test's own body failed: fixtures that check invariants at teardown (the
+# journey world: tests/journey/conftest.py) leave a failed test's wreckage alone.
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    rep = yield
+    if rep.when == "call":
+        item.stash[CALL_FAILED] = rep.failed
+    return rep
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """One line on the conformance suite: run against which files, or why not."""
     counts: dict[str, int] = {}

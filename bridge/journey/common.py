@@ -221,6 +221,27 @@ def answer_effect(fx: Effects, deps: JourneyDeps, request: dict[str, Any], order
     return cb_id
 
 
+def await_answer(o: Order, key: str, context: dict[str, Any]) -> None:
+    """Note a request (its context) as one a later step of the order answers:
+    `start_context` (on_update ACTIVE, or the start's failure), `stop_context` (the
+    bill). A BAP may send the request again with a new message id before that step (a
+    retry after a lost ACK): each ACKed request gets its answer, so the later ones wait
+    beside the first, in `{key}_more` (issue 10: never ACKed without an answer)."""
+    first = o.request.get(key)
+    if not first or first.get("message_id") == context.get("message_id"):
+        o.request[key] = context
+        return
+    more = [c for c in o.request.get(f"{key}_more") or []
+            if c.get("message_id") != context.get("message_id")]
+    o.request[f"{key}_more"] = [*more, context]
+
+
+def waiting(order: Order, key: str) -> list[dict[str, Any]]:
+    """The requests `await_answer` noted under `key`, first to last."""
+    first = order.request.get(key)
+    return ([first] if first else []) + list(order.request.get(f"{key}_more") or [])
+
+
 def unsolicited_effect(fx: Effects, deps: JourneyDeps, order: Order, action: str,
                        now: datetime, extra: dict[str, Any] | None = None,
                        error: dict[str, Any] | None = None) -> str:

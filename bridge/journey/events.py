@@ -38,6 +38,7 @@ from bridge.journey.common import (
     apply,
     tell_effect,
     unsolicited_effect,
+    waiting,
 )
 from bridge.journey.queue import enqueue, job_effect
 from bridge.journey.settle import end_on_session_data, estimate_refund, order_for
@@ -171,10 +172,10 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
 
 def start_effects(fx: Effects, deps: JourneyDeps, order: Order, now: datetime) -> None:
     """on_update ACTIVE as the answer to the driver's start-charging update, and the SMS."""
-    start_ctx = order.request.get("start_context") or order.request.get("update_context")
-    if start_ctx:
+    asked = waiting(order, "start_context") or waiting(order, "update_context")
+    for start_ctx in asked:  # every start-charging the BAP sent, each with its message id
         answer_effect(fx, deps, start_ctx, order, now)
-    else:  # started at the charger (RFID) or by the CPO: tell the BAP all the same
+    if not asked:  # started at the charger (RFID) or by the CPO: tell the BAP all the same
         unsolicited_effect(fx, deps, order, "on_update", now)
     tell_effect(fx, order, "info",
                 f"Charging started at {order.item.evse_id if order.item else ''}.")

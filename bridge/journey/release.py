@@ -8,7 +8,8 @@ order to its end state and queues the job `journey_release` with it (the outbox)
 - no-show (the grace period passed): a reservation by the refund terms, a
   walk-in in full; `on_status` NO-SHOW;
 - failure (the CPO refused or never started the charge): everything back;
-  `on_update` with the error (40006).
+  `on_update` with the error (40006), as the answer to the start-charging request
+  when there was one (its message id).
 
 `journey_release` is keyed by the order (`release:{order}`) and computes the same
 amounts however often it runs (they depend on the order and the stored moment of
@@ -35,6 +36,7 @@ from bridge.journey.common import (
     answer_effect,
     tell_effect,
     unsolicited_effect,
+    waiting,
 )
 from bridge.journey.queue import job_effect
 from bridge.mapping.settlement import cancellation_refund
@@ -131,8 +133,13 @@ def tell(deps: JourneyDeps, order: Order, r: Release, now: datetime) -> Effects:
     else:
         failure = order.request.get("failure") or {}
         reason = failure.get("reason", "the charge could not start")
-        unsolicited_effect(fx, deps, order, "on_update", now,
-                           error={"code": failure.get("code", "40006"), "message": reason})
+        error = {"code": failure.get("code", "40006"), "message": reason}
+        asked = waiting(order, "start_context")
+        for start_ctx in asked:  # the answer to the driver's start-charging, with its
+            # message id: a BAP matching answers to requests would otherwise wait for ever
+            answer_effect(fx, deps, start_ctx, order, now, error=error)
+        if not asked:  # e.g. the reservation refused after on_confirm: nothing asked
+            unsolicited_effect(fx, deps, order, "on_update", now, error=error)
         tell_effect(fx, order, "info", f"Sorry: {reason}. Order {short} is cancelled and fully "
                                        "refunded.")
     if order.reservation_id:  # the job sends CANCEL_RESERVATION only if one was accepted

@@ -31,6 +31,7 @@ from bridge.journey.common import (
     apply,
     tell_effect,
     unsolicited_effect,
+    waiting,
 )
 from bridge.journey.select import bff_of, customer_of
 from bridge.mapping.settlement import Payment, PaymentMode, Settlement, settle
@@ -215,10 +216,10 @@ def tell_settled(deps: JourneyDeps, order: Order, now: datetime) -> Effects:
     cut or an offline charger must not reuse the start's message id); the bill by SMS;
     the order out of the set of orders in flight."""
     fx = Effects()
-    stop_ctx = order.request.get("stop_context")
-    if stop_ctx:
+    asked = waiting(order, "stop_context")
+    for stop_ctx in asked:  # every stop-charging the BAP sent, each with its message id
         answer_effect(fx, deps, stop_ctx, order, now)
-    else:
+    if not asked:
         unsolicited_effect(fx, deps, order, "on_update", now)
     s = order.settlement or {}
     text = (f"Charging complete: {order.session.get('kwh', '?')} kWh, bill ₹{s.get('final_amount')}"

@@ -16,6 +16,7 @@ from bridge.journey.common import (
     BadAuthorization,
     UpdateNotPossible,
     apply,
+    await_answer,
     deps_of,
     load,
     otp_ok,
@@ -49,7 +50,7 @@ async def handle_update(req: BecknRequest) -> None:
 
         def start(o: Order) -> Order:
             o = apply(o, Event.START, now, UpdateNotPossible)
-            o.request["start_context"] = context  # answered by on_update ACTIVE
+            await_answer(o, "start_context", context)  # answered by on_update ACTIVE
             o.commands["start_requested"] = now.isoformat()
             return o
 
@@ -66,7 +67,7 @@ async def handle_update(req: BecknRequest) -> None:
 
     def stop(o: Order) -> Order:
         o = apply(o, Event.STOP, now, UpdateNotPossible)
-        o.request["stop_context"] = context  # answered by on_update COMPLETED
+        await_answer(o, "stop_context", context)  # answered by on_update COMPLETED
         o.commands["stop_requested"] = now.isoformat()
         return o
 

@@ -32,7 +32,7 @@ from bridge.store.credentials import CredentialsStore
 from bridge.store.orders import Order, OrderStore
 from ocpi_mock.app import create_app
 from ocpi_mock.config import MockConfig
-from tests.conftest import ROOT, free_port
+from tests.conftest import CALL_FAILED, ROOT, free_port
 
 BPP_ID = "bpp.journey.test"
 BAP_ID = "bap.journey.test"
@@ -76,6 +76,8 @@ class TestBap:
     inspect: Inspect | None = None
     other_key: Any = None  # OTHER_BAP's signing key
     other_received: list[dict[str, Any]] = field(default_factory=list)
+    # (action, message id, transaction id) of every request the bridge ACKed
+    acked: list[tuple[str, str, str]] = field(default_factory=list)
 
     def sign(self, body: bytes) -> str:
         return signing.Signer(BAP_ID, BAP_KEY, self.key, 300).header(body, time.time())
@@ -109,6 +111,51 @@ class TestBap:
                 pass
 
 
+    def unanswered(self) -> list[tuple[str, str, str]]:
+        """ACKed requests with no answer yet: the answer to a request is the `on_{action}`
+        carrying its message id (at whichever bap_uri the request named)."""
+        answered = {(m["context"]["action"], m["context"]["message_id"])
+                    for m in self.received + self.other_received}
+        return [(a, mid, txn) for a, mid, txn in self.acked if (f"on_{a}", mid) not in answered]
+
+    async def every_ack_answered(self, timeout: float = 20) -> None:
+        """No request is ever ACKed without an answer (issue 10): wait, bounded, for the
+        answer of every ACKed request."""
+        deadline = time.monotonic() + timeout
+        while missing := self.unanswered():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ACKed and never answered: {missing}")
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), 0.2)
+            except TimeoutError:
+                pass
+
+    def reused_message_ids(self) -> list[str]:
+        """Message ids carried by two callbacks that are not the same message. An answer
+        carries its request's message id (the guide's BAPs reuse one id across select,
+        init and confirm: each action's answer carries it); a replay (a duplicate request
+        answered again) is the very same body; an unsolicited callback has an id of its
+        own. Anything else, such as an unsolicited on_update reusing the start's message
+        id, is a collision that a BAP dropping repeated ids loses a message to."""
+        asked: dict[str, set[str]] = {}
+        for action, mid, _txn in self.acked:
+            asked.setdefault(mid, set()).add(f"on_{action}")
+        seen: dict[tuple[int, str, str], bytes] = {}
+        out = []
+        # per receiver: two BAPs may well pick the same message id
+        for who, m in [(0, m) for m in self.received] + [(1, m) for m in self.other_received]:
+            ctx = {k: v for k, v in m["context"].items() if k != "timestamp"}
+            mid, action = ctx["message_id"], ctx["action"]
+            same = orjson.dumps({**m, "context": ctx}, option=orjson.OPT_SORT_KEYS)
+            key = (who, action if action in asked.get(mid, ()) else "unsolicited", mid)
+            if seen.setdefault(key, same) != same and mid not in out:
+                out.append(mid)
+            if key[1] == "unsolicited" and mid in asked and mid not in out:
+                out.append(mid)  # the id of a request, on a callback that is no answer to it
+        return out
+
+
 def _state(m: dict[str, Any]) -> Any:
     """(order state in the guide's words, fulfilment status, error code), either profile."""
     return view.state(m), view.fulfillment(m)[0], (m.get("error") or {}).get("code")
@@ -136,16 +183,21 @@ class World:
         """The transaction id on the wire (and in the store) of a scenario's name."""
         return wire_txn(name)
 
-    async def post(self, action: str, txn: str, message: dict[str, Any],
+    async def post(self, action: str, txn: str, message: dict[str, Any] | None,
                    sign: bool = True, *, as_bap: str | None = None,
-                   context: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+                   context: dict[str, Any] | None = None,
+                   top: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Send a signed request as the test BAP (or as `OTHER_BAP`, whose callbacks go
-        to {bap url}/other); `context` overrides fields of the context."""
+        to {bap url}/other); `context` overrides fields of the context; `top` are fields
+        beside it (the guide's discover), and a `message` of None is left out."""
         ctx = self.bap.context(action, txn)
         if as_bap == OTHER_BAP:
             ctx.update(bap_id=OTHER_BAP, bap_uri=f"{self.bap.url}/other")
         ctx.update(context or {})
-        body = orjson.dumps({"context": ctx, "message": message})
+        payload: dict[str, Any] = {"context": ctx, **(top or {})}
+        if message is not None:
+            payload["message"] = message
+        body = orjson.dumps(payload)
         headers = {"Content-Type": "application/json"}
         if sign and as_bap == OTHER_BAP:
             headers["Authorization"] = signing.Signer(OTHER_BAP, BAP_KEY, self.bap.other_key,
@@ -157,7 +209,15 @@ class World:
             ack = orjson.loads(await r.read())
         if self.bap.inspect is not None:
             self.bap.inspect("ack", ack)
+        if ack.get("ack_status") == "ACK":
+            self.bap.acked.append((action, ctx["message_id"], ctx["transaction_id"]))
         return r.status, ack
+
+    async def check_wire(self) -> None:
+        """What every journey must keep to, whatever it did: every ACKed request is
+        answered, and no two different callbacks share a message id."""
+        await self.bap.every_ack_answered()
+        assert not self.bap.reused_message_ids(), self.bap.reused_message_ids()
 
     async def call(self, action: str, txn: str, message: dict[str, Any],
                    callback: str | None = None) -> dict[str, Any]:
@@ -268,7 +328,8 @@ def profile() -> str:
 
 @pytest.fixture
 async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
-                bridge_overrides: dict[str, Any]) -> AsyncIterator[World]:
+                bridge_overrides: dict[str, Any], request: pytest.FixtureRequest
+                ) -> AsyncIterator[World]:
     from bridge.app import build_app
     from bridge.extensions import app_extensions, worker_extensions
     from bridge.worker import build_worker
@@ -353,6 +414,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
                                                 "token": token_a})
         try:
             yield w
+            if not request.node.stash.get(CALL_FAILED, False):
+                await w.check_wire()
         finally:
             worker_task.cancel()
             await asyncio.gather(worker_task, return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -166,11 +167,16 @@ async def test_start_rejected_by_the_cpo_refunds_in_full(world: World) -> None:
     await book(world, txn, phone, budget=100)
     await world.mock("POST", "/admin/faults/command", {"mode": "reject",
                                                        "command": "START_SESSION"})
+    start_id = str(uuid.uuid4())
     status, ack = await world.post("update", txn,
-                                   update_message("start-charging", await world.otp(phone)))
+                                   update_message("start-charging", await world.otp(phone)),
+                                   context={"message_id": start_id})
     assert ack["ack_status"] == "ACK"
     failed = await world.bap.wait_for("on_update", txn)
     assert failed["error"]["code"] == "40006" and "refused" in failed["error"]["message"]
+    # the error is the answer to the start-charging request: its message id (a BAP that
+    # matches answers to requests by message id would otherwise wait for ever)
+    assert failed["context"]["message_id"] == start_id
     order = await world.order(txn)
     assert order.state is State.FAILED
     assert money(order.settlement["refund"]) == money(order.payment["amount"])
@@ -181,9 +187,11 @@ async def test_command_result_that_never_arrives_tells_the_bap(world: World) -> 
     await book(world, txn, phone, budget=100)
     await world.mock("POST", "/admin/faults/command", {"mode": "no-result",
                                                        "command": "START_SESSION"})
-    await world.post("update", txn, update_message("start-charging", await world.otp(phone)))
+    start_id = str(uuid.uuid4())
+    await world.post("update", txn, update_message("start-charging", await world.otp(phone)),
+                     context={"message_id": start_id})
     failed = await world.bap.wait_for("on_update", txn, timeout=20)
-    assert failed["error"]["code"] == "40006"
+    assert failed["error"]["code"] == "40006" and failed["context"]["message_id"] == start_id
     assert (await world.order(txn)).state is State.FAILED
 
 

@@ -5,6 +5,7 @@ of the order and changes nothing; a request naming another order id is refused."
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import orjson
@@ -124,3 +125,56 @@ async def test_a_duplicate_select_gets_its_answer_again_and_is_not_quoted_twice(
     status, ack = await world.post("select", txn, other, context=same)
     assert (status, ack["error"]["code"]) == (409, "30020"), ack
     assert (await world.order(txn)).model_dump() == order.model_dump()
+
+
+async def test_a_second_start_or_stop_before_the_answer_is_answered_too(world: World) -> None:
+    """A BAP that sends start-charging again (a retry with a new message id) before the
+    charge has started, or stop-charging again before the bill: each request is ACKed,
+    so each gets its answer, with its own message id (the later request used to take the
+    earlier one's place, which was never answered)."""
+    txn = "txn-twice"
+    await world.call("select", txn, select_message(WALK_IN, kwh=20))
+    await world.call("init", txn, init_message(PHONE))
+    await pay(world, txn)
+    await world.bap.wait_for("on_status", txn)
+    await world.call("confirm", txn, order_message())
+    otp = await world.otp(PHONE)
+    starts = [str(uuid.uuid4()), str(uuid.uuid4())]
+    for mid in starts:
+        status, ack = await world.post("update", txn, update_message("start-charging", otp),
+                                       context={"message_id": mid})
+        assert ack["ack_status"] == "ACK", ack
+    for mid in starts:
+        started = await world.bap.wait_for("on_update", txn, where=lambda m, mid=mid: m[
+            "context"]["message_id"] == mid)
+        assert view.fulfillment(started)[0] == "ACTIVE"
+    stops = [str(uuid.uuid4()), str(uuid.uuid4())]
+    for mid in stops:
+        status, ack = await world.post("update", txn, update_message("stop-charging"),
+                                       context={"message_id": mid})
+        assert ack["ack_status"] == "ACK", ack
+    for mid in stops:
+        done = await world.bap.wait_for("on_update", txn, timeout=40, where=lambda m, mid=mid: m[
+            "context"]["message_id"] == mid)
+        assert view.state(done) == "COMPLETED"
+
+
+async def test_two_baps_may_use_the_same_message_id(world: World) -> None:
+    """Duplicates are keyed by (bap_id, action, message_id): another BAP's request with a
+    message id this BAP used is its own request, handled and answered at its own URI."""
+    same = {"message_id": "3f9d2c1e-7b6a-4e5d-8c4b-2a1f0e9d8c7b"}
+    msg = select_message(WALK_IN, kwh=3)
+    status, ack = await world.post("select", "txn-ours", msg, context=same)
+    assert ack["ack_status"] == "ACK", ack
+    status, ack = await world.post("select", "txn-theirs", msg, context=same, as_bap=OTHER_BAP)
+    assert (status, ack["ack_status"]) == (200, "ACK"), ack
+    await world.bap.wait_for("on_select", "txn-ours")
+    for _ in range(100):
+        theirs = [m for m in world.bap.other_received
+                  if m["context"]["transaction_id"] == world.txn("txn-theirs")]
+        if theirs:
+            break
+        await asyncio.sleep(0.1)
+    assert theirs and theirs[0]["context"]["message_id"] == same["message_id"]
+    assert view.state(theirs[0]) == "QUOTED"
+    assert (await world.order("txn-theirs")).bap_id == OTHER_BAP
