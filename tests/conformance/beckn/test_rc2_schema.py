@@ -83,3 +83,28 @@ def test_the_rc2_test_bap_sends_what_the_schema_says(action: str) -> None:
     body = {"context": bap.context(action, wire_txn("rc2-requests")),
             "message": rc2_requests("f" * 32, "1234", "http://127.0.0.1:9/track/x")[action]}
     assert rc2.shared().request(action, body) == []
+
+
+@pytest.mark.parametrize("step", ["discover", "select by INR", "select by KWH", "init", "confirm",
+                                  "start", "stop", "track"])
+def test_the_whole_journeys_rc2_bap_sends_what_the_schema_says(step: str) -> None:
+    """tests/journey/test_whole_journey.py's schema-built BAP: every request it sends is a
+    valid rc2 request."""
+    from tests.journey.conftest import TestBap, wire_txn
+    from tests.journey.test_whole_journey import Rc2Bap
+
+    bap, order, item = Rc2Bap(), "f" * 32, "IN:TPC:tpc-hwy-mdr:tpc-mdr-2:1"
+    bap.select(item, kwh=20)
+    message = {
+        "discover": lambda: bap.discover()["message"],
+        "select by INR": lambda: bap.select(item, inr=150),
+        "select by KWH": lambda: bap.select(item, kwh=20),
+        "init": lambda: bap.init(order), "confirm": lambda: bap.confirm(order),
+        "start": lambda: bap.start(order, "1234"), "stop": lambda: bap.stop(order),
+        "track": lambda: bap.track(order, "http://127.0.0.1:9/track/x"),
+    }[step]()
+    action = step.split()[0]
+    body = {"context": TestBap(key=None, url="http://127.0.0.1:9").context(
+        "update" if action in ("start", "stop") else action, wire_txn("rc2-whole")),
+        "message": message}
+    assert rc2.shared().request(body["context"]["action"], body) == []

@@ -3,7 +3,12 @@ receives checked (tests/conformance/beckn/conftest.py: `Inspector`), in each wir
 profile: 0 violations, and every kind of message seen at least once.
 
 The scenarios are the tests of tests/beckn, tests/journey and tests/demo themselves
-(imported, not copied); a scenario that fails fails here too.
+(imported, not copied); a scenario that fails fails here too. A parametrized scenario
+runs its first case (the others send the same kinds of message). Not run here: the
+journey tests that need fixtures of their own module (crash points, a reconcile
+setting, a browser: test_commands_once, test_effects_once, test_reconcile,
+test_driver_pages) and test_inbound_forms, an rc2 BAP's requests (the rc2 BAP of
+test_whole_journey sends them, checked here).
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from bridge.demo.render import Printer
 from tests.beckn import test_discover
 from tests.conformance.beckn.conftest import Inspector
 from tests.conftest import free_port
-from tests.journey import test_after_the_charge, test_journeys, test_walk_in
+from tests.journey import (
+    test_after_the_charge,
+    test_journeys,
+    test_ownership,
+    test_walk_in,
+    test_whole_journey,
+)
 from tests.journey.conftest import BAP_ID, BAP_KEY, World
 
 Scenario = Callable[..., Awaitable[None]]
@@ -40,7 +51,20 @@ def scenarios(*modules: Any) -> list[Any]:
 # the discover scenarios that talk to the bridge (not the catalog's memory figure)
 DISCOVER = [p for p in scenarios(test_discover)
             if "bap" in pyinspect.signature(p.values[0]).parameters]
-JOURNEYS = scenarios(test_walk_in, test_journeys, test_after_the_charge)
+JOURNEYS = scenarios(test_walk_in, test_journeys, test_after_the_charge, test_ownership,
+                     test_whole_journey)
+
+
+def first_cases(scenario: Scenario) -> dict[str, Any]:
+    """The arguments of a parametrized scenario's first case."""
+    out: dict[str, Any] = {}
+    for mark in getattr(scenario, "pytestmark", []):
+        if mark.name == "parametrize":
+            names = [n.strip() for n in mark.args[0].split(",")] if isinstance(
+                mark.args[0], str) else list(mark.args[0])
+            first = mark.args[1][0]
+            out.update(zip(names, first if len(names) > 1 else [first], strict=True))
+    return out
 
 
 @pytest.mark.parametrize("scenario", DISCOVER)
@@ -48,13 +72,9 @@ async def test_discover_scenario(scenario: Scenario, inspector: Inspector, bridg
                                  catalog: Any, bridge_key: Any, redis_client: Any) -> None:
     bap.inspect = inspector
     available = {"bridge": bridge, "bap": bap, "catalog": catalog, "bridge_key": bridge_key,
-                 "redis_client": redis_client}
+                 "redis_client": redis_client, **first_cases(scenario)}
     params = pyinspect.signature(scenario).parameters
-    for mark in getattr(scenario, "pytestmark", []):
-        # a parametrized scenario: its first case (the profile is this test's own)
-        if mark.name == "parametrize" and mark.args[0] != "profile":
-            available[mark.args[0]] = mark.args[1][0]
-    available["profile"] = inspector.profile
+    available["profile"] = inspector.profile  # this test's own
     await scenario(**{name: available[name] for name in params})
     inspector.assert_clean()
 
@@ -64,7 +84,10 @@ async def test_discover_scenario(scenario: Scenario, inspector: Inspector, bridg
 async def test_journey_scenario(scenario: Scenario, inspector: Inspector, world: World,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     world.bap.inspect = inspector
-    available = {"world": world, "monkeypatch": monkeypatch}
+    # a scenario that runs per profile (test_whole_journey: a BAP of that dialect) gets
+    # this test's own
+    available = {"world": world, "monkeypatch": monkeypatch, **first_cases(scenario),
+                 "profile": inspector.profile}
     await scenario(**{name: available[name] for name in pyinspect.signature(scenario).parameters})
     inspector.assert_clean()
 
