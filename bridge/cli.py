@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "bridge.commands.tariff",
     "bridge.commands.keys",
     "bridge.commands.registry",
+    "bridge.commands.catalog",
     "bridge.commands.callbacks",
     "bridge.commands.journey",
     "bridge.commands.demo",

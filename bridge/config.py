@@ -155,6 +155,15 @@ class Settings(BaseModel):
     beckn_callback_max_backoff: float = Field(3600.0, gt=0)
     beckn_callback_default_ttl: float = Field(60.0, gt=0)
     beckn_discover_max_limit: int = Field(100, ge=1)
+    # Catalog publish to the network's Catalog Discovery Service (bridge/beckn/catalog_publish.py)
+    beckn_cds_url: str = ""  # the CDS's Beckn base URL ({cds_url}/catalog/publish); "" = off
+    beckn_cds_subscriber_id: str = ""  # only it may send on_catalog_publish ("" = any known)
+    beckn_publish_delay: float = Field(10.0, ge=0)  # a CPO's changes are published this late
+    beckn_publish_batch_items: int = Field(500, ge=1)  # items per publish request at most
+    beckn_publish_batch_bytes: int = Field(1_000_000, ge=1024)  # body bytes per request at most
+    beckn_publish_retries: int = Field(5, ge=1)  # tries of one request (network, 5xx, 429)
+    beckn_publish_backoff: float = Field(1.0, gt=0)  # first retry delay, doubled each try ...
+    beckn_publish_max_backoff: float = Field(300.0, gt=0)  # ... and per CPO, up to this
     beckn_network_id: str = ""  # beckn:networkId of our items; empty: the request's network_id
     # Wire profile (bridge/beckn/profiles.py): how messages to a BAP are written. The
     # network default, and the BAPs (comma-separated bap_ids) that get the guide's dialect.

@@ -46,13 +46,58 @@ async def _beckn_catalog(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
 
     settings = ctx["settings"]
     nets = [n.strip() for n in settings.beckn_network_id.split(",") if n.strip()]
-    store = CatalogStore(ctx["redis_app"], ctx["ocpi"].store, network_ids=nets)
+    publishing = bool(settings.beckn_cds_url)
+    store = CatalogStore(ctx["redis_app"], ctx["ocpi"].store, network_ids=nets,
+                         publish_delay=settings.beckn_publish_delay if publishing else None)
     ctx["beckn_catalog"] = store
+    from bridge.beckn.catalog_publish import request_full
     from bridge.worker import keep_running
 
-    return asyncio.create_task(keep_running("beckn-catalog", lambda: consume(ctx["redis_app"],
-                                                                             store)),
-                               name="beckn-catalog")
+    async def full(reason: str) -> None:  # a rebuild (a gap in the stream): publish in full
+        await request_full(ctx["redis_app"], reason)
+
+    return asyncio.create_task(
+        keep_running("beckn-catalog", lambda: consume(ctx["redis_app"], store,
+                                                      on_rebuild=full if publishing else None)),
+        name="beckn-catalog")
+
+
+async def _beckn_publish(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
+    """With beckn.cds_url: the catalog publisher (a full publish at start, then each CPO's
+    changes after beckn.publish_delay). Off by default."""
+    settings = ctx["settings"]
+    if not settings.beckn_cds_url:
+        return None
+    import structlog
+
+    from bridge.beckn.catalog_publish import PublishError, http_session, make_publisher
+    from bridge.store.catalog import CatalogStore
+    from bridge.worker import keep_running
+
+    redis = ctx["redis_app"]
+    store = ctx.get("beckn_catalog") or CatalogStore(redis)
+    http = http_session(settings)
+    try:
+        publisher = make_publisher(settings, redis, store, http)
+    except PublishError as exc:  # said loudly; the worker's other work goes on
+        await http.close()
+        structlog.get_logger("bridge.beckn.publish").error("beckn.CATALOG_NOT_PUBLISHED",
+                                                          error=str(exc))
+        return None
+    started = False
+
+    async def once() -> None:
+        nonlocal started
+        first, started = not started, True
+        await publisher.run(full_on_start=first)
+
+    async def run() -> None:
+        try:
+            await keep_running("beckn-catalog-publish", once)
+        finally:
+            await http.close()
+
+    return asyncio.create_task(run(), name="beckn-catalog-publish")
 
 
 def worker_extensions() -> None:
@@ -66,7 +111,7 @@ def worker_extensions() -> None:
         # Retry(defer=...) is used both for backoff and for waiting on a predecessor in
         # the same transaction; the real attempt limit is beckn_callback_max_attempts.
         worker.JOBS.append(func(callback_job, name=JOB_NAME, timeout=120, max_tries=100_000))
-    for hook in (_beckn_callbacks, _beckn_catalog):
+    for hook in (_beckn_callbacks, _beckn_catalog, _beckn_publish):
         if hook not in worker.STARTUP:
             worker.STARTUP.append(hook)
     from bridge.journey.extension import worker_extension as journey_worker

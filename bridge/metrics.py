@@ -168,6 +168,10 @@ async def metrics_response(redis: aioredis.Redis) -> web.Response:
 # --------------------------------------------------------------------------- HTTP side
 
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
+# Beckn endpoints with a route of their own (not /beckn/{action}): their action label
+FIXED_BECKN_PATHS = {"/beckn/on_subscribe": "on_subscribe",
+                     "/beckn/catalog/on_publish": "on_catalog_publish",
+                     "/beckn/on_catalog_publish": "on_catalog_publish"}
 
 
 def ocpi_module(path: str) -> str:
@@ -213,7 +217,8 @@ def observe(request: web.Request, response: web.StreamResponse, seconds: float) 
         fields.update(protocol="ocpi", module=module, ocpi_status=code,
                       caller=getattr(principal, "id", None))
     elif path.startswith("/beckn"):
-        action = request.match_info.get("action", "unknown") if request.match_info else "unknown"
+        action = (request.match_info.get("action") if request.match_info else None) or \
+            FIXED_BECKN_PATHS.get(path, "unknown")
         ack = _json_field(body, "ack_status") or ("ACK" if status == 200 else "NACK")
         code = _json_field(body, "error", "code") or ""
         BECKN_REQUESTS.labels(action, str(ack), str(code)).inc()

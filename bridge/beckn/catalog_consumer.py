@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -61,9 +62,15 @@ async def fell_behind(redis: aioredis.Redis, group_name: str = bk.CATALOG_GROUP)
         first[0])
 
 
-async def ensure_group(redis: aioredis.Redis, store: CatalogStore) -> bool:
+OnRebuild = Callable[[str], Awaitable[None]]
+
+
+async def ensure_group(redis: aioredis.Redis, store: CatalogStore,
+                       on_rebuild: OnRebuild | None = None) -> bool:
     """Create the consumer group (and rebuild) if it does not exist, or rebuild if the
-    group fell behind the trimmed stream. True if the catalog was rebuilt."""
+    group fell behind the trimmed stream. True if the catalog was rebuilt; `on_rebuild`
+    is told why (the catalog publisher then republishes in full)."""
+    reason = "catalog-created"
     try:
         await redis.xgroup_create(keys.EVENTS, bk.CATALOG_GROUP, id="$", mkstream=True)
     except ResponseError as exc:
@@ -72,11 +79,14 @@ async def ensure_group(redis: aioredis.Redis, store: CatalogStore) -> bool:
         if not await fell_behind(redis):
             return False
         log.warning("catalog.fell_behind", note="changes were trimmed unread: full rebuild")
+        reason = "change-stream-gap"
         # Move the group to the stream's end first, so changes made during the rebuild
         # are processed afterwards, as on creation.
         await redis.xgroup_setid(keys.EVENTS, bk.CATALOG_GROUP, id="$")
     n = await store.rebuild_all()
     log.info("catalog.rebuilt", locations=n)
+    if on_rebuild is not None:
+        await on_rebuild(reason)
     return True
 
 
@@ -107,9 +117,10 @@ async def process(store: CatalogStore, entries: list[tuple[bytes, dict[bytes, by
 
 
 async def consume(redis: aioredis.Redis, store: CatalogStore, consumer: str | None = None,
-                  stop: asyncio.Event | None = None, block_ms: int = 1000) -> None:
+                  stop: asyncio.Event | None = None, block_ms: int = 1000,
+                  on_rebuild: OnRebuild | None = None) -> None:
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    await ensure_group(redis, store)
+    await ensure_group(redis, store, on_rebuild)
     claim_from = "0-0"
     pending_first = True
     while stop is None or not stop.is_set():

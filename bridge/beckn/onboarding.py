@@ -232,12 +232,12 @@ async def subscribe(settings: Settings, redis: aioredis.Redis, http: aiohttp.Cli
         async with http.post(url, data=raw, headers=headers) as resp:
             text = await resp.text()
             answer = _json_or_none(text)
-            refusal = _refusal(resp.status, answer, text)
+            refused = refusal(resp.status, answer, text)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise OnboardingError(f"cannot reach the registry at {url}: "
                               f"{str(exc) or type(exc).__name__}") from exc
-    if refusal:
-        raise OnboardingError(f"the registry refused the subscription: {refusal}")
+    if refused:
+        raise OnboardingError(f"the registry refused the subscription: {refused}")
     deadline = started + settings.beckn_subscribe_timeout
     challenge = await _wait_for_challenge(redis, key_id, started, deadline)
     if challenge.get("outcome") != "answered":
@@ -259,8 +259,8 @@ def _json_or_none(text: str) -> Any:
         return None
 
 
-def _refusal(status: int, answer: Any, text: str) -> str:
-    """Why the registry's answer to /subscribe is a refusal ("" if it is not): an HTTP
+def refusal(status: int, answer: Any, text: str) -> str:
+    """Why a registry's (or a CDS's) answer is a refusal ("" if it is not): an HTTP
     error, an `error` object, a NACK (the v1 `{"message": {"ack": {"status": "NACK"}}}`)."""
     error = answer.get("error") if isinstance(answer, dict) else None
     nack = isinstance(answer, dict) and (

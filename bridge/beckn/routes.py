@@ -93,6 +93,9 @@ def beckn_extension(app: web.Application) -> None:
             return await on_subscribe(request, settings, redis, services.keys, own)
 
         app.router.add_post("/beckn/on_subscribe", challenge)  # before /beckn/{action}
+    from bridge.beckn.on_catalog_publish import add_routes
+
+    add_routes(app, services)  # the CDS's results of our catalog publishes
     app.router.add_post("/beckn/{action}", post)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

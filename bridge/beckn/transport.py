@@ -155,7 +155,7 @@ def _from_adapter(remote: str | None, settings: Settings) -> bool:
     return any(addr in net for net in settings.adapter_networks)
 
 
-async def _authenticate(request: web.Request, services: BecknServices
+async def authenticate(request: web.Request, services: BecknServices
                         ) -> tuple[signing.SignatureHeader | None, Subscriber | None, Any]:
     """Everything that can be checked before the body is read: the adapter's address, or
     the signature header (well formed, within its time window and the lifetime cap) and
@@ -250,7 +250,7 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
     handler = services.handlers.get(action)
     if handler is None:
         raise UnknownAction(f"no action {action!r}", {"action": action})
-    header, sub, key = await _authenticate(request, services)
+    header, sub, key = await authenticate(request, services)
     raw = await read_body(request, services.settings)
     body: Any = None
     parse_error: orjson.JSONDecodeError | None = None

@@ -39,6 +39,28 @@ Catalog (pre-rendered; `ref` = "{CC}:{PID}:{location id lower-cased}"):
     obb:beckn:idx:all                    ZSET    all refs (score 0, lexicographic order)
     obb:beckn:evse                       HASH    normalised EVSE id -> "{ref}\t{uid}"
     obb:beckn:tariff:{CC}:{PID}:{tid}    SET     refs whose connectors use that tariff
+Catalog publish (bridge/beckn/catalog_publish.py; only with beckn.cds_url):
+    obb:beckn:pub:dirty:{CC-PID}         ZSET    refs rendered since the CPO's last publish ->
+                                                 first change (ms); written by the render
+    obb:beckn:pub:due                    ZSET    CPO -> when its publish is due (ms): first
+                                                 change + publish_delay, or a retry time
+    obb:beckn:pub:inflight:{CC-PID}      ZSET    the dirty refs a worker is publishing now
+    obb:beckn:pub:lease:{CC-PID}         STRING  that worker's claim (PX 60 s, renewed)
+    obb:beckn:pub:inflight               SET     CPOs with a claim (for recovery)
+    obb:beckn:pub:fails:{CC-PID}         STRING  failed publishes in a row (backoff)
+    obb:beckn:pub:loc:{ref}              HASH    item id -> "digest\tconnectorType\tkW" as
+                                                 the CDS has it from us
+    obb:beckn:pub:refs:{CC-PID}          SET     refs with published items
+    obb:beckn:pub:rejected:{CC-PID}      SET     refs the CDS refused (sent with the next change)
+    obb:beckn:pub:req:{transaction_id}   HASH    one publish request: provider, catalog, kind
+                                                 (publish|withdraw), items [[ref, id]], refs,
+                                                 sent_at, state, result; EX 7 days
+    obb:beckn:pub:cat:{catalog_id}       HASH    sent_at, sent_txn, sent_items, sent_withdrawn,
+                                                 error; the CDS's last result: result,
+                                                 result_at, item_count, warnings, result_error
+    obb:beckn:pub:full                   STRING  a full publish is asked for: "reason time"
+    obb:beckn:pub:full:lease             STRING  held by the worker doing it
+    obb:beckn:pub:stats                  HASH    full_at, full_reason
 """
 
 from __future__ import annotations
@@ -117,3 +139,46 @@ def tariff(cc: str, pid: str, tid: str) -> str:
 
 
 CATALOG_GROUP = "beckn-catalog"
+
+
+def pub_dirty(prov: str) -> str:
+    return f"{PREFIX}pub:dirty:{prov}"
+
+
+PUB_DUE = f"{PREFIX}pub:due"
+PUB_INFLIGHT_SET = f"{PREFIX}pub:inflight"
+PUB_FULL = f"{PREFIX}pub:full"
+PUB_FULL_LEASE = f"{PREFIX}pub:full:lease"
+PUB_STATS = f"{PREFIX}pub:stats"
+
+
+def pub_inflight(prov: str) -> str:
+    return f"{PREFIX}pub:inflight:{prov}"
+
+
+def pub_lease(prov: str) -> str:
+    return f"{PREFIX}pub:lease:{prov}"
+
+
+def pub_failures(prov: str) -> str:
+    return f"{PREFIX}pub:fails:{prov}"
+
+
+def pub_loc(ref: str) -> str:
+    return f"{PREFIX}pub:loc:{ref}"
+
+
+def pub_refs(prov: str) -> str:
+    return f"{PREFIX}pub:refs:{prov}"
+
+
+def pub_rejected(prov: str) -> str:
+    return f"{PREFIX}pub:rejected:{prov}"
+
+
+def pub_request(transaction_id: str) -> str:
+    return f"{PREFIX}pub:req:{transaction_id}"
+
+
+def pub_catalog(catalog_id: str) -> str:
+    return f"{PREFIX}pub:cat:{catalog_id}"

@@ -108,8 +108,12 @@ PROVIDER_TTL = 5.0  # seconds discover may show a CPO's previous name after it c
 class CatalogStore:
     def __init__(self, redis: aioredis.Redis, ocpi: OcpiStore | None = None,
                  network_ids: Sequence[str] = (),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 publish_delay: float | None = None) -> None:
         self.redis = redis
+        # With a CDS (beckn.cds_url): every render marks its location for the publisher,
+        # due `publish_delay` s after the CPO's first unpublished change.
+        self.publish_delay = publish_delay
         self.ocpi = ocpi or OcpiStore(redis)
         self.network_ids = list(network_ids)
         self.clock = clock
@@ -152,11 +156,24 @@ class CatalogStore:
                     self._unindex(pipe, ref, old)
                     if rendered is not None:
                         self._write(pipe, rendered)
+                    if self.publish_delay is not None:
+                        self._mark(pipe, ref)
                     await pipe.execute()
                     return rendered is not None
                 except WatchError:
                     continue
         raise RuntimeError(f"catalog render {ref}: too many concurrent writers")
+
+    def _mark(self, pipe: Any, ref: str) -> None:
+        """For the publisher (bridge/beckn/catalog_publish.py), in the render's MULTI: the
+        location changed; its CPO is due `publish_delay` s after its first change (NX:
+        later changes do not push the deadline back)."""
+        assert self.publish_delay is not None
+        now_ms = int(time.time() * 1000)
+        cc, pid, _ = ref.split(":", 2)
+        prov = f"{cc}-{pid}"
+        pipe.zadd(bk.pub_dirty(prov), {ref: now_ms}, nx=True)
+        pipe.zadd(bk.PUB_DUE, {prov: now_ms + int(self.publish_delay * 1000)}, nx=True)
 
     @staticmethod
     def _unindex(pipe: Any, ref: str, old: bytes | None) -> None:
@@ -224,19 +241,27 @@ class CatalogStore:
         return sorted(m.decode() for m in members)
 
     async def rebuild_all(self, batch: int = 500) -> int:
-        """Render every stored location (first start of the consumer, `bench`)."""
+        """Render every stored location (first start of the consumer, after a gap in the
+        change stream, `bench`); a rendered location no longer stored is dropped."""
         n = 0
         start = 0
         idx = keys.module_index("locations")
+        done: set[str] = set()
         while True:
             members = await self.redis.zrange(idx, start, start + batch - 1)
             if not members:
-                return n
+                break
             for m in members:
                 cc, pid, lid = m.decode().split(":", 2)
                 await self.render(cc, pid, lid)
+                done.add(location_ref(cc, pid, lid))
                 n += 1
             start += batch
+        for ref in [r.decode() for r in await self.redis.zrange(bk.ALL, 0, -1)]:
+            if ref not in done:  # removed while nobody read the stream
+                cc, pid, lid = ref.split(":", 2)
+                await self.render(cc, pid, lid)
+        return n
 
     # ------------------------------------------------------------------ reading
 
