@@ -105,7 +105,10 @@ def build_app(settings: Settings, redis: aioredis.Redis | None = None,
                            ) -> web.StreamResponse:
         """An authenticated OCPI body arrives within `body_timeout` or gets 408 (inside the
         OCPI middleware: the answer is the envelope). Read once here; aiohttp keeps it."""
-        if request.path.startswith("/ocpi") and request.body_exists:
+        if request.path.startswith("/ocpi") and request.body_exists \
+                and not request.content.is_eof():
+            # (A body that came in with the headers, the usual push, is all there: no
+            # timer to arm and cancel on every request.)
             try:
                 async with asyncio.timeout(settings.body_timeout):
                     await request.read()

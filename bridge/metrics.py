@@ -19,6 +19,7 @@ logged at warning.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -198,6 +199,20 @@ def _json_field(body: Any, *keys: str) -> Any:
     return doc
 
 
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, remembered: `labels()` takes a lock and checks its
+    arguments on every call, on the path of every request. Label values are counts by
+    kind, outcome and code only, so the set of children stays small."""
+    key = (metric, *values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
+
+
 def observe(request: web.Request, response: web.StreamResponse, seconds: float) -> dict[str, Any]:
     """Count one answered request; returns the access-log fields that describe it."""
     path, method, status = request.path, request.method, response.status
@@ -207,8 +222,8 @@ def observe(request: web.Request, response: web.StreamResponse, seconds: float) 
         module = ocpi_module(path)
         code = _json_field(body, "status_code")
         ocpi_status = str(code) if isinstance(code, int) else "none"
-        OCPI_REQUESTS.labels(module, method, str(status), ocpi_status).inc()
-        OCPI_LATENCY.labels(module, method).observe(seconds)
+        _child(OCPI_REQUESTS, module, method, str(status), ocpi_status).inc()
+        _child(OCPI_LATENCY, module, method).observe(seconds)
         if method in ("PUT", "PATCH", "POST", "DELETE") and module not in (
                 "credentials", "versions", "version_details") and (
                 status >= 400 or (isinstance(code, int) and code >= 2000)):
@@ -221,15 +236,15 @@ def observe(request: web.Request, response: web.StreamResponse, seconds: float) 
             FIXED_BECKN_PATHS.get(path, "unknown")
         ack = _json_field(body, "ack_status") or ("ACK" if status == 200 else "NACK")
         code = _json_field(body, "error", "code") or ""
-        BECKN_REQUESTS.labels(action, str(ack), str(code)).inc()
-        BECKN_LATENCY.labels(action).observe(seconds)
+        _child(BECKN_REQUESTS, action, str(ack), str(code)).inc()
+        _child(BECKN_LATENCY, action).observe(seconds)
         ctx = structlog.contextvars.get_contextvars()
         fields.update(protocol="beckn", action=action, ack=ack, code=code or None,
                       caller=ctx.get("bap_id"))
     else:
         route = request.match_info.route.resource.canonical if (
             request.match_info and request.match_info.route.resource) else "unmatched"
-        HTTP_OTHER.labels(route, str(status)).inc()
+        _child(HTTP_OTHER, route, str(status)).inc()
     return fields
 
 
@@ -273,6 +288,10 @@ def _log(request: web.Request, response: web.StreamResponse, seconds: float) -> 
             "beckn.bap_id": fields.get("caller") if fields.get("protocol") == "beckn" else None,
             "beckn.ack": fields.get("ack"), "beckn.error_code": fields.get("code")})
     status = response.status
+    quiet = request.path in _QUIET
+    failed = auth_failed(request.path, status, fields)
+    if not failed and not log.is_enabled_for(logging.DEBUG if quiet else logging.INFO):
+        return  # the line would be dropped: do not build it (every request passes here)
     fields = {k: v for k, v in fields.items() if v is not None}
     line = dict(method=request.method, path=request.path, status=status,
                 duration_ms=round(seconds * 1000, 2), remote=request.remote,
@@ -282,9 +301,9 @@ def _log(request: web.Request, response: web.StreamResponse, seconds: float) -> 
     forwarded = request.headers.get("X-Forwarded-For")
     if forwarded:
         line["forwarded_for"] = forwarded[:200]
-    if auth_failed(request.path, status, fields):
+    if failed:
         log.warning("http.auth_failed", **line)
-    elif request.path in _QUIET:
+    elif quiet:
         log.debug("http.access", **line)
     else:
         log.info("http.access", **line)

@@ -227,6 +227,9 @@ class CredentialsStore:
         """Remember the last push (at most once a second per party and process: this
         is on the push path) or the last error answered, for `bridge cpo list`."""
         now = time.monotonic()
+        if error is None and all(self._seen.get(keys.party_stats(cc, pid), 0.0) > now
+                                 for cc, pid in parties):
+            return  # noted less than a second ago: nothing to write (the common case)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         async with self.redis.pipeline(transaction=False) as pipe:
             for cc, pid in parties:
