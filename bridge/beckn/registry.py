@@ -14,6 +14,7 @@ keys does not hammer the registry.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -137,6 +138,9 @@ class KeyDirectory:
         # request then needs neither Redis nor decoding the key again
         self._local: dict[tuple[str, str], tuple[float, Subscriber, Ed25519PublicKey]] = {}
         self.local_ttl = min(LOCAL_TTL, float(settings.beckn_registry_cache_ttl))
+        # (subscriber, key id) -> the lookup under way: requests that arrive together
+        # wait for one lookup instead of each spending the registry lookup budget
+        self._inflight: dict[tuple[str, str], asyncio.Task[Subscriber]] = {}
 
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -156,7 +160,13 @@ class KeyDirectory:
         hit = self._local.get(ref)
         if hit is not None and hit[0] > now:
             return hit[1], hit[2]
-        sub = await self.lookup(subscriber_id, key_id)
+        task = self._inflight.get(ref)
+        if task is None:
+            task = asyncio.ensure_future(self.lookup(subscriber_id, key_id))
+            self._inflight[ref] = task
+            task.add_done_callback(lambda t: self._lookup_done(ref, t))
+        # shielded: a caller that goes away does not cancel the others' lookup
+        sub = await asyncio.shield(task)
         key = public_key_from_b64(sub.signing_public_key)
         ttl = math.inf if ref in self.static else self.local_ttl
         if ttl > 0:
@@ -165,6 +175,12 @@ class KeyDirectory:
                 self._local.pop(next(iter(self._local)))
             self._local[ref] = (now + ttl, sub, key)
         return sub, key
+
+    def _lookup_done(self, ref: tuple[str, str], task: asyncio.Task[Subscriber]) -> None:
+        if self._inflight.get(ref) is task:
+            del self._inflight[ref]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone
 
     async def lookup(self, subscriber_id: str, key_id: str) -> Subscriber:
         static = self.static.get((subscriber_id, key_id))

@@ -148,6 +148,36 @@ async def test_made_up_key_ids_do_not_become_registry_lookups(strict: tuple[Brid
     assert status == 200  # the real key is cached: the flood did not lock the BAP out
 
 
+async def test_a_known_bap_s_first_requests_at_once_are_one_lookup(settings: Settings,
+                                                                     bap: LoopbackBap) -> None:
+    # A BAP that opens with many requests at once (nothing cached yet): they wait for one
+    # registry lookup, rather than each asking the registry and spending the lookup
+    # budget meant for made-up key ids (they were NACKed "too many lookups of unknown
+    # keys" though the key is the BAP's own).
+    import aiohttp
+
+    from bridge.app import build_app
+    from bridge.extensions import app_extensions
+
+    tight = settings.replace(beckn_registry_lookup_limit="5/min burst 5", beckn_rate_limit="off")
+    server = TestServer(build_app(tight, extensions=app_extensions()), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            bridge = Bridge(str(server.make_url("")).rstrip("/"), http, tight)
+            before = bap.lookups
+
+            async def one() -> int:
+                body = orjson.dumps(discover(bap))
+                status, _ = await bridge.post("discover", body, auth=bap.sign(body, key_id=BAP_KEY))
+                return status
+
+            assert await asyncio.gather(*(one() for _ in range(20))) == [200] * 20
+            assert bap.lookups - before == 1
+    finally:
+        await server.close()
+
+
 @pytest.mark.parametrize(("text", "limit"), [
     ("50/s burst 100", Limit(50.0, 100)), ("600/min", Limit(10.0, 600)), ("off", Limit(0.0, 0)),
     ("2/s", Limit(2.0, 2)), ("1/h burst 3", Limit(1 / 3600, 3)),
