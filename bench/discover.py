@@ -290,7 +290,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results-discover.json"))
     ap.add_argument("--profile", metavar="DIR",
                     help="instead of the phases: py-spy (raw stacks) of serve, worker and this "
-                         "process during one phase at --profile-rate")
+                         "process during one phase at --profile-rate, and Redis's time per "
+                         "command and per Lua script (slow log at threshold 0)")
     ap.add_argument("--profile-rate", type=float, default=300)
     return ap.parse_args()
 
@@ -374,7 +375,12 @@ async def main(args: argparse.Namespace) -> int:
                                    "load_seconds": round(load_s, 1), "loop": args.loop,
                                    "nproc": os.cpu_count(), "cpu": _cpu(), "phases": []}
         if args.profile:
-            await _profile(Path(args.profile), procs, client, bap, bap_uri, args.profile_rate, rnd)
+            async def profiled() -> None:
+                await _profile(Path(args.profile), procs, client, bap, bap_uri, args.profile_rate,
+                               rnd)
+            costs = await script_costs(r, profiled, int(args.profile_rate * 7))
+            print("Redis time per discover, by command and script:",
+                  json.dumps(costs, indent=2), flush=True)
             await client.close()
             await runner.cleanup()
             await r.aclose()
@@ -434,6 +440,55 @@ async def _profile(out: Path, procs: list[subprocess.Popen[bytes]], client: Clie
     for s in spies:
         while s.poll() is None:
             await asyncio.sleep(0.2)
+
+
+def _script_names() -> dict[str, str]:
+    """sha1 -> name of every Lua script the bridge registers (module-level constants)."""
+    import hashlib
+    import importlib
+    import pkgutil
+
+    import bridge
+
+    out: dict[str, str] = {}
+    for info in pkgutil.walk_packages(bridge.__path__, "bridge."):
+        try:
+            mod = importlib.import_module(info.name)
+        except Exception:  # a module that needs optional packages: not one of ours here
+            continue
+        for attr, value in vars(mod).items():
+            if isinstance(value, str) and "redis.call" in value:
+                out[hashlib.sha1(value.encode()).hexdigest()] = f"{info.name.removeprefix('bridge.')}.{attr}"
+    return out
+
+
+async def script_costs(r: aioredis.Redis, run: Any, discovers: int) -> dict[str, Any]:
+    """Redis time per command and per Lua script (by name) during `run()`: the slow log
+    at threshold 0 sees every command with its duration (µs, Redis's own clock)."""
+    await r.config_set("slowlog-max-len", 1_000_000)
+    await r.config_set("slowlog-log-slower-than", 0)
+    await r.slowlog_reset()
+    await run()
+    log = await r.slowlog_get(1_000_000)
+    await r.config_set("slowlog-log-slower-than", 10_000)
+    names = _script_names()
+    usec: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for entry in log:
+        cmd = entry["command"].split()
+        name = cmd[0].decode().upper() if cmd else "?"
+        if name in ("EVALSHA", "EVALSHA_RO") and len(cmd) > 1:
+            name = "lua " + names.get(cmd[1].decode(), cmd[1].decode()[:10])
+        if name in ("SLOWLOG", "CONFIG"):
+            continue
+        usec[name] = usec.get(name, 0.0) + entry["duration"]
+        calls[name] = calls.get(name, 0) + 1
+    total = sum(usec.values())
+    return {"redis_usec_per_discover": round(total / max(discovers, 1), 1),
+            "by_command": {k: {"usec_per_discover": round(v / max(discovers, 1), 1),
+                               "calls_per_discover": round(calls[k] / max(discovers, 1), 2),
+                               "usec_per_call": round(v / calls[k], 1)}
+                           for k, v in sorted(usec.items(), key=lambda kv: -kv[1])}}
 
 
 def _cpu() -> str:
