@@ -859,6 +859,10 @@ async def analyse(args: argparse.Namespace, redis: aioredis.Redis, bap: Bap, run
                   "network_loaded_mb": round(mem_before / 1e6, 1), "keys": dbsize},
         "cpu_seconds": cpu,
         "cpu_utilisation": {k: round(v / elapsed, 2) for k, v in cpu.items()},
+        # the whole run's CPU per stored Session update (the journeys' other steps
+        # included): the cores a given update rate needs, whatever else ran on the machine
+        "cpu_ms_per_session_update": {k: round(v * 1000 / max(len(update_ms), 1), 2)
+                                      for k, v in cpu.items()},
         "settings": {"speed": args.speed, "tick_s": args.tick,
                      "meter_patch_every_s": round(args.tick / args.speed, 2),
                      "track_interval_s": args.track_interval, "ramp_s": args.ramp,
