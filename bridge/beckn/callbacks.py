@@ -132,6 +132,21 @@ local head = redis.call('LINDEX', txq, 0)
 if head and head ~= ARGV[4] then return {'wait'} end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {'wait'} end
 local body = r[6]
+-- v with every `ph` replaced by `id`: a plain search (string.gsub matched a pattern at
+-- every position of each template, half of this script's time for a page of 20)
+local function splice(v, ph, id)
+  local i = string.find(v, ph, 1, true)
+  if not i then return v end
+  local parts, from = {}, 1
+  while i do
+    parts[#parts + 1] = string.sub(v, from, i - 1)
+    parts[#parts + 1] = id
+    from = i + #ph
+    i = string.find(v, ph, from, true)
+  end
+  parts[#parts + 1] = string.sub(v, from)
+  return table.concat(parts)
+end
 if not body and r[10] then
   local rc = cjson.decode(r[10])
   local out = {}
@@ -142,7 +157,7 @@ if not body and r[10] then
       local v = redis.call('HGET', p[1], p[2])
       if v then
         if string.sub(p[2], 1, 2) == 't:' then
-          v = string.gsub(v, ARGV[5], (string.gsub(p[3], '%%', '%%%%')))
+          v = splice(v, ARGV[5], p[3])
         end
         parts[#parts + 1] = v
       end

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from bridge.beckn.callbacks import callback_context, dead_letters, enqueue_callback
 from bridge.beckn.models import Context
 from bridge.commands.callbacks import cmd_failed, cmd_replay
@@ -75,6 +77,36 @@ async def test_order_per_transaction_and_any_2xx(bridge: Bridge, bap: LoopbackBa
     got = [p.rsplit("/", 1)[-1] for p, _h, _b in bap.received]
     assert got == ["on_select", "on_init", "on_confirm", "on_status"]
     assert await dead_letters(redis_client) == []
+
+
+async def test_a_recipe_is_joined_with_each_offer_naming_its_item(bridge: Bridge, bap: LoopbackBap,
+                                                                  redis_client: Any) -> None:
+    # discover's callbacks keep a recipe: the worker's claim joins the pre-rendered items
+    # and offers, writing each item's id into its offer template wherever the template
+    # names it (twice here), whatever characters the id has ('%' is special to Lua's
+    # gsub replacement, '-' to its patterns).
+    from bridge.beckn.callbacks import HOLE
+    from bridge.mapping.catalog import OFFER_ITEM
+
+    settings = bridge.settings
+    template = orjson.dumps({"beckn:id": OFFER_ITEM, "beckn:items": [OFFER_ITEM], "x": "%1"})
+    await redis_client.hset("test:cat:a", mapping={"i:A-1%2": b'{"beckn:id":"A-1%2"}',
+                                                   "t:T1": template})
+    await redis_client.hset("test:cat:b", mapping={"i:B.2": b'{"beckn:id":"B.2"}', "t:T1": template})
+    ctx = callback_context(request_context(bap), "on_discover", settings, datetime.now(UTC),
+                           message_id="m-recipe")
+    holes = [[("test:cat:a", "i:A-1%2", "A-1%2"), ("test:cat:b", "i:B.2", "B.2"),
+              ("test:cat:a", "i:gone", "gone")],
+             [("test:cat:a", "t:T1", "A-1%2"), ("test:cat:b", "t:T1", "B.2")]]
+    hole = orjson.Fragment(b"[" + HOLE + b"]")
+    await enqueue_callback(redis_client, settings, ctx, {"items": hole, "offers": hole},
+                           holes=holes)
+    await run_worker(settings)
+    (body,) = bap.callbacks("on_discover")
+    assert body["message"]["items"] == [{"beckn:id": "A-1%2"}, {"beckn:id": "B.2"}]
+    assert body["message"]["offers"] == [
+        {"beckn:id": "A-1%2", "beckn:items": ["A-1%2"], "x": "%1"},
+        {"beckn:id": "B.2", "beckn:items": ["B.2"], "x": "%1"}]
 
 
 async def test_bap_down_for_minutes_still_gets_an_unsolicited_callback(
