@@ -169,6 +169,9 @@ class Settings(BaseModel):
     # network default, and the BAPs (comma-separated bap_ids) that get the guide's dialect.
     beckn_wire_profile: Literal["rc2", "guide"] = "rc2"
     beckn_guide_bap_ids: str = ""
+    # Which profiles are served: rc2 and guide on /beckn/{action}, lts on the LTS paths
+    # (/discover, /select, ...). Both families at once is the default.
+    beckn_profiles: str = "rc2,guide,lts"
 
     # [journey] orders, payments, live tracking, interruptions, settlement
     journey_pricing_policy: str = "config/pricing.toml"
@@ -263,6 +266,30 @@ class Settings(BaseModel):
     @property
     def adapter_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return parse_networks(self.beckn_adapter_allow_from)
+
+    @field_validator("beckn_profiles")
+    @classmethod
+    def _profiles(cls, v: str) -> str:
+        names = [p.strip() for p in v.split(",") if p.strip()]
+        unknown = sorted(set(names) - {"rc2", "guide", "lts"})
+        if unknown or not names:
+            raise ValueError(f"beckn.profiles: {', '.join(unknown) or 'none'}: name one or more "
+                             "of rc2, guide, lts")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _default_profile_on(self) -> Settings:
+        on = self.beckn_profiles.split(",")
+        if ("rc2" in on or "guide" in on) and self.beckn_wire_profile not in on:
+            raise ValueError(f"beckn.wire_profile {self.beckn_wire_profile!r} is not among "
+                             f"beckn.profiles ({self.beckn_profiles})")
+        return self
+
+    @property
+    def lts_bpp_uri(self) -> str:
+        """Our `bppUri` on the LTS paths (no prefix): `beckn.bpp_uri` when set (behind an
+        adapter, its receiver), else `public_url`."""
+        return self.beckn_bpp_uri.rstrip("/") or self.public_url
 
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod

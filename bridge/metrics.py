@@ -231,11 +231,16 @@ def observe(request: web.Request, response: web.StreamResponse, seconds: float) 
         principal = request.get("principal")
         fields.update(protocol="ocpi", module=module, ocpi_status=code,
                       caller=getattr(principal, "id", None))
-    elif path.startswith("/beckn"):
-        action = (request.match_info.get("action") if request.match_info else None) or \
-            FIXED_BECKN_PATHS.get(path, "unknown")
-        ack = _json_field(body, "ack_status") or ("ACK" if status == 200 else "NACK")
-        code = _json_field(body, "error", "code") or ""
+    elif path.startswith("/beckn") or request.get("beckn_lts"):
+        if request.get("beckn_lts"):  # the LTS paths: /select, ... (bridge/beckn/lts_routes.py)
+            action = str(request["beckn_lts"])
+            ack = _json_field(body, "status") or ("ACK" if status == 200 else "NACK")
+            code = _json_field(body, "error", "errorCode") or ""
+        else:
+            action = (request.match_info.get("action") if request.match_info else None) or \
+                FIXED_BECKN_PATHS.get(path, "unknown")
+            ack = _json_field(body, "ack_status") or ("ACK" if status == 200 else "NACK")
+            code = _json_field(body, "error", "code") or ""
         _child(BECKN_REQUESTS, action, str(ack), str(code)).inc()
         _child(BECKN_LATENCY, action).observe(seconds)
         ctx = structlog.contextvars.get_contextvars()

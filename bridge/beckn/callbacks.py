@@ -56,6 +56,7 @@ from bridge import metrics
 from bridge.beckn import intake
 from bridge.beckn.keyring import OwnKeys
 from bridge.beckn.models import Context, format_timestamp
+from bridge.beckn.profiles import LTS
 from bridge.beckn.signing import BodySigner, KeyFileError
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
@@ -71,6 +72,9 @@ WAIT_DEFER = 0.1  # seconds between looks at a predecessor still being delivered
 DONE_KEEP = 3600  # seconds a delivered callback's metadata is kept
 DEAD_KEEP = 30 * 86400
 _NO_RESPONSE = "no response"
+# The digest of an LTS request, kept in its (stored) context as this extra field: the
+# answers to it carry it as `requestDigest` (bridge/beckn/lts.py).
+REQUEST_DIGEST = "obb_request_digest"
 
 
 def callback_action(action: str) -> str:
@@ -79,14 +83,40 @@ def callback_action(action: str) -> str:
 
 
 def callback_context(request: Context, action: str, settings: Settings, now: datetime,
-                     message_id: str | None = None) -> Context:
+                     message_id: str | None = None, profile: str | None = None) -> Context:
     """The context of our answer to `request`: same transaction (and, for the answer
-    to a request, the same message_id), our bpp_id/bpp_uri, a fresh timestamp."""
-    # every value is already of its field's type: a copy, not a re-validation
-    return request.model_copy(update={
+    to a request, the same message_id), our bpp_id/bpp_uri, a fresh timestamp, written
+    in `profile` (default: the request's own). An unsolicited message (a message id of
+    its own) answers no request: it carries no request digest (LTS `requestDigest`)."""
+    profile = profile or request.profile
+    lts = profile == LTS
+    update: dict[str, Any] = {
         "action": callback_action(action), "bpp_id": settings.beckn_subscriber_id,
-        "bpp_uri": settings.bpp_uri, "timestamp": now.astimezone(UTC),
-        "message_id": message_id or request.message_id})
+        "bpp_uri": settings.lts_bpp_uri if lts else settings.bpp_uri,
+        "timestamp": now.astimezone(UTC), "message_id": message_id or request.message_id}
+    # every value is already of its field's type: a copy, not a re-validation
+    ctx = request.model_copy(update=update)
+    if message_id and message_id != request.message_id and ctx.model_extra:
+        ctx.model_extra.pop(REQUEST_DIGEST, None)
+    return ctx.in_profile(profile)
+
+
+def wire_context(context: Context) -> dict[str, Any]:
+    """The context as its profile writes it: the LTS's camelCase one, else the draft's."""
+    if context.profile == LTS:
+        from bridge.beckn.lts import context_out
+
+        return context_out(context)
+    return context.wire()
+
+
+def wire_error(context: Context, error: dict[str, Any]) -> dict[str, Any]:
+    """An error in a callback, as its profile writes it (LTS: `{errorCode, errorMessage}`)."""
+    if context.profile == LTS:
+        from bridge.beckn.lts import error_out
+
+        return error_out(str(error.get("code", "")), str(error.get("message", "")))
+    return error
 
 
 def _deadline(context: Context, settings: Settings, now: float) -> float:
@@ -98,6 +128,10 @@ def _deadline(context: Context, settings: Settings, now: float) -> float:
 
 def callback_url(settings: Settings, context: Context) -> str:
     action = context.action
+    if context.profile == LTS:
+        from bridge.beckn.lts import wire_action
+
+        action = wire_action(action)
     if settings.beckn_mode == "adapter" and settings.beckn_adapter_url:
         return f"{settings.beckn_adapter_url.rstrip('/')}/{action}"
     return f"{context.bap_uri.rstrip('/')}/{action}"
@@ -272,13 +306,13 @@ def callback_effects(settings: Settings, context: Context,
 
     now = time.time()
     cb_id = uuid.uuid4().hex
-    body: dict[str, Any] = {"context": context.wire()}
+    body: dict[str, Any] = {"context": wire_context(context)}
     if message is not None:
         body["message"] = message
     if beside:  # a dialect that puts the payload next to the context (the guide's)
         body.update(beside)
     if error is not None:
-        body["error"] = error
+        body["error"] = wire_error(context, error)
     raw = orjson.dumps(body)
     if holes:
         segments = raw.split(HOLE)
@@ -290,6 +324,7 @@ def callback_effects(settings: Settings, context: Context,
         content = ("body", raw)
     record: dict[str, str | bytes] = {
         "id": cb_id, "url": callback_url(settings, context), "action": context.action,
+        **({"profile": LTS} if context.profile == LTS else {}),
         "bap_id": context.bap_id, "txn": context.transaction_id,
         "message_id": context.message_id, content[0]: content[1],
         "deadline": repr(deadline if deadline is not None else _deadline(context, settings, now)),

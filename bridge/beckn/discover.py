@@ -35,7 +35,7 @@ import orjson
 from bridge.beckn.callbacks import HOLE, Part, callback_context, enqueue_callback
 from bridge.beckn.errors import BadFilter, SchemaError
 from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
-from bridge.beckn.profiles import GUIDE, RC2
+from bridge.beckn.profiles import GUIDE, LTS, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest, validate
 from bridge.mapping.catalog import (
@@ -50,6 +50,7 @@ from bridge.mapping.catalog import (
     normalise_evse_id,
 )
 from bridge.mapping.catalog_guide import CTX_CATALOG_V1, filter_view, guide_item
+from bridge.mapping.catalog_lts import lts_catalog, lts_offer, lts_resource
 from bridge.store import beckn_keys as bk
 from bridge.store.catalog import CatalogStore
 
@@ -584,6 +585,24 @@ async def on_discover_guide(q: DiscoverQuery, plan: Plan, store: CatalogStore, b
     return catalogs
 
 
+async def on_discover_lts(q: DiscoverQuery, plan: Plan, store: CatalogStore, bpp_id: str,
+                          bpp_uri: str) -> list[dict[str, Any]]:
+    """The LTS profile's catalogs: the same page, each item a Resource and its offer an
+    Offer (bridge/mapping/catalog_lts.py)."""
+    headers: dict[str, bytes] = {}
+    page = await _search(q, plan, store, headers)
+    by_prov: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
+    for prov, item, offer, row in page:
+        i = orjson.loads(item)
+        resources, offers, places = by_prov.setdefault(prov, ([], [], []))
+        resources.append(lts_resource(i, row[ROW_STATUS]))
+        places.extend(i.get("beckn:availableAt") or [])
+        if offer is not None:
+            offers.append(lts_offer(orjson.loads(offer)))
+    return [lts_catalog(_catalog(prov, headers, bpp_id, bpp_uri), *parts)
+            for prov, parts in by_prov.items()]
+
+
 async def handle_discover(req: BecknRequest) -> None:
     services = req.services
     settings = services.settings
@@ -596,9 +615,15 @@ async def handle_discover(req: BecknRequest) -> None:
         store = CatalogStore(services.redis)
         services.extra["catalog"] = store
     plan = await plan_query(q, store)
-    plan.pack_only = req.profile == RC2
+    plan.pack_only = req.profile in (RC2, LTS)
     bpp_uri = settings.bpp_uri
     ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
+    if req.profile == LTS:  # Resources and Offers, in the LTS's message.catalogs
+        catalogs = await on_discover_lts(q, plan, store, settings.beckn_subscriber_id,
+                                         settings.lts_bpp_uri)
+        await enqueue_callback(services.redis, settings, ctx, {"catalogs": catalogs},
+                               answers="discover")
+        return
     if req.profile == GUIDE:  # the guide puts `catalogs` beside `context` (example 02)
         catalogs = await on_discover_guide(q, plan, store, settings.beckn_subscriber_id, bpp_uri)
         await enqueue_callback(services.redis, settings, ctx, beside={"catalogs": catalogs},

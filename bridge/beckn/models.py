@@ -17,7 +17,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
@@ -39,9 +39,13 @@ def format_timestamp(value: datetime) -> str:
 
 
 class Context(BaseModel):
+    """The draft's context, and the form every profile's context is read into (the LTS
+    camelCase one by `bridge.beckn.lts.context_in`). `domain` is required on /beckn only:
+    the LTS makes it optional and its release branch drops it."""
+
     model_config = ConfigDict(extra="allow")
 
-    domain: str = Field(min_length=1)
+    domain: str | None = Field(None, min_length=1)
     action: str = Field(min_length=1)
     version: str = Field(min_length=1)
     bap_id: str = Field(min_length=1)
@@ -56,6 +60,17 @@ class Context(BaseModel):
     location: dict[str, Any] | None = None
     network_id: list[str] | None = None
     schema_context: list[str] | None = None
+    # The wire profile this context is written in (set by the edge that read the request
+    # or by `callback_context`, never by a peer: not a field, so not in dumps).
+    _profile: str | None = PrivateAttr(default=None)
+
+    @property
+    def profile(self) -> str | None:
+        return self._profile
+
+    def in_profile(self, profile: str | None) -> Context:
+        self._profile = profile
+        return self
 
     @field_validator("timestamp")
     @classmethod

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from bridge.beckn.errors import NotApplicable
+from bridge.beckn.profiles import DRAFT, LTS, profiles_on
 from bridge.beckn.registry import KeyDirectory
 from bridge.beckn.transport import BecknRequest, BecknServices, Handler, make_middleware, receive
 from bridge.config import Settings
@@ -93,10 +94,16 @@ def beckn_extension(app: web.Application) -> None:
             return await on_subscribe(request, settings, redis, services.keys, own)
 
         app.router.add_post("/beckn/on_subscribe", challenge)  # before /beckn/{action}
-    from bridge.beckn.on_catalog_publish import add_routes
+    from bridge.beckn.on_catalog_publish import add_routes as add_publish_routes
 
-    add_routes(app, services)  # the CDS's results of our catalog publishes
-    app.router.add_post("/beckn/{action}", post)
+    add_publish_routes(app, services)  # the CDS's results of our catalog publishes
+    on = profiles_on(settings)
+    if on & set(DRAFT):
+        app.router.add_post("/beckn/{action}", post)
+    if LTS in on:
+        from bridge.beckn.lts_routes import add_routes
+
+        add_routes(app, services, settings)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         yield

@@ -164,6 +164,10 @@ class Signer:
     def public_key(self) -> Ed25519PublicKey:
         return self._key.public_key()
 
+    def sign_bytes(self, data: bytes) -> bytes:
+        """An ed25519 signature of `data` (the LTS counter-signature's signing string)."""
+        return self._key.sign(data)
+
     def header(self, body: bytes, now: float) -> str:
         created = int(now)
         expires = created + self.validity

@@ -215,13 +215,17 @@ def _limit(text: str) -> Limit:
     return parse_limit(text)
 
 
-def check_context(ctx: Context, action: str, settings: Settings, now: datetime) -> None:
+def check_context(ctx: Context, action: str, settings: Settings, now: datetime,
+                  domain_required: bool = True) -> None:
     if ctx.action != action:
         raise SchemaError(f"context.action is {ctx.action!r}, the path says {action!r}",
                           {"field": "context.action"})
     domains = {settings.beckn_domain, *(d.strip() for d in settings.beckn_domain_aliases.split(",")
                                         if d.strip())}
-    if ctx.domain not in domains:
+    if ctx.domain is None:
+        if domain_required:
+            raise SchemaError("context.domain: Field required", {"field": "context.domain"})
+    elif ctx.domain not in domains:
         raise WrongDomain(f"domain {ctx.domain!r} is not served here", {"field": "context.domain",
                                                                         "expected": sorted(domains)})
     if ctx.version != settings.beckn_version:
@@ -245,8 +249,32 @@ def check_context(ctx: Context, action: str, settings: Settings, now: datetime) 
         raise StaleRequest("context.timestamp is too old", {"field": "context.timestamp"})
 
 
-async def receive(request: web.Request, services: BecknServices) -> web.Response:
-    action = request.match_info["action"]
+@dataclass(frozen=True)
+class Dialect:
+    """How one family of paths reads a request and writes its ACK: the draft's
+    `/beckn/{action}` (`DRAFT`), or the LTS paths (`bridge.beckn.lts_routes`). The steps
+    between (signature, limits, duplicates, the handler) are the same for both."""
+
+    # the action a request to this path is (the handler's name)
+    action: Callable[[web.Request], str]
+    # the body as the handlers read it (the draft's form), from the parsed and the raw body
+    inbound: Callable[[dict[str, Any], bytes, str], dict[str, Any]] | None = None
+    # the profile the answers are written in; None: per BAP (`profile_for`)
+    profile: str | None = None
+    # the ACK: (request, services, its checked context, the raw body) -> response
+    ack: Callable[[web.Request, BecknServices, Context, bytes], web.Response] | None = None
+
+    def answer(self, request: web.Request, services: BecknServices, ctx: Context,
+               raw: bytes) -> web.Response:
+        return self.ack(request, services, ctx, raw) if self.ack else _ack_ok(ctx.transaction_id)
+
+
+DRAFT = Dialect(action=lambda request: request.match_info["action"])
+
+
+async def receive(request: web.Request, services: BecknServices,
+                  dialect: Dialect = DRAFT) -> web.Response:
+    action = dialect.action(request)
     handler = services.handlers.get(action)
     if handler is None:
         raise UnknownAction(f"no action {action!r}", {"action": action})
@@ -258,6 +286,7 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         parse_error = exc
+    request["beckn_raw"] = raw
     if isinstance(body, dict) and isinstance(body.get("context"), dict):
         request["beckn_txn"] = str(body["context"].get("transaction_id", ""))
     if header is not None:
@@ -266,10 +295,12 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
         raise InvalidJson(f"invalid JSON: {parse_error}") from parse_error
     if not isinstance(body, dict):
         raise InvalidJson()
+    if dialect.inbound is not None:
+        body = dialect.inbound(body, raw, action)
     env = validate(Envelope, body)
     ctx = env.context
     now = datetime.now(UTC)
-    check_context(ctx, action, services.settings, now)
+    check_context(ctx, action, services.settings, now, domain_required=dialect.inbound is None)
     if header is not None and header.subscriber_id != ctx.bap_id:
         raise AuthError("signed by another subscriber than context.bap_id",
                         {"reason": "subscriber_mismatch"})
@@ -287,13 +318,16 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
     if got[0] == b"dup" and action == "discover":
         taken.written = True  # read-only: searched again, a fresh answer to the same id
     elif got[0] != b"go":
-        return await _duplicate(services, taken, got, ctx)
+        await _duplicate(services, taken, got, ctx)
+        return dialect.answer(request, services, ctx, raw)
     crash_point("beckn.checked")
     token = CURRENT.set(taken)
+    profile = dialect.profile or profile_for(services.settings, ctx.bap_id)
+    ctx.in_profile(profile)
     try:
         await handler(BecknRequest(action=action, context=ctx, body=body, raw=raw,
                                    received_at=now, services=services, subscriber=sub,
-                                   profile=profile_for(services.settings, ctx.bap_id)))
+                                   profile=profile))
         if not taken.written:  # nothing was queued: the record on its own
             async with services.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(taken.key, mapping=taken.record())
@@ -309,7 +343,7 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
             # handled afresh; the lock goes. (Written, it went with the record.)
             await services.redis.delete(taken.lock)
     log.debug("beckn.ack", action=action)  # one line per request: not at info level
-    return _ack_ok(ctx.transaction_id)
+    return dialect.answer(request, services, ctx, raw)
 
 
 # Is (bap_id, action, message_id) taken? KEYS record, lock; ARGV digest, lock ms.
@@ -335,7 +369,7 @@ def _check_script(redis: aioredis.Redis) -> Any:
 
 
 async def _duplicate(services: BecknServices, taken: Intake, got: list[bytes], ctx: Context
-                     ) -> web.Response:
+                     ) -> None:
     """The same (bap_id, action, message_id) again. The same body: its answer again (or
     nothing to do while that answer is still on its way: ACK). Another body: refused."""
     from bridge.beckn.callbacks import resend
@@ -351,7 +385,6 @@ async def _duplicate(services: BecknServices, taken: Intake, got: list[bytes], c
     if outcome == "gone":
         raise AlreadyAnswered(details={"field": "context.message_id"})
     log.info("beckn.duplicate", action=taken.action, answer=outcome)
-    return _ack_ok(ctx.transaction_id)
 
 
 def make_middleware(prefix: str = PREFIX) -> Any:

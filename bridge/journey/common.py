@@ -33,10 +33,10 @@ import structlog
 from bridge.beckn.callbacks import callback_context, callback_effects
 from bridge.beckn.errors import BecknError, OrderNotFound
 from bridge.beckn.models import Context
-from bridge.beckn.profiles import profile_for
+from bridge.beckn.profiles import family, profile_for
 from bridge.beckn.transport import BecknRequest
 from bridge.config import Settings
-from bridge.journey.wire import Edge, order_ref, render_order
+from bridge.journey.wire import Edge, order_ref, render_message
 from bridge.mapping.policy import PricingPolicy, load_policy
 from bridge.notify import Outbox, message_effect
 from bridge.ocpi.deps import OcpiDeps
@@ -188,8 +188,7 @@ def profile_of(deps: JourneyDeps, order: Order) -> str:
 
 def order_message(deps: JourneyDeps, order: Order, now: datetime,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"order": render_order(profile_of(deps, order), order, now, edge(deps.settings),
-                                  extra=extra)}
+    return render_message(profile_of(deps, order), order, now, edge(deps.settings), extra=extra)
 
 
 # Each callback exists twice: `x_effect` adds its writes to an order's change (the
@@ -214,7 +213,8 @@ def answer_effect(fx: Effects, deps: JourneyDeps, request: dict[str, Any], order
                   error: dict[str, Any] | None = None) -> str:
     """A late answer to an earlier request of the BAP (`request`: its stored context),
     e.g. on_update ACTIVE to start-charging: the request's message id, a day to deliver."""
-    ctx = callback_context(Context.model_validate(request), request["action"], deps.settings, now)
+    ctx = callback_context(Context.model_validate(request), request["action"], deps.settings, now,
+                           profile=profile_of(deps, order))
     cb_id, _ = callback_effects(deps.settings, ctx, message=order_message(deps, order, now, extra),
                                 error=error, deadline=now.timestamp() + 86400,
                                 answers=request["action"], keep=True, into=fx)
@@ -251,7 +251,8 @@ def unsolicited_effect(fx: Effects, deps: JourneyDeps, order: Order, action: str
     if not stored:
         raise RuntimeError(f"order {order.id} has no stored context")
     request = Context.model_validate(stored)
-    ctx = callback_context(request, action, deps.settings, now, message_id=new_message_id())
+    ctx = callback_context(request, action, deps.settings, now, message_id=new_message_id(),
+                           profile=profile_of(deps, order))
     # Unsolicited messages have no request ttl to live within: give them a day.
     cb_id, _ = callback_effects(deps.settings, ctx, message=order_message(deps, order, now, extra),
                                 error=error, deadline=now.timestamp() + 86400, into=fx)
@@ -290,10 +291,13 @@ async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetim
 
 
 def belongs(order: Order, req: BecknRequest) -> bool:
-    """An order is its BAP's: the request must come from the bap_id that created it and
-    name the same bap_uri (where its callbacks go)."""
+    """An order is its BAP's: the request must come from the bap_id that created it, name
+    the same bap_uri (where its callbacks go) and speak its family of the protocol (an
+    LTS request never reaches a draft order, nor the reverse: its answers could not be
+    written in the dialect the order's BAP reads)."""
     ctx = req.context
-    return order.bap_id == ctx.bap_id and order.bap_uri.rstrip("/") == ctx.bap_uri.rstrip("/")
+    return (order.bap_id == ctx.bap_id and order.bap_uri.rstrip("/") == ctx.bap_uri.rstrip("/")
+            and family(order.profile) == family(req.profile))
 
 
 async def find(deps: JourneyDeps, req: BecknRequest) -> Order | None:

@@ -5,6 +5,8 @@ worstRating, category, feedback{comments, tags}}`, the guide's `value` /
 `rating_value`, or a single `message.rating`. The answer per profile:
     rc2     `{received: true}` (the schema's on_rating message)
     guide   `{feedback_ack, rating_ack, order_id}`
+    lts     `/rate` with `ratingInputs[]` (read at the edge); on_rate `{ratings: [the
+            rating received, a RatingInput on the contract]}`
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.beckn.errors import SchemaError
-from bridge.beckn.profiles import GUIDE, RC2
+from bridge.beckn.profiles import GUIDE, LTS, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
+from bridge.journey import lts
 from bridge.journey.common import NotApplicableNow, deps_of, load, profile_of, reply_effect
 from bridge.store.effects import Effects
 from bridge.store.orders import Order
@@ -60,7 +63,8 @@ def render_guide(order: Order) -> dict[str, Any]:
     return {"feedback_ack": True, "rating_ack": True, "order_id": order.id}
 
 
-RENDER = {RC2: render_rc2, GUIDE: render_guide}  # on_rating's message, per wire profile
+RENDER = {RC2: render_rc2, GUIDE: render_guide,  # on_rating's message, per wire profile
+          LTS: lts.render_rating}
 
 
 def render(profile: str, order: Order) -> dict[str, Any]:

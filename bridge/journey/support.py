@@ -4,6 +4,7 @@ Requests: rc2 `message {refId, refType}` or the guide's (an order in the transac
 The answer per profile:
     rc2     `message.support`, a beckn:SupportInfo (name, phone, email, url, channels)
     guide   `message.support {phone, email, url, order_id}`
+    lts     `message.support` {orderId, descriptor, channels: schema.org ContactPoints}
 An order id is only mentioned to the BAP whose order it is.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.beckn.callbacks import callback_context, enqueue_callback
-from bridge.beckn.profiles import GUIDE, RC2
+from bridge.beckn.profiles import GUIDE, LTS, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.config import Settings
+from bridge.journey import lts
 from bridge.journey.common import deps_of, find, profile_of
 from bridge.journey.rc2 import CTX_CORE
 from bridge.store.orders import Order
@@ -40,7 +42,13 @@ def render_guide(s: Settings, order: Order | None) -> dict[str, Any]:
     return {"support": support}
 
 
-RENDER = {RC2: render_rc2, GUIDE: render_guide}  # on_support's message, per wire profile
+def render_lts(s: Settings, order: Order | None) -> dict[str, Any]:
+    return lts.render_support(s.ocpi_business_name, s.journey_support_phone,
+                              s.journey_support_email, _url(s, order), order)
+
+
+RENDER = {RC2: render_rc2, GUIDE: render_guide,  # on_support's message, per wire profile
+          LTS: render_lts}
 
 
 def render(profile: str, s: Settings, order: Order | None) -> dict[str, Any]:

@@ -11,6 +11,9 @@ Wire shapes per profile:
             ChargingSession bags
     guide   request `message.order` with `callback-url`; answer the order with
             `tracking-details` (examples 13, 15); PATCHes as example 14
+    lts     request `message.tracking {contract.id, url, status}` (read at the edge);
+            answer `message.tracking` {contract, status, url, trackingAttributes: the
+            ChargingSession}; PATCHes as rc2's
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.beckn.errors import SchemaError
-from bridge.beckn.profiles import GUIDE, RC2
+from bridge.beckn.profiles import GUIDE, LTS, RC2
 from bridge.beckn.recipients import tracking_refusal
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
-from bridge.journey import wire
+from bridge.journey import lts, wire
 from bridge.journey.common import (
     JourneyDeps,
     NotApplicableNow,
@@ -85,6 +88,8 @@ Render = Callable[[JourneyDeps, Order, datetime, str, float, str | None], dict[s
 RENDER: dict[str, Render] = {
     RC2: lambda _deps, order, _now, url, _interval, _callback: render_rc2(order, url),
     GUIDE: render_guide,
+    LTS: lambda deps, order, now, url, _interval, _callback: lts.render_tracking(
+        order, now, deps.settings.beckn_subscriber_id, url),
 }
 
 

@@ -131,7 +131,8 @@ async def track_page(request: web.Request) -> web.Response:
     if "text/html" in request.headers.get("Accept", "") and "json" not in request.query:
         return _html(pages.track_page(public, now, _lang(request),
                                       cdr=await _billed_cdr(deps, order)))
-    body = order_message(deps, public, now)["order"]
+    # the order as its BAP reads it in on_* (the draft's Order, the LTS's Contract)
+    body = next(iter(order_message(deps, public, now).values()))
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

@@ -20,8 +20,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bridge.beckn.errors import SchemaError
-from bridge.beckn.profiles import GUIDE, RC2
-from bridge.journey import guide, rc2
+from bridge.beckn.profiles import GUIDE, LTS, RC2
+from bridge.journey import guide, lts, rc2
 from bridge.journey.codes import FULFILLMENT
 from bridge.orders import State
 from bridge.store.orders import Order
@@ -57,20 +57,34 @@ def _order_rc2(order: Order, now: datetime, edge: Edge, extra: dict[str, Any] | 
                             edge.tracking_url(order) if trackable else None)
 
 
+def _contract_lts(order: Order, now: datetime, edge: Edge, extra: dict[str, Any] | None
+                  ) -> dict[str, Any]:
+    return lts.render_contract(order, now, edge.bpp_id)
+
+
 OrderRender = Callable[[Order, datetime, Edge, dict[str, Any] | None], dict[str, Any]]
 PatchRender = Callable[[Order, dict[str, Any], datetime], dict[str, Any]]
 # Each profile's renderers (the seam a further profile plugs into: its functions here,
 # and its entries in the action modules' tables).
-ORDER: dict[str, OrderRender] = {RC2: _order_rc2, GUIDE: _order_guide}
-PATCH: dict[str, PatchRender] = {RC2: rc2.track_patch, GUIDE: guide.track_patch}
+ORDER: dict[str, OrderRender] = {RC2: _order_rc2, GUIDE: _order_guide, LTS: _contract_lts}
+PATCH: dict[str, PatchRender] = {RC2: rc2.track_patch, GUIDE: guide.track_patch,
+                                 LTS: lts.track_patch}
+# the member of `message` the order is in: the draft's Order, the LTS's Contract
+MESSAGE_KEY: dict[str, str] = {RC2: "order", GUIDE: "order", LTS: "contract"}
 
 
 def render_order(profile: str, order: Order, now: datetime, edge: Edge,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`message.order` of an on_* for `order` as it is now, in `profile`. `extra`: the
-    action's own notes (start code sent, interruption, tracking) in the guide's words;
-    the rc2 schema has no place for them (protocol notes)."""
+    """`message.order` (LTS: `message.contract`) of an on_* for `order` as it is now, in
+    `profile`. `extra`: the action's own notes (start code sent, interruption, tracking)
+    in the guide's words; the rc2 and LTS schemas have no place for them (protocol notes)."""
     return ORDER[profile](order, now, edge, extra)
+
+
+def render_message(profile: str, order: Order, now: datetime, edge: Edge,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `message` of an on_* that carries the order, in `profile`."""
+    return {MESSAGE_KEY[profile]: render_order(profile, order, now, edge, extra)}
 
 
 def track_patch(profile: str, order: Order, session: dict[str, Any], now: datetime

@@ -38,6 +38,7 @@ BPP_ID = "bpp.journey.test"
 BAP_ID = "bap.journey.test"
 BAP_KEY = "bap-key-1"
 OTHER_BAP = "bap.other.test"  # a second, validly signed BAP (ownership tests)
+LTS_BAP = "bap.lts.test"  # a BAP speaking Beckn 2.0 LTS (tests/lts), callbacks at /lts/...
 DOMAIN = "beckn.one:deg:ev-charging"
 
 # The Context schema says transaction ids are uuids: the scenarios name theirs, the wire
@@ -78,6 +79,9 @@ class TestBap:
     other_received: list[dict[str, Any]] = field(default_factory=list)
     # (action, message id, transaction id) of every request the bridge ACKed
     acked: list[tuple[str, str, str]] = field(default_factory=list)
+    lts_key: Any = None  # LTS_BAP's signing key
+    # answers POST {url}/lts/{action} (the LTS BAP of tests/lts plugs its handler in)
+    lts_handler: Callable[[web.Request], Any] | None = None
 
     def sign(self, body: bytes) -> str:
         return signing.Signer(BAP_ID, BAP_KEY, self.key, 300).header(body, time.time())
@@ -334,7 +338,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
     from bridge.extensions import app_extensions, worker_extensions
     from bridge.worker import build_worker
 
-    bap = TestBap(key=signing.generate_private_key(), other_key=signing.generate_private_key())
+    bap = TestBap(key=signing.generate_private_key(), other_key=signing.generate_private_key(),
+                  lts_key=signing.generate_private_key())
     bridge_key = signing.generate_private_key()
     key_path = tmp_path / "bridge.key"
     key_path.write_bytes(signing.private_key_pem(bridge_key))
@@ -342,7 +347,7 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
 
     async def lookup(request: web.Request) -> web.Response:
         q = await request.json()
-        keys = {BAP_ID: bap.key, OTHER_BAP: bap.other_key}
+        keys = {BAP_ID: bap.key, OTHER_BAP: bap.other_key, LTS_BAP: bap.lts_key}
         sub = q.get("subscriber_id")
         if sub not in keys or q.get("unique_key_id") != BAP_KEY:
             return web.json_response([])
@@ -377,10 +382,17 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
         bap.event.set()
         return web.Response(status=204)
 
+    async def lts_callback(request: web.Request) -> web.StreamResponse:
+        if bap.lts_handler is None:
+            return web.Response(status=404)
+        response: web.StreamResponse = await bap.lts_handler(request)
+        return response
+
     bap_app = web.Application()
     bap_app.router.add_post("/lookup", lookup)
     bap_app.router.add_post("/bap/{action}", callback)
     bap_app.router.add_post("/other/{action}", other_callback)
+    bap_app.router.add_post("/lts/{action}", lts_callback)
     bap_app.router.add_patch("/track/{order}", track_patch)
     bap_port, bridge_port, mock_port = free_port(), free_port(), free_port()
     bap.url = f"http://127.0.0.1:{bap_port}"

@@ -20,6 +20,7 @@ from tests.beckn.conftest import bap, bridge, bridge_key, settings  # noqa: F401
 from tests.beckn.test_discover import catalog  # noqa: F401
 from tests.conformance.beckn import rc2
 from tests.journey.conftest import bridge_overrides, speed, world  # noqa: F401
+from tests.lts.conftest import lts  # noqa: F401
 from tests.spec import require
 
 

@@ -1,0 +1,92 @@
+"""Every Beckn 2.0 LTS body the bridge sends, checked against the LTS OpenAPI as published
+(both refs: core-v2.0.0-lts and release-v2.0.0-lts; tests/conformance/beckn/lts.py):
+the LTS scenarios of tests/lts run again (imported, not copied) with every callback,
+every Ack (each HTTP status) and every tracking PATCH their BAPs receive checked, and
+every request the stand-in LTS BAP sends checked too (it must be a valid LTS BAP for the
+journey to prove anything). 0 violations.
+"""
+
+from __future__ import annotations
+
+import inspect as pyinspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.conformance.beckn import lts as lts_schema
+from tests.conformance.beckn import rc2
+from tests.journey.conftest import World
+from tests.lts import test_lts_errors, test_lts_journey
+from tests.lts.conftest import LtsBap
+from tests.spec import require
+
+Scenario = Callable[..., Awaitable[None]]
+
+
+@dataclass
+class LtsInspector:
+    schema: lts_schema.Lts
+    checked: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    violations: list[Any] = field(default_factory=list)
+
+    def __call__(self, kind: str, body: Any) -> None:
+        self.checked += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        if kind.startswith("ack:"):
+            self.violations += self.schema.ack(int(kind[4:]), body)
+        elif kind.startswith("request:"):
+            self.violations += self.schema.message(kind[8:], body)
+        elif kind == "track":
+            self.violations += self.schema.session_patch(body)
+        else:
+            self.violations += self.schema.message(kind, body)
+
+    def report(self) -> str:
+        lines = [f"{self.checked} bodies checked (lts): {self.by_kind}",
+                 f"{len(self.violations)} violations"]
+        return "\n".join(lines + [f"  {v}" for v in self.violations[:40]])
+
+    def assert_clean(self, least: int = 1) -> None:
+        print(self.report())
+        assert self.checked >= least, self.report()
+        assert not self.violations, self.report()
+
+
+def scenarios(*modules: Any) -> list[Any]:
+    return [pytest.param(fn, id=f"{m.__name__.rsplit('.', 1)[-1]}::{name}")
+            for m in modules for name, fn in vars(m).items()
+            if name.startswith("test_") and pyinspect.iscoroutinefunction(fn)]
+
+
+@pytest.fixture
+def profile() -> str:
+    """The draft BAP of the harness in rc2 (the LTS scenarios run once, not per profile)."""
+    return "rc2"
+
+
+@pytest.fixture
+def inspector() -> LtsInspector:
+    for ref in lts_schema.REFS:
+        require(lts_schema.spec.BECKN_SPEC / ref / lts_schema.FILE)
+    require(rc2.RC2)
+    return LtsInspector(lts_schema.shared())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors))
+async def test_lts_scenario(scenario: Scenario, inspector: LtsInspector, world: World,
+                            lts: LtsBap) -> None:
+    lts.inspect = inspector
+    world.bap.inspect = lambda kind, body: inspector(kind, body) if kind == "track" else None
+    available = {"world": world, "lts": lts}
+    await scenario(**{n: available[n] for n in pyinspect.signature(scenario).parameters})
+    inspector.assert_clean()
+
+
+def test_overlay_is_still_needed() -> None:
+    """Each fix of the overlay applied to the published files: none is dead weight."""
+    docs = lts_schema.load_documents()
+    assert len(docs.applied) == len(lts_schema.OVERLAY), docs.applied
