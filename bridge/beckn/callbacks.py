@@ -53,10 +53,12 @@ from arq.jobs import serialize_job
 from arq.worker import Retry
 
 from bridge import metrics
-from bridge.beckn import intake
+from bridge.beckn import countersign, intake
+from bridge.beckn.errors import BecknError
 from bridge.beckn.keyring import OwnKeys
 from bridge.beckn.models import Context, format_timestamp
 from bridge.beckn.profiles import LTS
+from bridge.beckn.registry import KeyDirectory
 from bridge.beckn.signing import BodySigner, KeyFileError
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
@@ -158,7 +160,8 @@ def _job_id(cb_id: str, replays: int | bytes | str = 0) -> str:
 # them, lists of pre-rendered catalog fields that are joined with "," here.
 _CLAIM = """
 local r = redis.call('HMGET', KEYS[1], 'state', 'next_at', 'bap_id', 'txn', 'url', 'body',
-                     'attempts', 'deadline', 'replays', 'recipe', 'created')
+                     'attempts', 'deadline', 'replays', 'recipe', 'created', 'profile',
+                     'message_id')
 if r[1] ~= 'pending' then return {'gone'} end
 if tonumber(r[2]) > tonumber(ARGV[1]) then return {'retry', r[2]} end
 local txq = ARGV[3] .. r[3] .. ':' .. r[4]
@@ -201,7 +204,8 @@ if not body and r[10] then
   out[#out + 1] = rc.s[#rc.s]
   body = table.concat(out)
 end
-return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq, r[11] or '0'}
+return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq, r[11] or '0', r[12] or '',
+        r[3], r[13] or ''}
 """
 # KEYS cb, lock, txq, wake, dead, arq queue, arq job; ARGV mode (done|dead|retry), cb id,
 # attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms), keep
@@ -359,9 +363,14 @@ class CallbackDeps:
     redis: aioredis.Redis
     signer: BodySigner | None
     session: aiohttp.ClientSession
+    # the BAPs' keys, for the counter-signatures of the Acks LTS BAPs answer with (None in
+    # adapter mode, where the adapter checks them, and with beckn.verify off)
+    keys: KeyDirectory | None = None
 
     async def close(self) -> None:
         await self.session.close()
+        if self.keys is not None:
+            await self.keys.close()
 
 
 def make_signer(settings: Settings) -> BodySigner | None:
@@ -405,7 +414,9 @@ def make_deps(settings: Settings, redis: aioredis.Redis) -> CallbackDeps:
     else:
         session = guarded_session(url_policy(settings), limit=256, limit_per_host=64,
                                   timeout=timeout)
-    return CallbackDeps(settings, redis, make_signer(settings), session)
+    keys = KeyDirectory(settings, redis) if (settings.beckn_mode == "signed"
+                                             and settings.beckn_verify) else None
+    return CallbackDeps(settings, redis, make_signer(settings), session, keys)
 
 
 def url_policy(settings: Settings) -> UrlPolicy:
@@ -423,16 +434,55 @@ class Outcome:
     GONE = "gone"  # unknown id, or already done/dead
 
 
-async def _post(deps: CallbackDeps, url: str, body: bytes) -> str | None:
-    """POST one callback; None on any 2xx, else a short reason."""
+@dataclass(frozen=True)
+class AckCheck:
+    """An LTS callback: its Ack must be an ACK counter-signed by the BAP it went to."""
+
+    bap_id: str
+    message_id: str
+
+
+async def ack_refusal(deps: CallbackDeps, answer: bytes, body: bytes, check: AckCheck
+                      ) -> str | None:
+    """Why the Ack an LTS BAP answered `body` with does not prove receipt, or None: it
+    must be `status` ACK and counter-signed (LTS CounterSignature) by the BAP the callback
+    is for (`context.bapId`), over this Ack, `body` and its message id, with a key the
+    registry knows. Anything else is a failed delivery."""
+    if deps.keys is None:
+        return None
+    try:
+        ack = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return "the Ack is not JSON"
+    if not isinstance(ack, dict):
+        return "the Ack is not an object"
+    if ack.get("status") != "ACK":
+        return f"the Ack's status is {ack.get('status')!r}"
+    try:
+        header = countersign.parse(ack.get("signature"))
+        if header.subscriber_id != check.bap_id:
+            return (f"the Ack is counter-signed by {header.subscriber_id}, "
+                    f"not {check.bap_id}")
+        _sub, key = await deps.keys.verifying_key(header.subscriber_id, header.key_id)
+        countersign.verify(ack, body, check.message_id, key, time.time(),
+                           skew=deps.settings.beckn_max_clock_skew)
+    except BecknError as exc:
+        return f"{exc.message} ({(exc.details or {}).get('reason', exc.code)})"
+    return None
+
+
+async def _post(deps: CallbackDeps, url: str, body: bytes,
+                check: AckCheck | None = None) -> str | None:
+    """POST one callback; None on any 2xx (an LTS callback: on a counter-signed ACK, see
+    `ack_refusal`), else a short reason."""
     headers = {"Content-Type": "application/json"}
     if deps.signer is not None:
         headers["Authorization"] = deps.signer.header(body, time.time())
     try:
         async with deps.session.post(url, data=body, headers=headers) as resp:
-            await resp.read()
+            answer = await resp.read()
             if 200 <= resp.status < 300:
-                return None
+                return await ack_refusal(deps, answer, body, check) if check else None
             return f"HTTP {resp.status}"
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return type(exc).__name__
@@ -473,13 +523,15 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
         return Outcome.RETRY, max(float(got[1]) - now, 0.0)
     if tag == b"wait":
         return Outcome.WAIT, WAIT_DEFER
-    url_b, body, attempts_b, deadline_b, replays, txq, created_b = got[1:]
+    url_b, body, attempts_b, deadline_b, replays, txq, created_b, profile_b, bap_b, mid_b = \
+        got[1:]
     url = url_b.decode()
     action = url.rsplit("/", 1)[-1]  # the metrics' label: on_select, on_status, ...
     job_id = _job_id(cb_id, replays)
     keys = [key, lock, txq, beckn_keys.WAKE, beckn_keys.DEAD, QUEUE, job_key_prefix + job_id]
     try:
-        failure = await _post(deps, url, body)
+        check = AckCheck(bap_b.decode(), mid_b.decode()) if profile_b == LTS.encode() else None
+        failure = await _post(deps, url, body, check)
     except BaseException:
         await redis.delete(lock)
         raise
@@ -575,7 +627,7 @@ async def resend(redis: aioredis.Redis, settings: Settings, cb_id: str) -> str:
     now = time.time()
     new_id = uuid.uuid4().hex
     copy = {k.decode(): v for k, v in rec.items()
-            if k in (b"url", b"action", b"bap_id", b"txn", b"message_id", b"keep")}
+            if k in (b"url", b"action", b"bap_id", b"txn", b"message_id", b"keep", b"profile")}
     copy.update({"id": new_id, content[0]: content[1], "attempts": "0", "next_at": "0",
                  "state": "pending", "created": repr(now), "replays": "0", "copy_of": cb_id,
                  "deadline": repr(now + settings.beckn_callback_default_ttl)})

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from bridge.beckn import signing
 from bridge.mapping.catalog import item_id
 from tests.journey.conftest import (  # noqa: F401  (the journey harness's fixtures)
+    BAP_ID,
     BAP_KEY,
     LTS_BAP,
     World,
@@ -85,11 +86,12 @@ def check_counter(ack: dict[str, Any], request_body: bytes, message_id: str, pub
         raise AssertionError(f"the Ack's counter-signature does not verify: {ack}") from exc
 
 
-def counter_sign(key: Any, ack: dict[str, Any], request_body: bytes, message_id: str) -> str:
+def counter_sign(key: Any, ack: dict[str, Any], request_body: bytes, message_id: str,
+                 subscriber: str = LTS_BAP) -> str:
     created = int(time.time())
     sig = key.sign(counter_string(str(created), str(created + 300), ack, request_body,
                                   message_id))
-    return (f'Signature keyId="{LTS_BAP}|{BAP_KEY}|ed25519",algorithm="ed25519",'
+    return (f'Signature keyId="{subscriber}|{BAP_KEY}|ed25519",algorithm="ed25519",'
             f'created="{created}",expires="{created + 300}",'
             f'headers="(created) (expires) digest (request-digest) (message-id)",'
             f'signature="{base64.b64encode(sig).decode()}"')
@@ -108,7 +110,9 @@ class LtsBap:
     acked: list[tuple[str, str]] = field(default_factory=list)  # (action, messageId) ACKed
     unverified: int = 0
     inspect: Inspect | None = None
-    # how it answers callbacks: "ack" (counter-signed), "unsigned", "forged", "down"
+    # how it answers callbacks: "ack" (counter-signed), "unsigned", "forged" (another
+    # key under its name), "other" (another BAP's valid counter-signature), "nack"
+    # (counter-signed, status NACK), "down" (HTTP 503)
     answer: str = "ack"
     event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -214,13 +218,14 @@ class LtsBap:
             self.unverified += 1
         self.received.append(body)
         self.event.set()
-        ack: dict[str, Any] = {"status": "ACK"}
-        if self.answer == "ack":
-            ack["signature"] = counter_sign(self.world.bap.lts_key, ack, raw,
-                                            body["context"]["messageId"])
+        ack: dict[str, Any] = {"status": "NACK" if self.answer == "nack" else "ACK"}
+        mid = body["context"]["messageId"]
+        if self.answer in ("ack", "nack"):
+            ack["signature"] = counter_sign(self.world.bap.lts_key, ack, raw, mid)
         elif self.answer == "forged":
-            ack["signature"] = counter_sign(self.world.bap.key, ack, raw,  # another key
-                                            body["context"]["messageId"])
+            ack["signature"] = counter_sign(self.world.bap.key, ack, raw, mid)
+        elif self.answer == "other":
+            ack["signature"] = counter_sign(self.world.bap.key, ack, raw, mid, BAP_ID)
         return web.json_response(ack)
 
 

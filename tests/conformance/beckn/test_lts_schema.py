@@ -18,7 +18,7 @@ import pytest
 from tests.conformance.beckn import lts as lts_schema
 from tests.conformance.beckn import rc2
 from tests.journey.conftest import World
-from tests.lts import test_lts_errors, test_lts_journey
+from tests.lts import test_lts_acks, test_lts_errors, test_lts_journey
 from tests.lts.conftest import LtsBap
 from tests.spec import require
 
@@ -76,7 +76,7 @@ def inspector() -> LtsInspector:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors))
+@pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors, test_lts_acks))
 async def test_lts_scenario(scenario: Scenario, inspector: LtsInspector, world: World,
                             lts: LtsBap) -> None:
     lts.inspect = inspector
