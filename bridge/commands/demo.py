@@ -37,7 +37,7 @@ def cmd(args: argparse.Namespace, settings: Settings) -> int:
                        version=settings.beckn_version),
         redis_url=settings.redis_url, bridge_key=bridge_key, bap_port=args.bap_port,
         journeys=(args.journey,) if args.journey else JOURNEY_NAMES, timeout=args.timeout,
-        interrupt_after=settings.journey_interrupt_after,
+        interrupt_after=settings.journey_interrupt_after, profile=args.profile,
         reserve_lead_minutes=getattr(settings, "journey_reserve_lead_minutes", None), notes=notes)
     try:
         results = asyncio.run(run_demo(cfg, Printer(sys.stdout, color=sys.stdout.isatty())))
@@ -57,6 +57,10 @@ def register(sub: Any) -> None:
     p.add_argument("--mock-url", default="http://127.0.0.1:9090",
                    help="the mock CPO's base URL, for its admin API (default "
                         "http://127.0.0.1:9090)")
+    p.add_argument("--profile", choices=("draft", "lts"), default="draft",
+                   help="the BAP's dialect: draft (/beckn/{action}, answered in the bridge's "
+                        "rc2 or guide profile) or lts (Beckn 2.0 LTS: /select ..., counter-"
+                        "signed Acks)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds each journey may take (default 120)")
     p.set_defaults(func=cmd)

@@ -3,6 +3,8 @@
     POST  /lookup          the registry lookup the bridge asks for our public key
                            (`beckn.registry_url` points here in `make run`)
     POST  /bap/{action}    the bridge's on_* callbacks, signature checked with its key
+    POST  /lts/{action}    the same in Beckn 2.0 LTS (`--profile lts`), answered with an Ack
+                           counter-signed by the demo BAP
     PATCH /track/{order}   live tracking (guide example 14), signed the same way
 
 Everything received is kept in arrival order; the journeys take what they wait for.
@@ -83,6 +85,9 @@ class DemoBap:
     received: list[Inbound] = field(default_factory=list)
     lookups: int = 0
     inspect: Inspect | None = None
+    profile: str = "draft"  # or "lts": Beckn 2.0 LTS (bridge/demo/lts.py)
+    # the LTS contract of each transaction as last received (sent back with requests)
+    contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
     @property
@@ -91,12 +96,13 @@ class DemoBap:
 
     @property
     def bap_uri(self) -> str:
-        return f"{self.url}/bap"
+        return f"{self.url}/lts" if self.profile == "lts" else f"{self.url}/bap"
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/lookup", self._lookup)
         app.router.add_post("/bap/{action}", self._callback)
+        app.router.add_post("/lts/{action}", self._lts_callback)
         app.router.add_patch("/track/{order}", self._track)
         return app
 
@@ -147,6 +153,24 @@ class DemoBap:
         return web.json_response({"transaction_id": ctx.get("transaction_id"),
                                   "timestamp": datetime.now(UTC).isoformat(),
                                   "ack_status": "ACK"})
+
+    async def _lts_callback(self, request: web.Request) -> web.Response:
+        """An LTS callback: kept like any, and answered with a counter-signed Ack."""
+        from bridge.demo import lts
+
+        raw = await request.read()
+        ok, why = self.check(request.headers.get("Authorization", ""), raw)
+        body = orjson.loads(raw)
+        if self.inspect is not None:
+            self.inspect(request.match_info["action"], body)
+        ctx = body.get("context") or {}
+        txn = str(ctx.get("transactionId", ""))
+        contract = lts.contract_of(body)
+        if contract is not None:
+            self.contracts[txn] = contract
+        self.received.append(Inbound(request.match_info["action"], txn, body, ok, why))
+        return web.json_response(lts.callback_ack(self.identity, raw,
+                                                  str(ctx.get("messageId", ""))))
 
     async def _track(self, request: web.Request) -> web.Response:
         raw = await request.read()

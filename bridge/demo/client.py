@@ -64,10 +64,34 @@ class Client:
         self.out = out
         self.outbox = Outbox(redis)
         self.live: Live | None = None
+        self.bad_acks: list[str] = []  # LTS Acks whose counter-signature did not hold
 
     # ------------------------------------------------------------------ Beckn
 
+    @property
+    def lts(self) -> bool:
+        return self.bap.profile == "lts"
+
+    def ack_note(self) -> str:
+        """What the LTS adds to an Ack line: whether its counter-signature held."""
+        if not self.lts:
+            return ""
+        return " (counter-signed ✓)" if not self.bad_acks else (
+            f" (counter-signature ✗: {self.bad_acks[-1]})")
+
+    def path(self, action: str) -> str:
+        if self.lts:
+            from bridge.demo import lts
+
+            return lts.path(action)
+        return f"/beckn/{action}"
+
     def context(self, action: str, txn: str) -> dict[str, Any]:
+        if self.lts:
+            from bridge.demo import lts
+
+            return lts.context(action, txn, self.bap.identity.subscriber_id, self.bap.bap_uri,
+                               self.ends.bpp_id, self.ends.bridge_url)
         return {"domain": self.ends.domain, "action": action, "version": self.ends.version,
                 "bap_id": self.bap.identity.subscriber_id, "bap_uri": self.bap.bap_uri,
                 "bpp_id": self.ends.bpp_id, "bpp_uri": f"{self.ends.bridge_url}/beckn",
@@ -77,12 +101,29 @@ class Client:
 
     async def post(self, action: str, txn: str, message: dict[str, Any]
                    ) -> tuple[int, dict[str, Any]]:
-        body = orjson.dumps({"context": self.context(action, txn), "message": message})
+        ctx = self.context(action, txn)
+        if self.lts:
+            from bridge.demo import lts
+
+            message = lts.request(action, message, self.bap.contracts.get(txn))
+            if self.bap.inspect is not None:  # an LTS BAP's request must be one too
+                self.bap.inspect(f"request:{action}", {"context": ctx, "message": message})
+        body = orjson.dumps({"context": ctx, "message": message})
         headers = {"Content-Type": "application/json",
                    "Authorization": self.bap.identity.sign(body)}
-        async with self.http.post(f"{self.ends.bridge_url}/beckn/{action}", data=body,
+        async with self.http.post(f"{self.ends.bridge_url}{self.path(action)}", data=body,
                                   headers=headers) as r:
             raw = await r.read()
+        if self.lts:
+            from bridge.demo import lts
+
+            if self.bap.inspect is not None:
+                self.bap.inspect(f"ack:{r.status}", orjson.loads(raw))
+            ack, why = lts.read_ack(r.status, raw, body, ctx["messageId"], self.bap.bridge_key,
+                                    self.ends.bpp_id)
+            if why:
+                self.bad_acks.append(f"{action}: {why}")
+            return r.status, ack
         try:
             ack = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -97,7 +138,7 @@ class Client:
         status, ack = await self.post(action, txn, message)
         if ack.get("ack_status") != "ACK":
             err = ack.get("error") or {}
-            self.out.wire(f"→ POST /beckn/{action} (signed)  ← HTTP {status} NACK "
+            self.out.wire(f"→ POST {self.path(action)} (signed)  ← HTTP {status} NACK "
                           f"{err.get('code')}: {err.get('message')}")
             hint = ""
             if str(err.get("code")) == "10001" and "registry" in str(err.get("message", "")):
@@ -106,7 +147,7 @@ class Client:
                         f"BRIDGE_BECKN_REGISTRY_URL={self.bap.url})")
             raise DemoFailure(f"{action} was refused: {err.get('code')} {err.get('message')}"
                               f"{hint}")
-        self.out.wire(f"→ POST /beckn/{action} (signed)  ← ACK")
+        self.out.wire(f"→ POST {self.path(action)} (signed)  ← ACK{self.ack_note()}")
 
     async def call(self, action: str, txn: str, message: dict[str, Any],
                    within: float = 20, note: str = "") -> dict[str, Any]:

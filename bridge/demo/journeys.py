@@ -60,6 +60,7 @@ class DemoConfig:
     notes: list[str] = field(default_factory=list)
     # Sees every body the demo BAP receives (see DemoBap.inspect): tests check them.
     inspect: Inspect | None = None
+    profile: str = "draft"  # or "lts": the BAP speaks Beckn 2.0 LTS
 
 
 Journey = Callable[[Client, DemoConfig], Awaitable[bool]]
@@ -160,17 +161,15 @@ async def _walk_in_item(c: Client, b: Booking) -> str:
     except DemoFailure as exc:
         c.out.wire(f"(walk-in search unavailable: {exc}; selecting the QR's item directly)")
         return b.item_id
-    items = [i for cat in (msg.get("message") or {}).get("catalogs") or []
-             for i in cat.get("beckn:items") or []]
-    mine = [i for i in items if view.item_evse(i) == b.evse_id]
+    items = view.catalog_items(msg)
+    mine = [i for i in items if i[1] == b.evse_id]
     if not mine:
         c.out.wire(f"(on_discover listed {len(items)} items, not {b.evse_id}; selecting the "
                    "QR's item directly)")
         return b.item_id
-    item = mine[0]
-    desc = item.get("beckn:descriptor") or {}
-    c.out.driver("🔎", f"{desc.get('schema:name')}: {desc.get('beckn:shortDesc')}")
-    return str(item["beckn:id"])
+    item_id, _evse, name, short = mine[0]
+    c.out.driver("🔎", f"{name}: {short}")
+    return item_id
 
 
 # --------------------------------------------------------------------------- 3. power cut
@@ -297,7 +296,8 @@ async def play(c: Client, cfg: DemoConfig, name: str) -> bool:
 
 async def run_demo(cfg: DemoConfig, out: Printer) -> dict[str, bool]:
     identity = cfg.identity or Identity.fresh()
-    bap = DemoBap(identity, cfg.ends.bpp_id, cfg.bridge_key, cfg.bap_port, inspect=cfg.inspect)
+    bap = DemoBap(identity, cfg.ends.bpp_id, cfg.bridge_key, cfg.bap_port, inspect=cfg.inspect,
+                  profile=cfg.profile)
     try:
         await bap.start()
     except OSError as exc:  # the port is taken (another demo still running?)

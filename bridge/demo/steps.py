@@ -93,18 +93,18 @@ async def quote(c: Client, b: Booking, message: dict[str, Any], retry_for: float
     while True:
         status, ack = await c.post("select", b.txn, message)
         if ack.get("ack_status") == "ACK":
-            c.out.wire("→ POST /beckn/select (signed)  ← ACK")
+            c.out.wire(f"→ POST {c.path('select')} (signed)  ← ACK{c.ack_note()}")
             break
         err = ack.get("error") or {}
         if err.get("code") == "40006" and waited < retry_for:
             await c.idle(1.0)
             waited += 1.0
             continue
-        c.out.wire(f"→ POST /beckn/select (signed)  ← HTTP {status} NACK {err.get('code')}: "
+        c.out.wire(f"→ POST {c.path('select')} (signed)  ← HTTP {status} NACK {err.get('code')}: "
                    f"{err.get('message')}")
         raise DemoFailure(f"select was refused: {err.get('message')}")
     msg = await c.expect("on_select", b.txn)
-    b.order_id = str(view.order(msg).get("beckn:id", ""))
+    b.order_id = view.order_id(msg)
     lines, total = view.breakup(msg)
     c.out.driver("🧾", f"Quote ({view.state(msg)}):")
     for name, price in lines:
@@ -257,4 +257,7 @@ async def settle_up(c: Client, b: Booking, msg: dict[str, Any]) -> bool:
     c.out.verdict(ok, text)
     c.out.verdict(not bad, f"every callback and PATCH of {b.short} signed by the bridge"
                   + (f" ({len(bad)} not: {bad[0].why})" if bad else ""))
-    return ok and not bad
+    if c.lts:
+        c.out.verdict(not c.bad_acks, "every Ack of the bridge counter-signed (LTS)"
+                      + (f" ({len(c.bad_acks)} not: {c.bad_acks[0]})" if c.bad_acks else ""))
+    return ok and not bad and not c.bad_acks

@@ -34,12 +34,39 @@ def money(value: Any) -> Decimal:
 
 
 def order(msg: dict[str, Any]) -> dict[str, Any]:
-    o = (msg.get("message") or {}).get("order") or {}
+    """The order of a message: the draft's `message.order`, or the LTS's contract
+    (`message.contract`, or the one an on_track's Tracking carries)."""
+    m = msg.get("message") or {}
+    o = m.get("order") or m.get("contract") or (m.get("tracking") or {}).get("contract") or {}
     return o if isinstance(o, dict) else {}
 
 
 def is_rc2(o: dict[str, Any]) -> bool:
     return "beckn:orderStatus" in o
+
+
+def is_lts(o: dict[str, Any]) -> bool:
+    """An LTS Contract (bridge/journey/lts.py), not an Order."""
+    return "commitments" in o
+
+
+def order_id(msg: dict[str, Any]) -> str:
+    """The order id a message names (an LTS contract's uuid is the same id)."""
+    o = order(msg)
+    if is_lts(o):
+        from bridge.beckn.lts import order_id as from_contract
+
+        return from_contract(o.get("id")) or ""
+    return str(o.get("beckn:id", ""))
+
+
+def _perf(o: dict[str, Any]) -> dict[str, Any]:
+    p = (o.get("performance") or [{}])[0]
+    return p if isinstance(p, dict) else {}
+
+
+# LTS contract status (+ its performance's code) -> the guide's state words
+LTS_STATES = {"COMPLETE": "COMPLETED", "CANCELLED": "CANCELLED"}
 
 
 def attrs(msg: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +80,14 @@ def state(msg: dict[str, Any]) -> str:
     if is_rc2(o):
         status = str(o.get("beckn:orderStatus", ""))
         return STATES.get(status, status)
+    if is_lts(o):
+        status = str((o.get("status") or {}).get("code", ""))
+        if status == "DRAFT":
+            return "INITIALIZED" if o.get("settlements") else "QUOTED"
+        if status == "ACTIVE":
+            code = str((_perf(o).get("status") or {}).get("code", ""))
+            return "ACTIVE" if code in ("ACTIVE", "CONNECTION-INTERRUPTED") else "CONFIRMED"
+        return LTS_STATES.get(status, status)
     return str(o.get("beckn:state", ""))
 
 
@@ -62,6 +97,10 @@ def fulfillment(msg: dict[str, Any]) -> tuple[str, str]:
     if is_rc2(o):
         code = str((o.get("beckn:fulfillment") or {}).get("beckn:fulfillmentStatus", ""))
         return code, NAMES.get(code, code)
+    if is_lts(o):
+        st = _perf(o).get("status") or {}
+        code = str(st.get("code", ""))
+        return code, str(st.get("name") or NAMES.get(code, code))
     fd = attrs(msg).get("fulfillment-details") or {}
     st = fd.get("state") or {}
     return str(fd.get("beckn:status", "")), str(st.get("name", ""))
@@ -71,20 +110,36 @@ def error(msg: dict[str, Any]) -> str | None:
     err = msg.get("error")
     if not err:
         return None
-    return f"{err.get('code')}: {err.get('message')}"
+    return (f"{err.get('code', err.get('errorCode'))}: "
+            f"{err.get('message', err.get('errorMessage'))}")
 
 
 def breakup(msg: dict[str, Any]) -> tuple[list[tuple[str, Decimal]], Decimal]:
     """The quote's or the bill's lines and their total."""
     o = order(msg)
-    if is_rc2(o):
-        value = o.get("beckn:orderValue") or {}
+    if is_rc2(o) or is_lts(o):
+        value = _value(o)
         return ([(str(c.get("description", c.get("type", ""))), money(c.get("value")))
                  for c in value.get("components") or []], money(value.get("value")))
     totals = o.get("beckn:totals") or {}
     lines = [(str(b.get("schema:name", "")), money(b.get("schema:price")))
              for b in totals.get("beckn:breakup") or []]
     return lines, money(totals.get("schema:price"))
+
+
+def _value(o: dict[str, Any]) -> dict[str, Any]:
+    """rc2's orderValue, or the LTS contract's consideration (the same PriceSpecification)."""
+    if is_lts(o):
+        cons = (o.get("consideration") or [{}])[0]
+        return dict(cons.get("considerationAttributes") or {})
+    return dict(o.get("beckn:orderValue") or {})
+
+
+def _payment_object(o: dict[str, Any]) -> Any:
+    """rc2's beckn:payment, or the LTS contract's first settlement's (the same object)."""
+    if is_lts(o):
+        return ((o.get("settlements") or [{}])[0]).get("settlementAttributes")
+    return o.get("beckn:payment")
 
 
 def payments(msg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,8 +166,8 @@ RC2_PAY = {"AUTHORIZED": "HELD", "CAPTURED": "PAID", "COMPLETED": "PAID",
 
 def payment(msg: dict[str, Any]) -> Pay | None:
     o = order(msg)
-    if is_rc2(o):
-        p = o.get("beckn:payment")
+    if is_rc2(o) or is_lts(o):
+        p = _payment_object(o)
         if not isinstance(p, dict):
             return None
         status = str(p.get("beckn:paymentStatus", ""))
@@ -132,8 +187,9 @@ def payment(msg: dict[str, Any]) -> Pay | None:
 def metrics(o: dict[str, Any]) -> dict[str, Any]:
     """The session now, in the guide's `real-time-metrics` words (energy-delivered,
     cost-so-far, session-status) whichever profile sent it."""
-    if is_rc2(o):
-        bag = o.get("beckn:orderAttributes") or {}
+    if is_rc2(o) or is_lts(o):
+        bag = (_perf(o).get("performanceAttributes") if is_lts(o)
+               else o.get("beckn:orderAttributes")) or {}
         out: dict[str, Any] = {}
         if "meteredEnergyKWh" in bag:
             out["energy-delivered"] = str(bag["meteredEnergyKWh"])
@@ -166,7 +222,7 @@ def interruption(msg: dict[str, Any]) -> tuple[str, Decimal, str]:
     """(why, estimated refund, note) of an interrupted charge. The guide says it; rc2 has
     no field for it, so the BAP works it out: what was collected less the cost so far."""
     o = order(msg)
-    if is_rc2(o):
+    if is_rc2(o) or is_lts(o):
         pay = payment(msg)
         collected = pay.amount if pay and pay.status in ("PAID", "HELD") else Decimal(0)
         cost = money(metrics(o).get("cost-so-far"))
@@ -186,8 +242,24 @@ def tracking(msg: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def item_evse(item: dict[str, Any]) -> str | None:
-    a = item.get("beckn:itemAttributes") or {}
+    a = item.get("beckn:itemAttributes") or item.get("resourceAttributes") or {}
     return a.get("evseId") or a.get("ev:evseId")
+
+
+def catalog_items(msg: dict[str, Any]) -> list[tuple[str, str | None, str, str]]:
+    """(item id, EVSE id, name, short description) of every item of an on_discover: the
+    draft's items or the LTS's resources."""
+    out = []
+    for cat in (msg.get("message") or {}).get("catalogs") or msg.get("catalogs") or []:
+        for i in cat.get("beckn:items") or []:
+            d = i.get("beckn:descriptor") or {}
+            out.append((str(i["beckn:id"]), item_evse(i), str(d.get("schema:name", "")),
+                        str(d.get("beckn:shortDesc", ""))))
+        for r in cat.get("resources") or []:
+            d = r.get("descriptor") or {}
+            out.append((str(r["id"]), item_evse(r), str(d.get("name", "")),
+                        str(d.get("shortDesc", ""))))
+    return out
 
 
 @dataclass(frozen=True)
@@ -230,6 +302,8 @@ def bill(msg: dict[str, Any]) -> Bill:
     o = order(msg)
     if is_rc2(o):
         return _bill_rc2(o)
+    if is_lts(o):
+        return _bill_lts(o)
     entries = payments(msg)
     main = entries[0] if entries else {}
     by_method: dict[str, Decimal] = {}
@@ -272,3 +346,32 @@ def _bill_rc2(o: dict[str, Any]) -> Bill:
         return Bill("PRE-FULFILLMENT", collected, billed, z, z, z, billed - collected,
                     str(url) if url else None)
     return Bill("PRE-FULFILLMENT", collected, billed, max(collected - billed, z), z, z, z, None)
+
+
+def _bill_lts(o: dict[str, Any]) -> Bill:
+    """The LTS contract says each money movement as a settlement (bridge/journey/lts.py):
+    the payment asked for at init, then refund, capture, release, top-up."""
+    z = Decimal("0.00")
+    moved: dict[str, Decimal] = {}
+    main: dict[str, Any] = {}
+    top_up_url = None
+    for i, s in enumerate(o.get("settlements") or []):
+        pay = s.get("settlementAttributes") or {}
+        if i == 0:
+            main = pay
+            continue
+        kind = str(s.get("id", "")).split("-")[0]
+        moved[kind] = moved.get(kind, z) + money((pay.get("beckn:amount") or {}).get("value"))
+        if kind == "top" and s.get("status") == "DRAFT":
+            top_up_url = pay.get("beckn:paymentURL")
+    status = str(main.get("beckn:paymentStatus", ""))
+    amount = money((main.get("beckn:amount") or {}).get("value"))
+    billed = money(_value(o).get("value"))
+    if status == "PENDING":  # postpaid: the payment is the bill, asked at its URL
+        url = main.get("beckn:paymentURL")
+        return Bill("POST-FULFILLMENT", z, billed, z, z, z, amount, str(url) if url else None)
+    hold = "capture" in moved or "release" in moved or status in ("AUTHORIZED", "CAPTURED",
+                                                                   "VOIDED")
+    return Bill("AUTHORIZATION-HOLD" if hold else "PRE-FULFILLMENT", amount, billed,
+                moved.get("refund", z), moved.get("capture", z), moved.get("release", z),
+                moved.get("top", z), str(top_up_url) if top_up_url else None)

@@ -18,7 +18,7 @@ import pytest
 from tests.conformance.beckn import lts as lts_schema
 from tests.conformance.beckn import rc2
 from tests.journey.conftest import World
-from tests.lts import test_lts_acks, test_lts_errors, test_lts_journey
+from tests.lts import test_lts_acks, test_lts_errors, test_lts_journey, test_lts_money
 from tests.lts.conftest import LtsBap
 from tests.spec import require
 
@@ -76,7 +76,8 @@ def inspector() -> LtsInspector:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors, test_lts_acks))
+@pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors, test_lts_acks,
+                                               test_lts_money))
 async def test_lts_scenario(scenario: Scenario, inspector: LtsInspector, world: World,
                             lts: LtsBap) -> None:
     lts.inspect = inspector
@@ -90,3 +91,20 @@ def test_overlay_is_still_needed() -> None:
     """Each fix of the overlay applied to the published files: none is dead weight."""
     docs = lts_schema.load_documents()
     assert len(docs.applied) == len(lts_schema.OVERLAY), docs.applied
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("speed", [120])
+async def test_lts_demo_journeys(inspector: LtsInspector, world: World, speed: int) -> None:
+    """`bridge demo --profile lts`: every Ack, callback and PATCH its BAP gets, checked."""
+    import io
+
+    from bridge.demo.journeys import run_demo
+    from bridge.demo.render import Printer
+    from tests.lts.test_lts_demo import demo_config
+
+    journeys = ("walk-in", "power-cut", "offline")
+    out = io.StringIO()
+    results = await run_demo(demo_config(world, journeys, inspect=inspector), Printer(out))
+    assert results == dict.fromkeys(journeys, True), out.getvalue()
+    inspector.assert_clean()
