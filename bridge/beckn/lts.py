@@ -527,8 +527,11 @@ def message_in(action: str, message: Any) -> dict[str, Any]:
     return {"order": contract_to_order(m["contract"])}
 
 
-# Actions whose `context.try` preview is answered (a support request changes nothing)
-PREVIEWS: Final = frozenset({"support"})
+# Actions whose `context.try` preview is answered: cancel (the contract as the cancel
+# would leave it, with the refund the terms give: bridge.journey.cancel.preview), rate
+# (the rating as it would be kept) and support (which changes nothing anyway). An update
+# preview (start or stop a charge "without changing state") has no meaning here: 409.
+PREVIEWS: Final = frozenset({"cancel", "rating", "support"})
 
 
 def inbound(body: dict[str, Any], request_digest: str, action: str) -> dict[str, Any]:

@@ -16,8 +16,16 @@ from typing import Any
 
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
-from bridge.journey.common import CancelNotPossible, JourneyDeps, apply, deps_of, load
-from bridge.journey.release import release_job
+from bridge.journey.common import (
+    CancelNotPossible,
+    JourneyDeps,
+    apply,
+    deps_of,
+    load,
+    previewing,
+    reply,
+)
+from bridge.journey.release import plan, release_job, settlement
 from bridge.orders import Event, State
 from bridge.store.effects import Effects
 from bridge.store.orders import Order
@@ -28,8 +36,23 @@ async def handle_cancel(req: BecknRequest) -> None:
     order = await load(deps, req, CancelNotPossible)
     if order.state in (State.ACTIVE, State.INTERRUPTED):
         raise CancelNotPossible("charging has started: send update stop-charging instead")
+    if previewing(req):
+        await reply(deps, req, preview(deps, order, req.received_at), req.received_at)
+        return
     await cancel_order(deps, order.transaction_id,
                        req.context.model_dump(mode="json", exclude_none=True), req.received_at)
+
+
+def preview(deps: JourneyDeps, order: Order, now: datetime) -> Order:
+    """The order as a cancel now would leave it (LTS `context.try`: the cancellation terms
+    and fee before committing): CANCELLED, with the settlement the release job would make
+    (`bridge.journey.release.plan`). Nothing is stored, no money moves."""
+    o = apply(order.model_copy(deep=True), Event.CANCEL, now, CancelNotPossible)
+    o.request["ended_at"] = now.isoformat()
+    r = plan(deps, o)
+    if r is not None:
+        o.settlement = {**settlement(o, r, now), "preview": True}
+    return o
 
 
 async def cancel_order(deps: JourneyDeps, txn: str, context: dict[str, Any],

@@ -290,6 +290,12 @@ async def unsolicited(deps: JourneyDeps, order: Order, action: str, now: datetim
     return cb_id
 
 
+def previewing(req: BecknRequest) -> bool:
+    """The request is a preview (LTS `context.try: true`, release branch): answer with
+    the outcome, change nothing (bridge/beckn/lts.py says which actions offer one)."""
+    return (req.context.model_extra or {}).get("try") is True
+
+
 def belongs(order: Order, req: BecknRequest) -> bool:
     """An order is its BAP's: the request must come from the bap_id that created it, name
     the same bap_uri (where its callbacks go) and speak its family of the protocol (an

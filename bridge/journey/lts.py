@@ -153,6 +153,7 @@ def settlements(order: Order, bpp_id: str) -> list[dict[str, Any]]:
         release   COMPLETE: the rest of the hold given back (VOIDED)
         top-up    DRAFT with its link until paid, then COMPLETE (less was collected
                   than billed)
+    A previewed cancel (`context.try`) shows its refund DRAFT: what the cancel would do.
     So paid + top-up = bill + refund (or held = capture + release), to the paisa."""
     main = rc2.payment(order, bpp_id)
     if main is None:
@@ -181,7 +182,7 @@ def settlements(order: Order, bpp_id: str) -> list[dict[str, Any]]:
             continue
         pid = f"{kind.replace('_', '-')}-{order.id}"
         url = None
-        state = "COMPLETE"
+        state = "DRAFT" if s.get("preview") else "COMPLETE"  # a cancel previewed: not made
         if kind == "top_up":
             paid = s.get("top_up_status") == "PAID"
             pay_status = "COMPLETED" if paid else "PENDING"

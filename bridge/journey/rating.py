@@ -18,7 +18,15 @@ from bridge.beckn.profiles import GUIDE, LTS, RC2
 from bridge.beckn.routes import register_action
 from bridge.beckn.transport import BecknRequest
 from bridge.journey import lts
-from bridge.journey.common import NotApplicableNow, deps_of, load, profile_of, reply_effect
+from bridge.journey.common import (
+    NotApplicableNow,
+    deps_of,
+    load,
+    previewing,
+    profile_of,
+    reply,
+    reply_effect,
+)
 from bridge.store.effects import Effects
 from bridge.store.orders import Order
 
@@ -75,6 +83,11 @@ async def handle_rating(req: BecknRequest) -> None:
     deps = deps_of(req)
     rating = parse_rating(req.body)
     order = await load(deps, req, NotApplicableNow)
+    if previewing(req):  # LTS `context.try`: the rating as it would be kept, not kept
+        shown = order.model_copy(update={"rating": {**rating, "at": req.received_at.isoformat()}})
+        await reply(deps, req, shown, req.received_at,
+                    message=render(profile_of(deps, shown), shown))
+        return
 
     def store(o: Order) -> Order:
         o.rating = {**rating, "at": req.received_at.isoformat()}

@@ -13,6 +13,7 @@ import orjson
 
 from bridge.beckn import signing
 from bridge.mapping.catalog import item_id
+from bridge.payments import SandboxGateway
 from tests.journey.conftest import BAP_KEY, LTS_BAP, RESERVABLE, WALK_IN, World, money, pay
 from tests.lts.conftest import (
     LtsBap,
@@ -105,9 +106,9 @@ async def test_refusals_after_reading_are_409_ack_no_callback(world: World,
     status, ack = await lts.post("confirm", txn, {"contract": {
         "commitments": select_contract(WALK_IN)["contract"]["commitments"]}})
     refused(status, ack, 409, "40001", "start with select")
-    # context.try: previews are offered for support only
+    # context.try: previews are offered for cancel, rate and support, not for update
     on_select = await lts.call("select", txn, select_contract(WALK_IN, budget=100))
-    status, ack = await lts.post("cancel", txn, {"contract": {
+    status, ack = await lts.post("update", txn, {"contract": {
         "id": contract(on_select)["id"], "commitments": contract(on_select)["commitments"]}},
         context={"try": True})
     refused(status, ack, 409, "40001", "context.try")
@@ -166,6 +167,18 @@ async def test_status_cancel_rate_and_support(world: World, lts: LtsBap) -> None
     assert contract_state(on_confirm)[:2] == ("ACTIVE", "RESERVED")
     on_status = await lts.call("status", txn, {"contract": ref})
     assert contract_state(on_status)[:2] == ("ACTIVE", "RESERVED")
+    # first the terms (context.try): what a cancel now would give back, nothing changed
+    status, ack = await lts.post("cancel", txn, {"contract": ref}, context={"try": True})
+    assert (status, ack["status"]) == (200, "ACK"), ack
+    preview = await lts.wait_for("on_cancel", txn)
+    assert preview["context"]["try"] is True
+    assert contract_state(preview)[0] == "CANCELLED"
+    would = next(s for s in contract(preview)["settlements"] if s["id"].startswith("refund-"))
+    assert would["status"] == "DRAFT"
+    order = await world.order(txn)
+    assert order.state.value == "RESERVED" and order.settlement is None
+    gw = SandboxGateway(world.redis, world.bridge_url)
+    assert (await gw.get(order.payment["id"])).refunded == 0
     on_cancel = await lts.call("cancel", txn, {"contract": ref})
     c = contract(on_cancel)
     assert contract_state(on_cancel)[:2] == ("CANCELLED", "CANCELLED")
@@ -174,7 +187,15 @@ async def test_status_cancel_rate_and_support(world: World, lts: LtsBap) -> None
     assert refund["status"] == "COMPLETE"
     assert refund["settlementAttributes"]["beckn:paymentStatus"] == "REFUNDED"
     assert money(refund["settlementAttributes"]["beckn:amount"]["value"]) == money(
-        paid * money("0.85"))
+        paid * money("0.85")) == money(would["settlementAttributes"]["beckn:amount"]["value"])
+    # a rating previewed (context.try) is answered, not kept
+    status, ack = await lts.post("rate", txn, {"ratingInputs": [{
+        "target": {"id": ref["id"], "descriptor": {"code": "ORDER"}},
+        "range": {"min": 1, "max": 5, "value": 2}}]}, context={"try": True})
+    assert (status, ack["status"]) == (200, "ACK")
+    shown = await lts.wait_for("on_rate", txn)
+    assert shown["message"]["ratings"][0]["range"]["value"] == 2
+    assert (await world.order(txn)).rating is None
     on_rate = await lts.call("rate", txn, {"ratingInputs": [{
         "target": {"id": ref["id"], "descriptor": {"code": "ORDER"}},
         "range": {"min": 1, "max": 10, "value": 9},
