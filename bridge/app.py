@@ -47,7 +47,9 @@ Extension = Callable[[web.Application], None]
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, max_connections=512)
+    from bridge import redisconn
+
+    return redisconn.data(settings, max_connections=512)
 
 
 @web.middleware
@@ -188,7 +190,8 @@ async def serve(settings: Settings, extensions: tuple[Extension, ...] = (),
     runner = EdgeRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout,
                         header_timeout=settings.header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024,
+                       reuse_port=settings.reuse_port or None)
     await site.start()
     log.info("bridge.listening", host=settings.host, port=settings.port,
              public_url=settings.public_url)

@@ -56,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args, settings) if _wants_settings(args) else args.func(args)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         # Any command that needs Redis: one line, not a traceback.
-        print(f"bridge {args.command}: cannot reach Redis at {redact_url(settings.redis_url)}: "
+        from bridge import redisconn
+
+        print(f"bridge {args.command}: cannot reach Redis at {redisconn.describe(settings)}: "
               f"{_reason(exc)}", file=sys.stderr)
         return 1
     except KeyFileError as exc:

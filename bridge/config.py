@@ -57,7 +57,22 @@ class Settings(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
     # "" = follow host and port: http://{host}:{port} (127.0.0.1 for a wildcard host)
     public_url: str = ""
+    # SO_REUSEPORT: several `bridge serve` processes listen on one host:port and the kernel
+    # spreads connections between them (docs/scaling.md, "Many processes")
+    reuse_port: bool = False
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Where the data lives (docs/scaling.md): one Redis at `redis_url` (the default), or
+    # the primary a Sentinel set names (`redis_sentinels` "host:port,host:port" and its
+    # `redis_sentinel_service`; the queues then live there too). `redis_password` is the
+    # data nodes' AUTH password in the Sentinel form (in the single form it is in the URL).
+    redis_sentinels: str = ""
+    redis_sentinel_service: str = "obb"
+    redis_password: str = ""
+    # The WAIT barrier: every write is acknowledged by this many replicas before the bridge
+    # acts on it (0 = off; 1 with Sentinel), within `redis_wait_timeout` seconds, else it
+    # is an error like an unreachable Redis and the step is tried again.
+    redis_wait_replicas: int = Field(0, ge=0, le=16)
+    redis_wait_timeout: float = Field(2.0, gt=0)
     # Start even if Redis does not persist acknowledged writes (no AOF, no replicas
     # required to write): tests and benchmarks only (`--allow-volatile-redis`).
     redis_allow_volatile: bool = False
@@ -291,6 +306,12 @@ class Settings(BaseModel):
         adapter, its receiver), else `public_url`."""
         return self.beckn_bpp_uri.rstrip("/") or self.public_url
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _nodes(cls, v: str) -> str:
+        parse_nodes(v)  # ValueError says what is expected
+        return v
+
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod
     def _upper(cls, v: str) -> str:
@@ -322,6 +343,20 @@ def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
         except ValueError as exc:
             raise ValueError(f"not an IP address or network: {part!r}") from exc
     return tuple(out)
+
+
+def parse_nodes(text: str) -> list[tuple[str, int]]:
+    """"h1:26379, h2:26379" -> [("h1", 26379), ("h2", 26379)] ("" -> [])."""
+    out: list[tuple[str, int]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a host:port list: {text!r} (say e.g. '10.0.0.1:26379,10.0.0.2:26379')")
+        out.append((host.strip("[]"), int(port)))
+    return out
 
 
 def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,15 +70,15 @@ async def wait_for_redis(redis: aioredis.Redis, what: str) -> None:
 
 async def check(settings: Settings, what: str) -> str | None:
     """None when the bridge may start; else the one-line reason it must not."""
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    from bridge import redisconn
+
+    redis = redisconn.data(settings)
     try:
         await wait_for_redis(redis, what)
         ok, how = await persistence(redis)
     finally:
         await redis.aclose()
-    from bridge.cli import redact_url
-
-    where = redact_url(settings.redis_url)
+    where = redisconn.describe(settings)
     if ok:
         log.info("bridge.redis_durability", process=what, redis=where, persistence=how)
         return None

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from arq.connections import RedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.cron import cron
 from arq.worker import Worker, func
@@ -65,12 +64,12 @@ async def periodic_sync(ctx: dict[str, Any]) -> int:
     except the parties in `ocpi.sync_skip` (those that push reliably). Each job reads only
     what changed since that party's last sync; a party whose job is still queued or
     running is not queued twice (the job id is per party and run)."""
-    from arq.connections import ArqRedis
+    from bridge import redisconn
 
     settings: Settings = ctx["settings"]
     deps: OcpiDeps = ctx["ocpi"]
     skip = parse_parties(settings.ocpi_sync_skip)
-    arq = ArqRedis(connection_pool=ctx["redis_app"].connection_pool)
+    arq = redisconn.arq_on(ctx["redis_app"])
     queued = 0
     run = datetime.now(UTC).strftime("%Y%m%d%H%M")
     for conn in await deps.creds.connections():
@@ -189,6 +188,7 @@ class BridgeWorker(Worker):
 
 def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200,
                  poll_delay: float = 0.05) -> Worker:
+    from bridge import redisconn
     from bridge.app import make_redis
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -227,7 +227,7 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         functions=[metrics.timed(f) for f in JOBS],
         cron_jobs=crons,
         queue_name=QUEUE,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_pool=redisconn.queue(settings),
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,

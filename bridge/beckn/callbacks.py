@@ -52,7 +52,7 @@ from arq.constants import job_key_prefix
 from arq.jobs import serialize_job
 from arq.worker import Retry
 
-from bridge import metrics
+from bridge import metrics, redisconn
 from bridge.beckn import countersign, intake
 from bridge.beckn.errors import BecknError
 from bridge.beckn.keyring import OwnKeys
@@ -140,7 +140,7 @@ def callback_url(settings: Settings, context: Context) -> str:
 
 
 def _arq(redis: aioredis.Redis) -> ArqRedis:
-    return ArqRedis(connection_pool=redis.connection_pool)
+    return redisconn.arq_on(redis)
 
 
 def safety_net_delay(settings: Settings) -> float:

@@ -65,6 +65,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     arm_crash_point(settings)
     if args.port is not None:
         settings = settings.replace(port=args.port)
+    if args.reuse_port:
+        settings = settings.replace(reuse_port=True)
     settings, code = durable_or_exit(args, settings, "serve")
     if code:
         return code
@@ -362,6 +364,9 @@ def register(sub: Any) -> None:
                      "tests and benchmarks only")
     p = sub.add_parser("serve", help="run the HTTP server (OCPI + Beckn endpoints)")
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--reuse-port", action="store_true", default=None,
+                   help="bind with SO_REUSEPORT: several serve processes on one address, "
+                        "the kernel spreads connections (docs/scaling.md)")
     p.add_argument("--allow-volatile-redis", action="store_true", help=volatile_help)
     p.set_defaults(func=cmd_serve)
 

@@ -16,6 +16,7 @@ JOURNEY_NAMES = ("reservation", "walk-in", "power-cut", "offline")
 def cmd(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
+    from bridge import redisconn
     from bridge.beckn.keyring import load_ring
     from bridge.beckn.signing import KeyFileError, load_private_key
     from bridge.demo.client import DemoFailure, Endpoints
@@ -38,7 +39,8 @@ def cmd(args: argparse.Namespace, settings: Settings) -> int:
         redis_url=settings.redis_url, bridge_key=bridge_key, bap_port=args.bap_port,
         journeys=(args.journey,) if args.journey else JOURNEY_NAMES, timeout=args.timeout,
         interrupt_after=settings.journey_interrupt_after, profile=args.profile,
-        reserve_lead_minutes=getattr(settings, "journey_reserve_lead_minutes", None), notes=notes)
+        reserve_lead_minutes=getattr(settings, "journey_reserve_lead_minutes", None), notes=notes,
+        connect=lambda: redisconn.data(settings))
     try:
         results = asyncio.run(run_demo(cfg, Printer(sys.stdout, color=sys.stdout.isatty())))
     except DemoFailure as exc:

@@ -137,12 +137,11 @@ class _Store:
             return _Found(problem=f"store not reachable: {text}")
 
     async def _find(self, cc: str, pid: str, location_id: str | None, tariff_ids: Sequence[str]) -> _Found:
-        from redis import asyncio as aioredis
-
+        from bridge import redisconn
         from bridge.store.ocpi_store import OcpiStore
 
-        redis = aioredis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=STORE_TIMEOUT_S,
-                                        socket_timeout=STORE_TIMEOUT_S)
+        redis = redisconn.data(self.settings, socket_connect_timeout=STORE_TIMEOUT_S,
+                               socket_timeout=STORE_TIMEOUT_S)
         try:
             store = OcpiStore(redis)
             found = _Found()

@@ -58,6 +58,9 @@ class DemoConfig:
     # How long before a slot the bridge sends RESERVE_NOW (None: at once, on confirm).
     reserve_lead_minutes: int | None = None
     notes: list[str] = field(default_factory=list)
+    # How to reach the bridge's Redis when `redis_url` is not enough (Sentinel: the
+    # settings' factory, bridge.redisconn.data)
+    connect: Callable[[], aioredis.Redis] | None = None
     # Sees every body the demo BAP receives (see DemoBap.inspect): tests check them.
     inspect: Inspect | None = None
     profile: str = "draft"  # or "lts": the BAP speaks Beckn 2.0 LTS
@@ -302,7 +305,7 @@ async def run_demo(cfg: DemoConfig, out: Printer) -> dict[str, bool]:
         await bap.start()
     except OSError as exc:  # the port is taken (another demo still running?)
         raise DemoFailure(f"cannot serve the demo BAP on {bap.url}: {exc}") from exc
-    redis = aioredis.Redis.from_url(cfg.redis_url)
+    redis = cfg.connect() if cfg.connect is not None else aioredis.Redis.from_url(cfg.redis_url)
     results: dict[str, bool] = {}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:

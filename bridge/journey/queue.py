@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from redis.exceptions import WatchError
 
+from bridge import redisconn
 from bridge.beckn import intake
 from bridge.store.effects import Effects
 
@@ -34,7 +34,7 @@ async def enqueue(redis: aioredis.Redis, name: str, *args: Any, job_id: str | No
         await _enqueue_with_record(redis, QUEUE, name, args, job_id or uuid.uuid4().hex,
                                    defer_until)
         return
-    arq = ArqRedis(connection_pool=redis.connection_pool)
+    arq = redisconn.arq_on(redis)
     await arq.enqueue_job(name, *args, _job_id=job_id, _queue_name=QUEUE,
                           _defer_until=defer_until)
 
