@@ -171,6 +171,10 @@ class Settings(BaseModel):
     beckn_callback_default_ttl: float = Field(60.0, gt=0)
     beckn_discover_max_limit: int = Field(100, ge=1)
     # Catalog publish to the network's Catalog Discovery Service (bridge/beckn/catalog_publish.py)
+    # which profile catalog publish speaks: rc2 (POST {cds_url}/catalog/publish, the
+    # draft's Catalog Publish) or lts (the same path, Beckn 2.0 LTS; results at our
+    # /catalog/on_publish)
+    beckn_publish_profile: Literal["rc2", "lts"] = "rc2"
     beckn_cds_url: str = ""  # the CDS's Beckn base URL ({cds_url}/catalog/publish); "" = off
     beckn_cds_subscriber_id: str = ""  # only it may send on_catalog_publish ("" = any known)
     beckn_publish_delay: float = Field(10.0, ge=0)  # a CPO's changes are published this late
@@ -295,6 +299,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _default_profile_on(self) -> Settings:
         on = self.beckn_profiles.split(",")
+        if self.beckn_publish_profile == "lts" and "lts" not in on:
+            raise ValueError("beckn.publish_profile \"lts\" needs lts among beckn.profiles "
+                             "(the CDS's results come to /catalog/on_publish)")
         if ("rc2" in on or "guide" in on) and self.beckn_wire_profile not in on:
             raise ValueError(f"beckn.wire_profile {self.beckn_wire_profile!r} is not among "
                              f"beckn.profiles ({self.beckn_profiles})")

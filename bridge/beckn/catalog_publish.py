@@ -65,6 +65,7 @@ from bridge.mapping.catalog import (
     ROW_CT,
     ROW_ITEM,
     ROW_KW,
+    ROW_STATUS,
     catalog_header,
 )
 from bridge.store import beckn_keys as bk
@@ -146,6 +147,7 @@ class Entry:
     item: bytes
     offer: bytes | None
     stamp: str
+    status: str = ""  # the EVSE's status (facet; the LTS's Resource says it)
 
     @property
     def size(self) -> int:
@@ -305,6 +307,16 @@ class Publisher:
         self.signer = signer
         self.clock = clock
         self.url = settings.beckn_cds_url.rstrip("/") + PATH
+        # the wire: the draft's Catalog Publish, or the LTS's (catalog_publish_lts.py)
+        self.lts = settings.beckn_publish_profile == "lts"
+        if self.lts:
+            from bridge.beckn import catalog_publish_lts as wire
+
+            self._context, self._body = wire.publish_context, wire.publish_body
+            self._refusal = wire.answer_refusal
+        else:
+            self._context, self._body, self._refusal = (publish_context, publish_body,
+                                                        answer_refusal)
         self._claim = redis.register_script(_CLAIM)
         self._done = redis.register_script(_DONE)
         self._failed = redis.register_script(_FAILED)
@@ -486,7 +498,8 @@ class Publisher:
                 old = published[ref].pop(row[ROW_ITEM], None)
                 if full or old is None or parse_stamp(old)[0] != digest:
                     send.append(Entry(ref, row[ROW_ITEM], item, offer,
-                                      stamp(digest, row[ROW_CT], float(row[ROW_KW]))))
+                                      stamp(digest, row[ROW_CT], float(row[ROW_KW])),
+                                      row[ROW_STATUS]))
             for ref, rest in published.items():
                 withdrawn_rows += [(ref, iid, value) for iid, value in rest.items()]
         if header is None:
@@ -506,15 +519,15 @@ class Publisher:
         send, gone, header = await self._entries(prov, refs, full)
         report = Report(prov)
         head = catalog_header(header, settings.beckn_subscriber_id, settings.bpp_uri)
-        overhead = len(publish_body(publish_context(settings, datetime.now(UTC), "x" * 36,
-                                                    "x" * 36), head, [], False)) + 64
+        overhead = len(self._body(self._context(settings, datetime.now(UTC), "x" * 36,
+                                                "x" * 36), head, [], False)) + 64
         for active, entries in ((True, send), (False, gone)):
             for batch in split(entries, settings.beckn_publish_batch_items,
                                settings.beckn_publish_batch_bytes, overhead):
                 await self.redis.pexpire(bk.pub_lease(prov), LEASE_MS)
                 txn = str(uuid.uuid4())
-                ctx = publish_context(settings, datetime.now(UTC), txn, str(uuid.uuid4()))
-                body = publish_body(ctx, head, batch, active)
+                ctx = self._context(settings, datetime.now(UTC), txn, str(uuid.uuid4()))
+                body = self._body(ctx, head, batch, active)
                 await self._record_request(prov, txn, batch, active)
                 try:
                     await self._send(body)
@@ -547,7 +560,7 @@ class Publisher:
             try:
                 async with self.http.post(self.url, data=body, headers=headers) as resp:
                     text = await resp.text()
-                    refusal = answer_refusal(resp.status, text)
+                    refusal = self._refusal(resp.status, text)
                     if not refusal:
                         return
                     if resp.status != 429 and resp.status < 500:

@@ -163,6 +163,14 @@ def add_routes(app: web.Application, services: BecknServices, settings: Settings
         app.router.add_post(f"/{name}", post)
     for method, path in lts.CALLBACK_PATHS:
         app.router.add_route(method, path, not_served("a BAP's callback endpoint"))
+    from bridge.beckn import catalog_publish_lts
+
+    async def on_publish(request: web.Request) -> web.Response:
+        return await catalog_publish_lts.receive(request, services)
+
+    # the CDS's results of our LTS catalog publishes (beckn.publish_profile = "lts")
+    app.router.add_post("/catalog/on_publish", on_publish)
     for method, path in lts.CATALOG_PATHS:
-        app.router.add_route(method, path, not_served("an endpoint of a catalog discovery "
-                                                      "service (CDS) or catalog indexer"))
+        if (method, path) != ("POST", "/catalog/on_publish"):
+            app.router.add_route(method, path, not_served("an endpoint of a catalog discovery "
+                                                          "service (CDS) or catalog indexer"))

@@ -103,24 +103,33 @@ async def receive(request: web.Request, services: BecknServices) -> web.Response
         request["beckn_txn"] = str(body["context"].get("transaction_id", ""))
     resp = validate(CatalogPublishResponse, body)
     txn = resp.context.transaction_id
+    sent = await results_of(services, txn, [r.catalog_id for r in resp.message.results])
+    signer = header.subscriber_id if header is not None else "adapter"
+    for result in resp.message.results:
+        await store(services, txn, sent, result, signer)
+    return _ack_ok(txn)
+
+
+async def results_of(services: BecknServices, txn: str, catalog_ids: list[str],
+                     field: str = "message.results.{i}.catalog_id") -> dict[str, str]:
+    """The record of our publish request `txn`, the one these results are about (each
+    catalog one it carried); SchemaError otherwise. (The LTS's results use it too:
+    bridge/beckn/catalog_publish_lts.py.)"""
     sent = {k.decode(): v.decode()
             for k, v in (await services.redis.hgetall(bk.pub_request(txn))).items()}
     if not sent:
         raise SchemaError(f"transaction {txn} is not a catalog publish of ours (or its "
                           "record has expired)", {"field": "context.transaction_id"})
-    for i, result in enumerate(resp.message.results):
-        if result.catalog_id != sent["catalog"]:
-            raise SchemaError(f"catalog {result.catalog_id!r} was not published in "
+    for i, catalog_id in enumerate(catalog_ids):
+        if catalog_id != sent["catalog"]:
+            raise SchemaError(f"catalog {catalog_id!r} was not published in "
                               f"transaction {txn} (it carried {sent['catalog']})",
-                              {"field": f"message.results.{i}.catalog_id"})
-    signer = header.subscriber_id if header is not None else "adapter"
-    for result in resp.message.results:
-        await _store(services, txn, sent, result, signer)
-    return _ack_ok(txn)
+                              {"field": field.format(i=i)})
+    return sent
 
 
-async def _store(services: BecknServices, txn: str, sent: dict[str, str],
-                 result: CatalogResult, signer: str) -> None:
+async def store(services: BecknServices, txn: str, sent: dict[str, str],
+                result: CatalogResult, signer: str) -> None:
     redis = services.redis
     prov = sent["provider"]
     now = repr(time.time())
