@@ -7,7 +7,8 @@ wrong for an OCPI/Beckn server on the internet, and are changed here:
   otherwise unparseable is answered by aiohttp with a plain-text 400. Here it is
   answered in the protocol's own shape, told from the first bytes of the
   request: the OCPI envelope (status 2000) under `/ocpi`, a Beckn NACK (30000)
-  under `/beckn`; aiohttp's own answer elsewhere.
+  under `/beckn`, the LTS's NACK `{status, error}` on the LTS paths (not
+  counter-signed: no request was read); aiohttp's own answer elsewhere.
 - A client may take as long as it likes to send its headers (slowloris: 4,000
   connections held open for 60 s). Here a connection that has not delivered a
   complete request head within `server.header_timeout` seconds is closed. (The
@@ -47,6 +48,12 @@ def error_body(first: bytes, status: int, reason: str) -> bytes | None:
     if target.startswith(b"/beckn"):
         return orjson.dumps({"transaction_id": "", "timestamp": stamp, "ack_status": "NACK",
                              "error": {"code": "30000", "message": message}})
+    path = target.split(b"?", 1)[0].decode("latin-1")
+    from bridge.beckn.lts_routes import is_lts_path
+
+    if is_lts_path(path):  # the LTS's NACK; nothing was read to counter-sign
+        return orjson.dumps({"status": "NACK", "error": {"errorCode": "30000",
+                                                         "errorMessage": message}})
     return None
 
 

@@ -81,4 +81,10 @@ def test_error_body_by_target() -> None:
     assert b'"status_code":2000' in (error_body(b"GET /ocpi/x HTTP/1.1", 400, "x") or b"")
     assert b'"ack_status":"NACK"' in (error_body(b"POST /beckn/x HTTP/1.1", 400, "x") or b"")
     assert error_body(b"GET /track/x HTTP/1.1", 400, "x") is None
+    # the LTS paths: the LTS's NACK (no counter-signature: nothing of the request was read)
+    lts = orjson.loads(error_body(b"POST /select?x=" + b"y" * 40, 400, "too long") or b"{}")
+    assert lts == {"status": "NACK", "error": {
+        "errorCode": "30000", "errorMessage": "the HTTP request could not be read: too long"}}
+    assert error_body(b"POST /catalog/on_publish HTTP/1.1", 400, "x") is not None
+    assert error_body(b"POST /selection HTTP/1.1", 400, "x") is None
     assert error_body(b"\x16\x03\x01garbage", 400, "x") is None
