@@ -6,7 +6,7 @@ PY    ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
           done)
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup chromium run test interop lint typecheck bench clean redis-path lock
+.PHONY: setup chromium run test test-chaos interop lint typecheck bench clean redis-path lock
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -31,6 +31,12 @@ run: setup
 
 test: setup chromium
 	REDIS_SERVER=$$(cat var/redis-server.path) CHROMIUM=$$(cat var/chromium.path) $(VENV)/bin/pytest
+
+# Fault injection with real processes (tests/chaos, docs/operations.md): kill -9 of worker
+# and serve at named crash points, Redis SIGKILL/SIGTERM, a BAP down, the CPO slow and
+# unreachable. About 5 minutes; prints its figures and writes var/chaos-figures.json.
+test-chaos: setup
+	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest -m chaos tests/chaos
 
 # The interoperability suite (interop/): an OCPI library no one here wrote, in its own venv.
 INTEROP_VENV  := var/interop-venv

@@ -205,6 +205,8 @@ class Settings(BaseModel):
     journey_command_grace: float = Field(10.0, ge=0)  # added to the CPO's CommandResponse.timeout
     # A command the CPO cannot be reached for is retried (same uid) this long before giving up.
     journey_command_retry_for: float = Field(300.0, ge=0)
+    # START_SESSION attempts (each its own command) before a start that fails is final.
+    journey_start_attempts: int = Field(3, ge=1)
     # An order's Session/CDR is pulled from the CPO when no push came for this long.
     journey_reconcile_after: float = Field(60.0, gt=0)
     journey_reserve_lead_minutes: int = Field(30, ge=0)  # RESERVE_NOW this long before a slot
@@ -217,8 +219,10 @@ class Settings(BaseModel):
     journey_support_url: str = "https://example.org/support"
 
     # [test] fault injection (tests/chaos): the process kills itself (SIGKILL) at this named
-    # point, "name" or "name@N" (bridge/crashpoints.py). Empty in production.
+    # point, "name" or "name@N", or the first reached of several, comma-separated
+    # (bridge/crashpoints.py). Empty in production.
     test_crash_point: str = ""
+    test_crash_after: float = Field(0.0, ge=0)  # seconds of uptime before the points are armed
 
     @field_validator("public_url")
     @classmethod
@@ -229,9 +233,9 @@ class Settings(BaseModel):
     @classmethod
     def _crash_point(cls, v: str) -> str:
         if v:
-            from bridge.crashpoints import parse
+            from bridge.crashpoints import parse_all
 
-            parse(v)  # ValueError names the known points
+            parse_all(v)  # ValueError names the known points
         return v
 
     @model_validator(mode="after")

@@ -7,7 +7,8 @@ reaching it ends the process there:
 
 - `bridge serve` / `bridge worker` arm the point named by the setting
   `test_crash_point` (`BRIDGE_TEST_CRASH_POINT=name`, or `name@N` for the N-th
-  time it is reached). The process sends itself SIGKILL at that line: nothing
+  time it is reached; several, comma-separated: the first reached fires, and the
+  line it writes on stderr names it). The process sends itself SIGKILL at that line: nothing
   after it runs, no `finally`, no buffered write, exactly as `kill -9` would.
   The chaos suite (`tests/chaos/`) uses this, then restarts the process.
 - Tests in one process call `arm(name)`: reaching the point raises `Crashed`, a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -57,6 +59,7 @@ class Crashed(BaseException):
 _armed: dict[str, int] = {}  # name -> how many more times it is passed before it fires
 _kill = False  # True in a real process: SIGKILL; False in tests: raise Crashed
 _trace: list[str] | None = None
+_not_before = 0.0  # time.monotonic() before which armed points are passed, not counted
 
 
 def crash_point(name: str) -> None:
@@ -65,7 +68,7 @@ def crash_point(name: str) -> None:
     if not _armed:
         return
     left = _armed.get(name)
-    if left is None:
+    if left is None or (_not_before and time.monotonic() < _not_before):
         return
     if left > 1:
         _armed[name] = left - 1
@@ -88,16 +91,26 @@ def parse(spec: str) -> tuple[str, int]:
     return name, count
 
 
-def arm(spec: str, *, kill: bool = False) -> None:
-    """Arm one point (`name` or `name@N`); `kill=True` in a real process (SIGKILL)."""
-    global _kill
-    name, count = parse(spec)
-    _armed[name] = count
+def parse_all(specs: str) -> list[tuple[str, int]]:
+    """A comma-separated list of `name` / `name@N`: the first one reached fires."""
+    return [parse(spec) for spec in specs.split(",") if spec.strip()]
+
+
+def arm(specs: str, *, kill: bool = False, after: float = 0.0) -> None:
+    """Arm points (`name`, `name@N`, comma-separated); `kill=True` in a real process
+    (SIGKILL at the first one reached; the line on stderr names it). `after`: only once
+    the process has run that many seconds (a crash is not followed by another at once)."""
+    global _kill, _not_before
+    for name, count in parse_all(specs):
+        _armed[name] = count
     _kill = kill
+    _not_before = time.monotonic() + after if after else 0.0
 
 
 def disarm() -> None:
+    global _not_before
     _armed.clear()
+    _not_before = 0.0
 
 
 @contextmanager

@@ -54,3 +54,26 @@ def test_every_named_point_is_in_the_code() -> None:
     source = "\n".join(p.read_text() for p in Path(crashpoints.__file__).parent.rglob("*.py"))
     missing = [name for name in crashpoints.POINTS if f'crash_point("{name}")' not in source]
     assert missing == []
+
+
+def test_several_points_the_first_reached_fires() -> None:
+    crashpoints.arm("settle.recorded, command.sent@2")
+    try:
+        crashpoints.crash_point("command.sent")
+        with pytest.raises(crashpoints.Crashed, match=r"command\.sent"):
+            crashpoints.crash_point("command.sent")
+    finally:
+        crashpoints.disarm()
+
+
+def test_armed_only_after_some_uptime() -> None:
+    crashpoints.arm("command.sent", after=0.2)
+    try:
+        crashpoints.crash_point("command.sent")  # too early: passed, not counted
+        import time
+
+        time.sleep(0.25)
+        with pytest.raises(crashpoints.Crashed):
+            crashpoints.crash_point("command.sent")
+    finally:
+        crashpoints.disarm()

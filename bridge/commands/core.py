@@ -41,7 +41,7 @@ def arm_crash_point(settings: Settings) -> None:
 
         print(f"bridge: TEST crash point armed: {settings.test_crash_point} (SIGKILL there)",
               file=sys.stderr)
-        arm(settings.test_crash_point, kill=True)
+        arm(settings.test_crash_point, kill=True, after=settings.test_crash_after)
 
 
 def durable_or_exit(args: argparse.Namespace, settings: Settings, what: str

@@ -18,7 +18,7 @@ from arq import Retry
 
 from bridge.crashpoints import crash_point
 from bridge.journey.common import JourneyDeps, NotApplicableNow, apply
-from bridge.journey.queue import enqueue
+from bridge.journey.queue import enqueue, job_effect
 from bridge.journey.release import release_job
 from bridge.ocpi.commands import send_command
 from bridge.ocpi.errors import OcpiClientError, OcpiError
@@ -97,7 +97,8 @@ async def command_uid(deps: JourneyDeps, order: Order, name: str, now: datetime)
 
     def assign(o: Order) -> Order:
         if not (o.commands.get(name) or {}).get("uid"):
-            o.commands[name] = {"uid": uuid.uuid4().hex, "first_try": now.isoformat()}
+            o.commands[name] = {**(o.commands.get(name) or {}), "uid": uuid.uuid4().hex,
+                                "first_try": now.isoformat()}
         return o
 
     _, after = await deps.orders.update(order.transaction_id, assign)
@@ -285,6 +286,8 @@ async def journey_command_timeout(ctx: dict[str, Any], txn: str, uid: str) -> st
     order = await deps.orders.get(txn)
     if cmd is None or order is None or cmd.get("result"):
         return "answered"
+    if (order.commands.get("start") or {}).get("uid") != uid:
+        return "an earlier attempt"  # a later START attempt is under way
     return await start_failed(deps, txn, "the charger did not confirm the start in time",
                               now_utc())
 
@@ -315,15 +318,54 @@ async def start_failed(deps: JourneyDeps, txn: str, reason: str, now: datetime) 
         log.info("journey.start_not_failed", order=order.id, session=session.id, reason=reason)
         await on_session(deps, order.item.cc, order.item.pid, session.id, now)
         return "session exists"
+    if await retry_start(deps, order, reason, now):
+        return "trying again"
     await fail_order(deps, txn, reason, now)
     return "failed"
+
+
+async def retry_start(deps: JourneyDeps, order: Order, reason: str, now: datetime) -> bool:
+    """One more START_SESSION, a new command (attempt n+1, its own uid), when the last one
+    failed with no Session anywhere: a CPO may refuse a start because it could not reach
+    us for the real-time authorization (our serve restarting). At most
+    `journey.start_attempts` attempts, within `journey.command_retry_for` s of the
+    driver's request; the attempt and its job are written in one step."""
+    start = order.commands.get("start") or {}
+    attempt = int(start.get("attempt", 1))
+    asked = datetime.fromisoformat(order.commands.get("start_requested") or now.isoformat())
+    if attempt >= deps.settings.journey_start_attempts or (
+            now - asked).total_seconds() > deps.settings.journey_command_retry_for:
+        return False
+
+    def again(o: Order) -> Order:
+        current = o.commands.get("start") or {}
+        if int(current.get("attempt", 1)) != attempt or o.state not in (State.CONFIRMED,
+                                                                         State.RESERVED):
+            raise NotApplicableNow("the start moved on")
+        o.commands.setdefault("start_attempts", []).append({**current, "failed": reason})
+        o.commands["start"] = {"attempt": attempt + 1}
+        return o
+
+    try:
+        await deps.orders.update(order.transaction_id, again, effects=lambda _b, after: job_effect(
+            Effects(), "journey_start_session", after.transaction_id,
+            job_id=f"start:{after.id}:{attempt + 1}",
+            # a moment later: what made the CPO refuse (our serve restarting) may pass
+            defer_until=now + timedelta(seconds=max(deps.settings.journey_command_grace, 2.0))))
+    except NotApplicableNow:
+        return True  # another run took care of it
+    log.info("journey.start_retry", order=order.id, attempt=attempt + 1, reason=reason)
+    return True
 
 
 async def journey_start_failed(ctx: dict[str, Any], txn: str, uid: str, result: str) -> str:
     """A START_SESSION's CommandResult said it failed: decide (see `start_failed`) a moment
     later, when a Session the CPO started all the same has had time to arrive."""
-    return await start_failed(journey(ctx), txn, f"the charger could not start ({result})",
-                              now_utc())
+    deps = journey(ctx)
+    order = await deps.orders.get(txn)
+    if order is not None and (order.commands.get("start") or {}).get("uid") != uid:
+        return "an earlier attempt"
+    return await start_failed(deps, txn, f"the charger could not start ({result})", now_utc())
 
 
 async def journey_no_show(ctx: dict[str, Any], txn: str) -> str:

@@ -112,7 +112,11 @@ async def _start_consumers(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
 
         try:
             await asyncio.gather(
-                keep_running("journey-consumer", lambda: events.consume(deps, consumer, stop)),
+                # what a killed worker read and never acknowledged is taken over after two
+                # job leases (as its jobs are), not a minute later
+                keep_running("journey-consumer", lambda: events.consume(
+                    deps, consumer, stop,
+                    claim_idle_ms=int(max(2 * deps.settings.worker_job_lease, 5) * 1000))),
                 keep_running("journey-watchdog", lambda: events.watchdog(deps, stop)))
         finally:
             await deps.close()

@@ -123,3 +123,49 @@ async def test_failed_start_result_with_a_session_for_the_token_is_not_a_failure
         assert Decimal(current.session["kwh"]) == Decimal("0.4")
     finally:
         await deps.close()
+
+
+async def test_a_failed_start_is_tried_once_more_as_a_new_command(redis_client, redis_url) -> None:
+    """No Session anywhere after a refused START: more attempts (each its own uid, its own
+    job), up to journey.start_attempts (3), before the order fails and is refunded."""
+    settings = Settings(redis_url=redis_url, beckn_subscriber_id="bpp.test",
+                        journey_pricing_policy=str(ROOT / "config" / "pricing.toml"))
+    deps = JourneyDeps.build(settings, redis_client)
+    now = datetime.now(UTC)
+    cc, pid, loc, evse, conn = WALK_IN
+    order = Order(id=uuid.uuid4().hex, transaction_id="txn-again-1", bap_id="bap.test",
+                  bap_uri="http://127.0.0.1:9/bap", state=State.CONFIRMED, created=now,
+                  updated=now, item=OrderItem(item_id="x", cc=cc, pid=pid, location_id=loc,
+                                              evse_uid=evse, connector_id=conn),
+                  token_uid="BKNTOKEN2", request={"context": _context("txn-again-1")},
+                  commands={"start_requested": now.isoformat(),
+                            "start": {"uid": "uid-1", "result": "ACCEPTED"}})
+    assert await OrderStore(redis_client).create(order)
+    try:
+        assert await actions.start_failed(deps, "txn-again-1", "refused", now) == "trying again"
+        current = await deps.orders.get("txn-again-1")
+        assert current is not None and current.state is State.CONFIRMED
+        assert current.commands["start"] == {"attempt": 2}
+        assert [a["uid"] for a in current.commands["start_attempts"]] == ["uid-1"]
+        assert await redis_client.zscore(QUEUE, f"start:{order.id}:2") is not None
+        # a late result of the first attempt is not this attempt's
+        assert await actions.journey_start_failed({"journey": deps}, "txn-again-1", "uid-1",
+                                                  "REJECTED") == "an earlier attempt"
+
+        def sent(o: Order) -> Order:
+            o.commands["start"]["uid"] = "uid-2"
+            return o
+
+        await deps.orders.update("txn-again-1", sent)
+        assert await actions.start_failed(deps, "txn-again-1", "refused", now) == "trying again"
+
+        def sent3(o: Order) -> Order:
+            o.commands["start"]["uid"] = "uid-3"
+            return o
+
+        await deps.orders.update("txn-again-1", sent3)
+        assert await actions.start_failed(deps, "txn-again-1", "refused", now) == "failed"
+        current = await deps.orders.get("txn-again-1")
+        assert current is not None and current.state is State.FAILED
+    finally:
+        await deps.close()

@@ -165,7 +165,8 @@ async def test_power_cut_ends_with_a_refund(world: World) -> None:
 async def test_start_rejected_by_the_cpo_refunds_in_full(world: World) -> None:
     txn, phone = "txn-reject-1", "+919800000701"
     await book(world, txn, phone, budget=100)
-    await world.mock("POST", "/admin/faults/command", {"mode": "reject",
+    # refused every time: all START attempts (journey.start_attempts) fail
+    await world.mock("POST", "/admin/faults/command", {"mode": "reject", "count": 3,
                                                        "command": "START_SESSION"})
     start_id = str(uuid.uuid4())
     status, ack = await world.post("update", txn,
@@ -185,7 +186,7 @@ async def test_start_rejected_by_the_cpo_refunds_in_full(world: World) -> None:
 async def test_command_result_that_never_arrives_tells_the_bap(world: World) -> None:
     txn, phone = "txn-noresult-1", "+919800000801"
     await book(world, txn, phone, budget=100)
-    await world.mock("POST", "/admin/faults/command", {"mode": "no-result",
+    await world.mock("POST", "/admin/faults/command", {"mode": "no-result", "count": 3,
                                                        "command": "START_SESSION"})
     start_id = str(uuid.uuid4())
     await world.post("update", txn, update_message("start-charging", await world.otp(phone)),

@@ -1,0 +1,188 @@
+"""Fault injection with real processes (issue 12): after every fault, every journey
+completes, every order's books and the gateway agree to the paisa, nothing is told
+twice (callbacks, SMS), no command is sent twice, nothing is left in flight.
+
+Each scenario runs a handful of concurrent journeys (walk-ins by kWh and by budget,
+and bookings cancelled after confirm, which refund by the terms) on a fresh stack
+(tests/chaos/stack.py) and injects its faults while they run:
+
+- worker killed (SIGKILL, by itself) at each named crash point, restarted each time
+- serve killed at each named crash point, restarted each time
+- worker and serve killed at arbitrary moments
+- Redis killed (SIGKILL) and stopped (SIGTERM), restarted from its AOF
+- the BAP down for 150 s (time scaled by 0.1: 15 s, with the callback backoff scaled
+  the same way), while orders charge and settle
+- the CPO slow (answers after the bridge's time-out) and unreachable (SIGSTOP)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.chaos.conftest import record
+from tests.chaos.stack import Audit, Journey, Stack, audit, sessions_at_cpo
+
+KINDS = ("kwh", "budget", "cancel", "hold", "kwh", "budget")
+
+
+async def scenario(stack: Stack, name: str, faults: Callable[[list[Journey]], Awaitable[None]],
+                   kinds: tuple[str, ...] = KINDS, spacing: float = 1.5,
+                   keep_coming: int = 0, timeout: float = 300) -> None:
+    """Journeys of `kinds`, one every `spacing` s, while `faults` runs; with `keep_coming`,
+    more (the kinds again) while the faults are still being injected, up to that many in
+    all, so every stage of a journey meets the faults. Then the audit."""
+    t0 = time.monotonic()
+    journeys: list[Journey] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def spawn(kind: str) -> None:
+        j = Journey(stack, kind, stack.charger(), f"+9197{len(journeys):02d}{int(t0) % 10**6:06d}")
+        journeys.append(j)
+        tasks.append(asyncio.create_task(j.play()))
+
+    async def arrivals() -> None:
+        for kind in kinds:
+            spawn(kind)
+            await asyncio.sleep(spacing)
+        while len(journeys) < keep_coming and not injecting.done():
+            spawn(kinds[len(journeys) % len(kinds)])
+            await asyncio.sleep(spacing)
+
+    injecting = asyncio.create_task(faults(journeys))
+    coming = asyncio.create_task(arrivals())
+    try:
+        await injecting
+        await coming
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+    finally:
+        for t in (*tasks, coming, injecting):
+            t.cancel()
+    await stack.ready()
+    await asyncio.sleep(2)  # settle the last writes (e.g. a top-up link's record)
+    figures = Audit()
+    problems = await audit(stack, journeys, figures)
+    problems += await sessions_at_cpo(stack, journeys)
+    figures.problems = problems
+    record(name, figures, time.monotonic() - t0, stack.faults)
+    assert not problems, "\n".join(problems)
+
+
+async def when(journeys: list[Journey], step: str, n: int = 1, timeout: float = 120) -> None:
+    """Until `n` journeys are at `step` or past it (or done)."""
+    order = ["new", "select", "init", "pay", "confirm", "cancel", "start", "charging", "done"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(1 for j in journeys if j.ok or j.error or
+               order.index(j.step) >= order.index(step)) >= n:
+            return
+        await asyncio.sleep(0.1)
+
+
+# Where a worker can die with work half done, all armed at once (the first reached
+# fires, then the worker is restarted with the rest): a callback delivered but not
+# marked, OCPI changes handled but not acknowledged, an order change, a START's uid noted
+# / the CPO's answer not noted, a cancellation's money moved, a gateway operation checked
+# / applied, a payment link made, a settlement's money moved / recorded.
+WORKER_POINTS = [
+    "callback.posted", "journey.event_handled", "order.changed", "command.uid_recorded",
+    "command.sent", "payments.before_apply", "release.money_moved", "order.changed@3",
+    "payments.applied", "settle.money_moved", "settle.recorded", "journey.event_handled@3",
+    "payments.link_created", "settle.recorded@2",
+]
+
+
+async def test_worker_killed_at_every_crash_point(stack: Stack) -> None:
+    async def faults(journeys: list[Journey]) -> None:
+        missed = await stack.crash_tour(stack.worker, [WORKER_POINTS], timeout=120, uptime=0)
+        assert not missed, f"crash points never reached: {missed}"
+
+    await scenario(stack, "worker kill -9 at crash points", faults, spacing=3, keep_coming=16)
+
+
+# serve: a request's duplicate check passed / its work written before the ACK, a payment
+# link made, an order changed (with its answer), a CPO push stored before its answer.
+SERVE_POINTS = [
+    "beckn.checked", "beckn.handled", "payments.link_created", "order.changed",
+    "beckn.handled@2", "ocpi.push_stored@3", "order.changed@3", "beckn.checked@2",
+    "ocpi.push_stored@10",
+]
+
+
+async def test_serve_killed_at_every_crash_point(stack: Stack) -> None:
+    async def faults(journeys: list[Journey]) -> None:
+        missed = await stack.crash_tour(stack.serve, [SERVE_POINTS], timeout=120)
+        assert not missed, f"crash points never reached: {missed}"
+
+    await scenario(stack, "serve kill -9 at crash points", faults, spacing=3, keep_coming=16)
+
+
+async def test_worker_and_serve_killed_at_any_moment(stack: Stack) -> None:
+    async def faults(journeys: list[Journey]) -> None:
+        for i in range(6):
+            await asyncio.sleep(2.5)
+            stack.kill9(stack.worker if i % 2 == 0 else stack.serve)
+
+    await scenario(stack, "worker and serve kill -9 at arbitrary moments", faults)
+
+
+async def test_redis_killed_and_restarted_from_its_aof(stack: Stack) -> None:
+    server = stack.redis_server
+
+    async def faults(journeys: list[Journey]) -> None:
+        await when(journeys, "confirm", 2)
+        assert server.proc is not None
+        server.proc.kill()  # SIGKILL: what is acknowledged is in the AOF (page cache)
+        server.proc.wait()
+        stack.faults["Redis SIGKILL, down 2 s"] += 1
+        await asyncio.sleep(2)
+        server.start()
+        await when(journeys, "charging", 3)
+        server.stop()  # SIGTERM: Redis writes its AOF and exits
+        stack.faults["Redis SIGTERM, down 2 s"] += 1
+        await asyncio.sleep(2)
+        server.start()
+        await asyncio.sleep(6)
+        server.restart()
+        stack.faults["Redis SIGTERM, restarted at once"] += 1
+
+    await scenario(stack, "Redis SIGKILL and SIGTERM with AOF", faults)
+    assert stack.worker.starts == 1 and stack.serve.starts == 1  # they rode it out
+
+
+async def test_bap_down_for_150_s_scaled(stack: Stack) -> None:
+    """Time scaled by 0.1 (the stack's callback backoff is 0.1 s for 1 s): the BAP is down
+    for 15 s while orders start, charge and settle; every on_update reaches it after."""
+    async def faults(journeys: list[Journey]) -> None:
+        await when(journeys, "start", 3)
+        await stack.bap.go_down()
+        stack.faults["BAP down 150 s (scaled: 15 s)"] += 1
+        await asyncio.sleep(15)
+        await stack.bap.up()
+
+    await scenario(stack, "BAP down 150 s (scaled x0.1)", faults)
+
+
+async def test_cpo_slow_then_unreachable(stack: Stack) -> None:
+    async def faults(journeys: list[Journey]) -> None:
+        await when(journeys, "start", 1)
+        # slower than the bridge's 2 s OCPI time-out: commands time out, are carried out
+        # anyway, and are sent again with the same uid
+        await stack.mock_call("POST", "/admin/faults/slow-mock", {"delay": 2.5})
+        stack.faults["CPO slow (2.5 s answers, 2 s time-out) for 12 s"] += 1
+        await asyncio.sleep(12)
+        await stack.mock_call("POST", "/admin/faults/slow-mock", {"delay": 0})
+        await when(journeys, "charging", 3)
+        stack.mock.signal(signal.SIGSTOP)  # unreachable: connections hang, nothing pushed
+        stack.faults["CPO unreachable (SIGSTOP) for 10 s"] += 1
+        await asyncio.sleep(10)
+        stack.mock.signal(signal.SIGCONT)
+
+    await scenario(stack, "CPO slow, then unreachable", faults)
+
+
+pytestmark = pytest.mark.chaos
