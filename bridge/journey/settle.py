@@ -158,20 +158,28 @@ async def adjust_money(deps: JourneyDeps, order: Order, s: Settlement,
     return out
 
 
-async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, now: datetime
-                       ) -> Order | None:
+async def settlement_of(deps: JourneyDeps, order: Order, record: CDR | Session, now: datetime
+                        ) -> Settlement:
+    """What settling `order` on `record` comes to: a function of the order, the record
+    and the stored tariffs only, so a settlement run again after a crash (or computed
+    by an audit, tests/chaos) comes to the same amounts."""
     assert order.item is not None
     tariff = await _tariff(deps, order)
     # A Session still running is settled on its data so far: up to its last update, not
     # up to "now", so a settlement run again after a crash computes the same amounts
     # (the gateway refuses an idempotency key reused for another amount).
     until = record.last_updated if isinstance(record, Session) else now
-    s = settle(record, policy=deps.policy, payment=payment_of(order),
-               party=f"{order.item.cc}-{order.item.pid}", time_zone=order.item.time_zone,
-               tariff=tariff if isinstance(record, Session) else None,
-               tariffs=await _named_tariffs(deps, record),
-               location_id=order.item.location_id, customer=customer_of(order),
-               buyer_finder_fee=bff_of(order), now=until)
+    return settle(record, policy=deps.policy, payment=payment_of(order),
+                  party=f"{order.item.cc}-{order.item.pid}", time_zone=order.item.time_zone,
+                  tariff=tariff if isinstance(record, Session) else None,
+                  tariffs=await _named_tariffs(deps, record),
+                  location_id=order.item.location_id, customer=customer_of(order),
+                  buyer_finder_fee=bff_of(order), now=until)
+
+
+async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, now: datetime
+                       ) -> Order | None:
+    s = await settlement_of(deps, order, record, now)
     previous = order.settlement if order.settlement and order.settlement.get("provisional") else None
     if order.settlement and order.settlement.get("key", "").lower() == s.key.lower():
         return None  # already settled by this record

@@ -37,8 +37,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bridge.beckn import signing
+from bridge.config import Settings
 from bridge.demo import view
+from bridge.journey.common import JourneyDeps
+from bridge.journey.release import plan as release_plan
+from bridge.journey.settle import settlement_of
 from bridge.notify import OUTBOX
+from bridge.ocpi.models import CDR
 from bridge.payments import SandboxGateway
 from bridge.store.credentials import CredentialsStore
 from bridge.store.orders import INFLIGHT, Order, OrderStore
@@ -69,6 +74,7 @@ class Proc:
         self.name, self.args, self.env, self.log = name, args, env, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.armed = False  # started with crash points
 
     def start(self, **extra_env: str) -> None:
         assert not self.alive()
@@ -77,6 +83,7 @@ class Proc:
                                      stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self.starts += 1
+        self.armed = bool(extra_env.get("BRIDGE_TEST_CRASH_POINT"))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -135,16 +142,29 @@ class Bap:
         self.down = False
 
     async def go_down(self) -> None:
-        """The BAP's host is gone: connections refused (the registry lookup too)."""
-        assert self.site is not None
+        """The BAP's host is gone: new connections refused (the registry lookup too), and
+        the bridge's open keep-alive connections cut, so nothing reaches it."""
+        assert self.site is not None and self.runner is not None
         self.down = True
         await self.site.stop()
+        for handler in list(self.runner.server.connections if self.runner.server else ()):
+            if handler.transport is not None:
+                handler.transport.close()
+
+    def _gone(self, request: web.Request) -> bool:
+        """Down: a request on a connection that outlived the outage gets no answer."""
+        if self.down and request.transport is not None:
+            self.refused_while_down += 1
+            request.transport.close()
+        return self.down
 
     async def close(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
 
     async def _lookup(self, request: web.Request) -> web.Response:
+        if self._gone(request):
+            return web.Response(status=503)
         q = await request.json()
         if (q.get("subscriber_id"), q.get("unique_key_id")) != (BAP_ID, BAP_KEY):
             return web.json_response([])
@@ -154,12 +174,16 @@ class Bap:
                                        self.key.public_key())}])
 
     async def _callback(self, request: web.Request) -> web.Response:
+        if self._gone(request):
+            return web.Response(status=503)
         m = orjson.loads(await request.read())
         self.received[m["context"]["transaction_id"]].append(m)
         self.event.set()
         return web.json_response({"message": {"ack": {"status": "ACK"}}})
 
     async def _patch(self, request: web.Request) -> web.Response:
+        if self._gone(request):
+            return web.Response(status=503)
         await request.read()
         return web.Response(status=204)
 
@@ -276,6 +300,21 @@ class Stack:
     def _tail(proc: Proc) -> str:
         return proc.log.read_text(errors="replace")[-1500:] if proc.log.exists() else ""
 
+    async def revive(self) -> None:
+        """After a scenario stopped at its budget with faults half injected: Redis up,
+        the CPO running, the BAP reachable, serve and worker running and unarmed."""
+        if self.redis_server.proc is None or self.redis_server.proc.poll() is not None:
+            self.redis_server.start()
+        if self.mock.alive():
+            self.mock.signal(signal.SIGCONT)
+        await self.mock_call("POST", "/admin/faults/slow-mock", {"delay": 0})
+        if self.bap.down:
+            await self.bap.up()
+        for proc in (self.serve, self.worker):
+            if proc.armed or not proc.alive():
+                proc.kill()
+                proc.start()
+
     def kill9(self, proc: Proc) -> None:
         proc.kill()
         self.faults[f"kill -9 {proc.name}"] += 1
@@ -341,7 +380,7 @@ async def start_stack(tmp: Path, **bridge_env: str) -> Stack:
                                                            ("IN", "STK"))
     async with http.post(f"{mock_url}/admin/connect", data=orjson.dumps(
             {"versions_url": f"{bridge_url}/ocpi/versions", "token": token_a}),
-            timeout=aiohttp.ClientTimeout(total=120)) as r:
+            timeout=aiohttp.ClientTimeout(total=60)) as r:
         assert r.status == 200, await r.text()
     await asyncio.sleep(1.0)  # the worker's consumers take the pushed network
     return stack
@@ -456,6 +495,9 @@ class Journey:
         try:
             await self._play()
             self.ok = True
+        except asyncio.CancelledError:  # the scenario's budget ran out
+            self.error = f"{self.step}: not done when the scenario's budget ran out"
+            raise
         except Exception as exc:  # a failed journey is reported, with its step
             self.error = f"{self.step}: {type(exc).__name__}: {exc}"[:400]
 
@@ -510,6 +552,9 @@ async def audit(stack: Stack, journeys: list[Journey], figures: Audit) -> list[s
     """Every invariant of every journey; returns the problems (empty: all well)."""
     problems: list[str] = []
     gw = SandboxGateway(stack.redis, stack.bridge_url)
+    deps = JourneyDeps.build(Settings(redis_url=stack.redis_server.url, beckn_subscriber_id=BPP_ID,
+                                      public_url=stack.bridge_url, journey_pricing_policy=str(
+                                          ROOT / "config" / "pricing.toml")), stack.redis)
     outbox = await stack.redis.xrange(OUTBOX)
     commands: dict[str, list[tuple[str, str]]] = defaultdict(list)
     async for key in stack.redis.scan_iter(command_key("*")):
@@ -551,6 +596,12 @@ async def audit(stack: Stack, journeys: list[Journey], figures: Audit) -> list[s
             elif paid + top_up != final + pay.refunded:
                 problems.append(f"{where}: paid {paid} + top-up {top_up} != bill {final} + "
                                 f"refund {pay.refunded}")
+        # the money a run without faults moves for this order: the settlement of its own
+        # CDR (or the cancellation by the terms), computed once, now, by the same pure
+        # functions; what the crashed and restarted processes recorded must be exactly it
+        for field_, got_, want_ in await fault_free(deps, order):
+            if got_ != want_:
+                problems.append(f"{where}: {field_} {got_}, a run without faults: {want_}")
         links = []
         async for key in stack.redis.scan_iter("obb:pay:pay_*"):
             st = await gw.get(key.decode().split(":", 2)[2])
@@ -608,7 +659,33 @@ async def audit(stack: Stack, journeys: list[Journey], figures: Audit) -> list[s
         figures.completed += 1
     figures.problems += problems
     _ = mock_state
+    await deps.close()
     return problems
+
+
+MONEY = ("final_amount", "refund", "capture", "release", "top_up")
+
+
+async def fault_free(deps: JourneyDeps, order: Order) -> list[tuple[str, Decimal, Decimal]]:
+    """(field, recorded, what a run without faults records) for the order's money."""
+    s = order.settlement or {}
+    got = {f: D(str(s.get(f, "0"))) for f in MONEY}
+    if order.state.value == "CANCELLED":
+        r = release_plan(deps, order)
+        assert r is not None
+        want = {"final_amount": r.paid - r.refund, "refund": D(0) if r.held else r.refund,
+                "capture": r.paid - r.refund if r.held else D(0),
+                "release": r.refund if r.held else D(0), "top_up": D(0)}
+        return [(f, got[f], want[f]) for f in MONEY]
+    if s.get("provisional") or s.get("provisional_key") or not order.cdr_id or order.item is None:
+        # settled on a Session first (the CDR late), or never on its CDR: not what a run
+        # without faults does
+        return [("settled on", s.get("key"), f"cdr {order.cdr_id}")]  # type: ignore[list-item]
+    stored = await deps.ocpi.store.get("cdrs", order.item.cc, order.item.pid, order.cdr_id)
+    if stored is None:
+        return [("CDR", None, order.cdr_id)]  # type: ignore[list-item]
+    want_s = await settlement_of(deps, order, CDR.model_validate(stored.data), datetime.now(UTC))
+    return [(f, got[f], getattr(want_s, f)) for f in MONEY]
 
 
 async def sessions_at_cpo(stack: Stack, journeys: list[Journey]) -> list[str]:
