@@ -25,15 +25,17 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from aiohttp import web
 
 from bridge.beckn import signing
@@ -56,6 +58,7 @@ BAP_ID = "bap.chaos.test"
 BAP_KEY = "bap-chaos-key-1"
 DOMAIN = "beckn.one:deg:ev-charging"
 NETWORK = ROOT / "config" / "networks" / "india.toml"
+T = TypeVar("T")
 GENERATE, SEED = 60, 7  # the mock's extra sites: walk-in chargers for every journey
 D = Decimal
 
@@ -458,9 +461,21 @@ class Journey:
         raise AssertionError(f"no {cb} to {action} in {timeout} s")
 
     async def order(self) -> Order:
-        order = await self.stack.orders.get(self.txn)
+        order = await self._read(lambda: self.stack.orders.get(self.txn))
         assert order is not None
         return order
+
+    async def _read(self, read: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
+        """What the driver's phone shows (the payment link, an SMS), read from Redis by
+        this harness: Redis may be down this moment (the Redis scenario); try again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await read()
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
     async def pay(self, timeout: float = 150) -> None:
         """Press Pay (again if the PAID notice does not come: the bridge may have died
@@ -483,7 +498,7 @@ class Journey:
     async def otp(self, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for _id, f in reversed(await self.stack.redis.xrange(OUTBOX)):
+            for _id, f in reversed(await self._read(lambda: self.stack.redis.xrange(OUTBOX))):
                 text = f[b"text"].decode()
                 if f[b"phone"].decode() == self.phone and f[b"kind"] == b"otp" and \
                         "start code" in text:
