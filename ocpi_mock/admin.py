@@ -240,6 +240,9 @@ async def fault(request: web.Request) -> web.Response:
         elif kind == "slow-emsp":
             f.emsp_delay = float(body.get("delay", 2.0))
             out = {"emsp_delay": f.emsp_delay}
+        elif kind == "lost-active-push":
+            f.lost_active += count
+            out = {"lost_active": f.lost_active}
         elif kind == "slow-mock":
             f.mock_delay = float(body.get("delay", 2.0))
             out = {"mock_delay": f.mock_delay}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 COMMAND_MODES = ("reject", "no-result", "timeout", "fail")
 KINDS = ("power-cut", "offline-charger", "command", "duplicate-patches", "out-of-order-patches",
-         "unknown-session-patch", "duplicate-cdr", "slow-emsp", "slow-mock")
+         "unknown-session-patch", "duplicate-cdr", "slow-emsp", "slow-mock", "lost-active-push")
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Faults:
     duplicate_patches: dict[str, int] = field(default_factory=dict)  # session id or "*" -> count
     out_of_order: dict[str, int] = field(default_factory=dict)  # session id or "*" -> count
     duplicate_cdrs: int = 0  # the next N CDRs are POSTed twice
+    # the next N sessions' PUT ACTIVE never reaches the eMSP (as when every retry failed
+    # while it was down); their meter PATCHes, which carry no status, do
+    lost_active: int = 0
     offline: dict[tuple[str, str], float] = field(default_factory=dict)  # (loc, evse) -> CDR delay
 
     def take_command_fault(self, command: str) -> CommandFault | None:
@@ -61,6 +64,12 @@ class Faults:
             return True
         return False
 
+    def take_lost_active(self) -> bool:
+        if self.lost_active > 0:
+            self.lost_active -= 1
+            return True
+        return False
+
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
@@ -69,7 +78,7 @@ class Faults:
             "emsp_delay": self.emsp_delay, "mock_delay": self.mock_delay,
             "commands": [vars(c) for c in self.commands],
             "duplicate_patches": self.duplicate_patches, "out_of_order": self.out_of_order,
-            "duplicate_cdrs": self.duplicate_cdrs,
+            "duplicate_cdrs": self.duplicate_cdrs, "lost_active": self.lost_active,
             "offline": [{"location_id": k[0], "evse_uid": k[1], "cdr_delay": v}
                         for k, v in self.offline.items()],
         }

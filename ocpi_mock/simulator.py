@@ -286,7 +286,9 @@ async def run(mock: Mock, live: LiveSession) -> None:
     s.status = SessionStatus.ACTIVE
     s.start_date_time = start
     s.last_updated = mock.clock.now()
-    if not _offline(mock, live):
+    if mock.faults.take_lost_active():
+        log.info("session.fault", session_id=s.id, fault="lost-active-push")
+    elif not _offline(mock, live):
         await safe(mock.push.put_session(s), f"session {s.id} ACTIVE")
 
     t = start

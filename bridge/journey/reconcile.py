@@ -114,8 +114,9 @@ async def pull(deps: JourneyDeps, module: str, order: Order, since: datetime) ->
         except ValidationError as exc:
             log.warning("journey.pull_invalid", module=module, id=item.get("id"), error=str(exc))
             continue
-        outcome = await deps.ocpi.store.put(module, obj, create_only=module == "cdrs",
-                                            only_newer=module == "sessions")
+        # A Session as the CPO has it now wins over ours unless ours is newer: with the
+        # same last_updated ours may be PATCHes merged onto a PUT we never got.
+        outcome = await deps.ocpi.store.put(module, obj, create_only=module == "cdrs")
         if outcome is Outcome.WRITTEN:
             log.info("journey.pulled", module=module, id=obj.id, order=order.id)
         found.append(obj)
@@ -147,11 +148,20 @@ async def find_cdr(deps: JourneyDeps, order: Order, *, pull_too: bool) -> CDR | 
 
 
 def overdue(order: Order, now: datetime, after: float) -> bool:
-    """Whether the CPO's next push for this order is late."""
-    last = order.session.get("seen") or order.commands.get("start_requested")
+    """Whether the CPO's next push for this order is late, or the one that matters is:
+    an order still waiting to go ACTIVE `after` s after its start request. Its Session's
+    PUT ACTIVE may have been lost (serve down while the CPO retried) while the meter
+    PATCHes that follow, which carry no status, keep arriving: pushes are not late, but
+    the stored Session stays PENDING and the order is never promoted nor stopped."""
+    late = timedelta(seconds=after)
+    requested = order.commands.get("start_requested")
+    if requested and order.state in (State.CONFIRMED, State.RESERVED) and (
+            now - datetime.fromisoformat(requested) >= late):
+        return True
+    last = order.session.get("seen") or requested
     if not last:
         return False
-    return now - datetime.fromisoformat(last) >= timedelta(seconds=after)
+    return now - datetime.fromisoformat(last) >= late
 
 
 async def reconcile_order(deps: JourneyDeps, order: Order, now: datetime) -> str:

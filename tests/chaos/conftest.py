@@ -8,6 +8,7 @@ injected, journeys, money checked) and writes them to var/chaos-figures.json.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -28,9 +29,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.chaos)
 
 
+# CHAOS_LOG_LEVEL=debug: serve and worker log every change they handle, and the logs in
+# var/chaos-logs/ are kept whole (to follow one order through a failed run).
+LOG_LEVEL = os.environ.get("CHAOS_LOG_LEVEL", "info")
+
+
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = await start_stack(tmp_path)
+    s = await start_stack(tmp_path, BRIDGE_LOG_LEVEL=LOG_LEVEL)
     try:
         yield s
     except BaseException:
@@ -47,7 +53,7 @@ def keep_logs(tmp_path: Path) -> None:
     logs = ROOT / "var" / "chaos-logs" / tmp_path.name
     logs.mkdir(parents=True, exist_ok=True)
     for f in tmp_path.glob("*.log"):
-        (logs / f.name).write_bytes(f.read_bytes()[-400_000:])
+        (logs / f.name).write_bytes(f.read_bytes()[-400_000 if LOG_LEVEL == "info" else 0:])
 
 
 def record(name: str, figures: Audit, seconds: float, faults: dict[str, int]) -> None:
@@ -55,7 +61,8 @@ def record(name: str, figures: Audit, seconds: float, faults: dict[str, int]) ->
         "journeys": figures.journeys, "completed": figures.completed,
         "money_checked_inr": str(figures.money_checked), "callbacks": figures.callbacks,
         "messages": figures.messages, "commands": figures.commands,
-        "faults": dict(faults), "seconds": round(seconds, 1), "problems": figures.problems}
+        "faults": dict(faults), "seconds": round(seconds, 1), "problems": figures.problems,
+        "told": {k: dict(v) for k, v in figures.told.items()}}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -561,6 +561,20 @@ class Audit:
     messages: int = 0
     commands: int = 0
     problems: list[str] = field(default_factory=list)
+    # kind of journey -> what it was told and sent, as a run records it -> journeys
+    told: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(
+        lambda: defaultdict(int)))
+
+
+def told(kinds: dict[tuple[str, Any], set[str]], sms: list[str],
+         commands: dict[str, set[str]]) -> str:
+    """One journey's callbacks (distinct message ids per action and state), SMS by kind
+    and OCPI commands (distinct uids per type), as one comparable line."""
+    cbs = ",".join(f"{a}:{st}x{len(ids)}" for (a, st), ids in sorted(
+        kinds.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))))
+    texts = ",".join(f"{k}x{sms.count(k)}" for k in sorted(set(sms)))
+    cmds = ",".join(f"{c}x{len(u)}" for c, u in sorted(commands.items()))
+    return f"{cbs} | {texts} | {cmds}"
 
 
 async def audit(stack: Stack, journeys: list[Journey], figures: Audit) -> list[str]:
@@ -671,6 +685,7 @@ async def audit(stack: Stack, journeys: list[Journey], figures: Audit) -> list[s
         # nothing stuck
         if await stack.redis.zscore(INFLIGHT, j.txn) is not None:
             problems.append(f"{where}: still in flight")
+        figures.told[j.kind][told(kinds, mine, by_type)] += 1
         figures.completed += 1
     figures.problems += problems
     _ = mock_state

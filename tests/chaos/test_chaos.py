@@ -12,7 +12,8 @@ and bookings cancelled after confirm, which refund by the terms) on a fresh stac
 - Redis killed (SIGKILL) and stopped (SIGTERM), restarted from its AOF
 - the BAP down for 150 s (time scaled by 0.1: 15 s, with the callback backoff scaled
   the same way), while orders charge and settle
-- the CPO slow (answers after the bridge's time-out) and unreachable (SIGSTOP)
+- the CPO slow (answers after the bridge's time-out) and unreachable (SIGSTOP), and
+  two sessions' PUT ACTIVE lost while their meter PATCHes arrive
 """
 
 from __future__ import annotations
@@ -206,6 +207,9 @@ async def test_bap_down_for_150_s_scaled(stack: Stack) -> None:
 
 async def test_cpo_slow_then_unreachable(stack: Stack) -> None:
     async def faults(journeys: list[Journey]) -> None:
+        # two sessions' PUT ACTIVE lost (as while serve was down), their PATCHes not
+        await stack.mock_call("POST", "/admin/faults/lost-active-push", {"count": 2})
+        stack.faults["CPO's PUT ACTIVE lost (PATCHes arrive)"] += 2
         await when(journeys, "start", 1)
         # slower than the bridge's 2 s OCPI time-out: commands time out, are carried out
         # anyway, and are sent again with the same uid

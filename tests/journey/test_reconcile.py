@@ -38,3 +38,24 @@ async def test_order_goes_active_without_a_single_session_push(world: World) -> 
             break
         await asyncio.sleep(0.1)
     assert order.session["seen"] != seen
+
+
+async def test_order_goes_active_when_only_its_active_push_is_lost(world: World) -> None:
+    """The chaos suite's case: serve was down while the CPO retried its PUT ACTIVE, so the
+    bridge has the Session as PENDING; the meter PATCHes that follow arrive but carry no
+    status. Pushes keep coming, so none is overdue, yet the order waits to go ACTIVE:
+    after journey.reconcile_after s of waiting its Session is pulled; the order goes
+    ACTIVE, is stopped at its target and settled. Before, it stayed CONFIRMED and
+    charged until the car was full."""
+    txn, phone = "txn-lostactive-1", "+919800002302"
+    await world.mock("POST", "/admin/next-car", {"battery_kwh": 60, "soc": 0.2,
+                                                 "target_soc": 0.9, "max_kw": 60})
+    await book(world, txn, phone, kwh=2)
+    await world.mock("POST", "/admin/faults/lost-active-push", {"count": 1})
+    active = await start(world, txn, phone)
+    assert state_of(active)[0] == "ACTIVE", active
+    done = await world.bap.wait_for("on_update", txn, count=2, timeout=60)
+    assert state_of(done)[0] == "COMPLETED", done
+    order = await world.order(txn)
+    assert order.commands.get("stop_requested"), "not stopped at its target"
+    assert float(order.session["kwh"]) < 10, order.session  # 2 kWh asked, 42 kWh to full
