@@ -205,7 +205,9 @@ async def settle_order(deps: JourneyDeps, order: Order, record: CDR | Session, n
     try:
         _, order = await deps.orders.update(
             order.transaction_id, record_it,
-            effects=lambda _before, after: tell_settled(deps, after, now))
+            effects=lambda before, after: tell_settled(
+                deps, after, now, start_unanswered=before.state in (State.CONFIRMED,
+                                                                     State.RESERVED)))
     except AlreadySettled:
         return None
     crash_point("settle.recorded")
@@ -216,15 +218,21 @@ class AlreadySettled(Exception):
     pass
 
 
-def tell_settled(deps: JourneyDeps, order: Order, now: datetime) -> Effects:
+def tell_settled(deps: JourneyDeps, order: Order, now: datetime,
+                 start_unanswered: bool = False) -> Effects:
     """The writes that tell the bill, made in the step that records it (finding 3: they
     were queued before the settlement was marked told, twice after a crash): on_update
     COMPLETED (example 17), the answer to the BAP's stop-charging when there was one,
     else unsolicited with a message id of its own (a charge ended by its target, a power
     cut or an offline charger must not reuse the start's message id); the bill by SMS;
-    the order out of the set of orders in flight."""
+    the order out of the set of orders in flight.
+
+    `start_unanswered`: the order is settled without ever having gone ACTIVE here (its
+    Session's ACTIVE push lost and the charge over before a pull), so the driver's
+    start-charging, answered on ACTIVE, never was: the bill is its answer."""
     fx = Effects()
-    asked = waiting(order, "stop_context")
+    asked = waiting(order, "stop_context") + (
+        waiting(order, "start_context") if start_unanswered else [])
     for stop_ctx in asked:  # every stop-charging the BAP sent, each with its message id
         answer_effect(fx, deps, stop_ctx, order, now)
     if not asked:
