@@ -36,7 +36,7 @@ LOG_LEVEL = os.environ.get("CHAOS_LOG_LEVEL", "info")
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = await start_stack(tmp_path, BRIDGE_LOG_LEVEL=LOG_LEVEL)
+    s = await _start(tmp_path)
     try:
         yield s
     except BaseException:
@@ -45,12 +45,28 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         for name, n in s.faults.items():
             FIGURES["faults"][name] += n
         await stop_stack(s)
-        keep_logs(tmp_path)
+        keep_logs(s.tmp, tmp_path.name)
 
 
-def keep_logs(tmp_path: Path) -> None:
+async def _start(tmp_path: Path, tries: int = 3) -> Stack:
+    """A fresh stack; started again (new ports, new directory) when it fails to come up:
+    on a machine shared with other test runs a port picked free can be taken before a
+    process binds it. The failed try's logs are kept like a scenario's."""
+    for n in range(1, tries + 1):
+        where = tmp_path / f"stack{n}"
+        where.mkdir()
+        try:
+            return await start_stack(where, BRIDGE_LOG_LEVEL=LOG_LEVEL)
+        except (AssertionError, OSError, RuntimeError):
+            keep_logs(where, f"{tmp_path.name}-failed-start{n}")
+            if n == tries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def keep_logs(tmp_path: Path, name: str | None = None) -> None:
     """The processes' logs of a scenario, kept in var/chaos-logs/ (the last 400 KB each)."""
-    logs = ROOT / "var" / "chaos-logs" / tmp_path.name
+    logs = ROOT / "var" / "chaos-logs" / (name or tmp_path.parent.name)
     logs.mkdir(parents=True, exist_ok=True)
     for f in tmp_path.glob("*.log"):
         (logs / f.name).write_bytes(f.read_bytes()[-400_000 if LOG_LEVEL == "info" else 0:])

@@ -263,15 +263,15 @@ class Stack:
 
     # ---------------------------------------------------------------- kills
 
-    async def crash_tour(self, proc: Proc, rounds: list[list[str]], timeout: float,
+    async def crash_tour(self, proc: Proc, rounds: list[list[str]], timeouts: list[float],
                          uptime: float = 1.0) -> list[str]:
         """Round by round, restart `proc` armed with the round's points not yet fired
         (`name` or `name@N`, armed after `uptime` s: crashes are not back to back); each
         time it kills itself at one (SIGKILL, named on its stderr), restart it with the
-        rest; a round ends when all fired or after `timeout` s. Leaves it running
+        rest; a round ends when all fired or after its timeout (s). Leaves it running
         unarmed. Returns the points that never fired."""
         missed: list[str] = []
-        for points in rounds:
+        for points, timeout in zip(rounds, timeouts, strict=True):
             remaining = list(points)
             deadline = time.monotonic() + timeout
             while remaining and time.monotonic() < deadline:
@@ -289,6 +289,8 @@ class Stack:
                 remaining.remove(next(p for p in remaining if p.split("@")[0] == name))
                 self.faults[f"kill -9 {proc.name} at {name}"] += 1
             missed += remaining
+        if proc.alive():  # a round ran out of time: its process still armed
+            self.faults[f"kill -9 {proc.name} (end of its tour)"] += 1
         proc.kill()
         proc.start()
         return missed
@@ -368,6 +370,17 @@ async def start_stack(tmp: Path, **bridge_env: str) -> Stack:
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     stack = Stack(tmp, server, redis, http, bap, serve, worker, mock, bridge_url, mock_url,
                   [c.item for c in pick_chargers(GENERATE, SEED)])
+    try:
+        await _connect(stack)
+    except BaseException:
+        await stop_stack(stack)  # nothing left running
+        raise
+    return stack
+
+
+async def _connect(stack: Stack) -> None:
+    """The stack up: serve ready, the mock registered with it and its network pushed."""
+    http, mock_url, bridge_url = stack.http, stack.mock_url, stack.bridge_url
     await stack.ready()
     deadline = time.monotonic() + 30
     while True:
@@ -379,14 +392,16 @@ async def start_stack(tmp: Path, **bridge_env: str) -> Stack:
             pass
         assert time.monotonic() < deadline, "the mock CPO did not start"
         await asyncio.sleep(0.1)
-    token_a = await CredentialsStore(redis).create_invite("IN", "TPC", ("IN", "ZEO"),
-                                                           ("IN", "STK"))
+    # serve's own process must still be the one answering: on a shared machine another
+    # program can take a port between free_port() and serve binding it
+    assert stack.serve.alive(), f"serve exited: {stack._tail(stack.serve)}"
+    token_a = await CredentialsStore(stack.redis).create_invite("IN", "TPC", ("IN", "ZEO"),
+                                                                 ("IN", "STK"))
     async with http.post(f"{mock_url}/admin/connect", data=orjson.dumps(
             {"versions_url": f"{bridge_url}/ocpi/versions", "token": token_a}),
             timeout=aiohttp.ClientTimeout(total=60)) as r:
         assert r.status == 200, await r.text()
     await asyncio.sleep(1.0)  # the worker's consumers take the pushed network
-    return stack
 
 
 async def stop_stack(stack: Stack) -> None:
