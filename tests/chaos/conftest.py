@@ -35,8 +35,9 @@ LOG_LEVEL = os.environ.get("CHAOS_LOG_LEVEL", "info")
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = await _start(tmp_path)
+async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    marker = request.node.get_closest_marker("chaos_env")  # a scenario's own settings
+    s = await _start(tmp_path, **(marker.kwargs if marker else {}))
     try:
         yield s
     except BaseException:
@@ -48,7 +49,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         keep_logs(s.tmp, tmp_path.name)
 
 
-async def _start(tmp_path: Path, tries: int = 3) -> Stack:
+async def _start(tmp_path: Path, tries: int = 3, **env: str) -> Stack:
     """A fresh stack; started again (new ports, new directory) when it fails to come up:
     on a machine shared with other test runs a port picked free can be taken before a
     process binds it. The failed try's logs are kept like a scenario's."""
@@ -56,7 +57,7 @@ async def _start(tmp_path: Path, tries: int = 3) -> Stack:
         where = tmp_path / f"stack{n}"
         where.mkdir()
         try:
-            return await start_stack(where, BRIDGE_LOG_LEVEL=LOG_LEVEL)
+            return await start_stack(where, **{"BRIDGE_LOG_LEVEL": LOG_LEVEL, **env})
         except (AssertionError, OSError, RuntimeError):
             keep_logs(where, f"{tmp_path.name}-failed-start{n}")
             if n == tries:
