@@ -429,12 +429,32 @@ async def watchdog_once(deps: JourneyDeps, now: datetime) -> list[str]:
             await deps.orders.unmark_active(txn)
             continue
         if order.state is State.ACTIVE:
+            newer = await _unread_session(deps, order)
+            if newer is not None:
+                # The CPO was not silent: this worker has not read its pushes yet (it was
+                # restarted, or is behind on the change stream). Follow them; an
+                # interruption told now would be followed by "resumed" in a moment.
+                out.append(await on_session(deps, newer[0], newer[1], newer[2], now))
+                continue
             out.append(await interrupt(deps, txn, now, "no updates from the charger"))
         elif order.interrupted_since and now - order.interrupted_since >= timedelta(
                 seconds=s.journey_outage_end_after):
             await enqueue(deps.redis, "journey_stop_session", txn, job_id=f"stop:{order.id}")
             out.append(await end_on_session_data(deps, order, now))
     return out
+
+
+async def _unread_session(deps: JourneyDeps, order: Order) -> tuple[str, str, str] | None:
+    """(cc, pid, session id) when the store holds a newer state of the order's Session
+    than the order has followed, i.e. a push arrived that the journey has not handled."""
+    sid, seen = order.session.get("id"), order.session.get("last_updated")
+    if order.item is None or not sid or not seen:
+        return None
+    stored = await deps.ocpi.store.get("sessions", order.item.cc, order.item.pid, sid)
+    if stored is None or stored.lu_ms <= int(
+            datetime.fromisoformat(seen).timestamp() * 1000):
+        return None
+    return order.item.cc, order.item.pid, sid
 
 
 async def watchdog(deps: JourneyDeps, stop: asyncio.Event) -> None:

@@ -211,7 +211,9 @@ async def reconcile_once(deps: JourneyDeps, now: datetime) -> list[str]:
             out.append(txn)
         last = order.session.get("seen") or order.commands.get("start_requested") or now.isoformat()
         nxt = max(datetime.fromisoformat(last), now) + timedelta(seconds=after)
-        await deps.redis.zadd(INFLIGHT, {txn: int(nxt.timestamp() * 1000)})
+        # XX: only while it is still in flight; the step that ended it meanwhile took it
+        # out, and an unconditional ZADD put a finished order back
+        await deps.redis.zadd(INFLIGHT, {txn: int(nxt.timestamp() * 1000)}, xx=True)
     return out
 
 

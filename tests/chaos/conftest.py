@@ -78,6 +78,7 @@ def record(name: str, figures: Audit, seconds: float, faults: dict[str, int]) ->
         "journeys": figures.journeys, "completed": figures.completed,
         "money_checked_inr": str(figures.money_checked), "callbacks": figures.callbacks,
         "messages": figures.messages, "commands": figures.commands,
+        "start_retries": figures.start_retries,
         "faults": dict(faults), "seconds": round(seconds, 1), "problems": figures.problems,
         "told": {k: dict(v) for k, v in figures.told.items()}}
 

@@ -578,6 +578,7 @@ class Audit:
     callbacks: int = 0
     messages: int = 0
     commands: int = 0
+    start_retries: int = 0  # START attempts the CPO refused, tried again as new commands
     problems: list[str] = field(default_factory=list)
     # kind of journey -> what it was told and sent, as a run records it -> journeys
     told: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(
@@ -716,7 +717,14 @@ async def audit(stack: Stack, journeys: list[Journey], figures: Audit,
         # nothing stuck
         if await stack.redis.zscore(INFLIGHT, j.txn) is not None:
             problems.append(f"{where}: still in flight")
-        said = told(kinds, mine, by_type)
+        # a START the CPO refused (it could not reach serve for the real-time authorization)
+        # is tried again as a new command, the refused one noted as a failed attempt: the
+        # START that counts is the one carried out
+        refused = {a.get("uid") for a in order.commands.get("start_attempts", [])}
+        figures.start_retries += len(refused)
+        carried = {**by_type, **({"START_SESSION": by_type["START_SESSION"] - refused}
+                                 if "START_SESSION" in by_type else {})}
+        said = told(kinds, mine, carried)
         figures.told[j.kind][said] += 1
         if same_as_fault_free and said != FAULT_FREE[j.kind]:
             problems.append(f"{where}: told and sent {said!r}; a run without faults: "

@@ -174,3 +174,49 @@ async def test_a_failed_start_is_tried_once_more_as_a_new_command(redis_client, 
         assert current is not None and current.state is State.FAILED
     finally:
         await deps.close()
+
+
+async def test_a_worker_behind_on_pushes_does_not_call_it_an_interruption(
+        redis_client, redis_url) -> None:
+    """Found by the chaos suite: a worker restarted (or behind on the change stream) saw
+    an order's last handled push older than journey.interrupt_after and told the driver
+    the charge was interrupted, then, reading the pushes it had missed, that it resumed.
+    The CPO had not been silent: the stored Session is newer than the one the order
+    followed. The watchdog follows that Session instead."""
+    settings = Settings(redis_url=redis_url, beckn_subscriber_id="bpp.test",
+                        journey_pricing_policy=str(ROOT / "config" / "pricing.toml"),
+                        journey_interrupt_after=20)
+    deps = JourneyDeps.build(settings, redis_client)
+    now = datetime.now(UTC)
+    cc, pid, loc, evse, conn = WALK_IN
+    old = now - timedelta(seconds=60)
+
+    def session(kwh: float, at: datetime) -> Session:
+        return Session.model_validate({
+            "country_code": cc, "party_id": pid, "id": "TPC-BEHIND-1",
+            "start_date_time": (old - timedelta(seconds=30)).isoformat(), "kwh": kwh,
+            "cdr_token": {"country_code": "IN", "party_id": "BKN", "uid": "BKNTOKEN3",
+                          "type": "APP_USER", "contract_id": "IN-BKN-C3"},
+            "auth_method": "COMMAND", "authorization_reference": "order-behind-1",
+            "location_id": loc, "evse_uid": evse, "connector_id": conn,
+            "currency": "INR", "status": "ACTIVE", "last_updated": at.isoformat()})
+
+    order = Order(id="order-behind-1", transaction_id="txn-behind-1", bap_id="bap.test",
+                  bap_uri="http://127.0.0.1:9/bap", state=State.ACTIVE, created=old,
+                  updated=old, item=OrderItem(item_id="x", cc=cc, pid=pid, location_id=loc,
+                                              evse_uid=evse, connector_id=conn),
+                  token_uid="BKNTOKEN3", request={"context": _context("txn-behind-1")},
+                  session={**events.session_snapshot(session(1.0, old)), "seen": old.isoformat()})
+    assert await OrderStore(redis_client).create(order)
+    await deps.orders.mark_active("txn-behind-1", old)  # last handled a minute ago ...
+    await deps.ocpi.store.put("sessions", session(3.5, now - timedelta(seconds=1)))  # ... not so
+    try:
+        assert await events.watchdog_once(deps, now) != ["interrupted"]
+        current = await deps.orders.get("txn-behind-1")
+        assert current is not None and current.state is State.ACTIVE
+        assert Decimal(current.session["kwh"]) == Decimal("3.5")  # followed, not interrupted
+        # silence for real (nothing newer stored) is still an interruption
+        later = now + timedelta(seconds=30)
+        assert await events.watchdog_once(deps, later) == ["interrupted"]
+    finally:
+        await deps.close()

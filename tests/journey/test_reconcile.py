@@ -59,3 +59,46 @@ async def test_order_goes_active_when_only_its_active_push_is_lost(world: World)
     order = await world.order(txn)
     assert order.commands.get("stop_requested"), "not stopped at its target"
     assert float(order.session["kwh"]) < 10, order.session  # 2 kWh asked, 42 kWh to full
+
+
+async def test_an_order_that_ends_meanwhile_is_not_put_back_in_flight(redis_client,
+                                                                      redis_url) -> None:
+    """Found by the chaos suite: the reconciler read an order still ACTIVE, the
+    settlement then completed it and took it out of the orders in flight, and the
+    reconciler put it back (its next check time): 'still in flight' until the next pass."""
+    from datetime import UTC, datetime, timedelta
+
+    from bridge.config import Settings
+    from bridge.journey.common import JourneyDeps
+    from bridge.journey.reconcile import reconcile_once
+    from bridge.orders import State
+    from bridge.store.orders import INFLIGHT, Order, OrderItem, OrderStore
+    from tests.conftest import ROOT
+
+    settings = Settings(redis_url=redis_url, beckn_subscriber_id="bpp.test",
+                        journey_pricing_policy=str(ROOT / "config" / "pricing.toml"),
+                        journey_reconcile_after=3)
+    deps = JourneyDeps.build(settings, redis_client)
+    now = datetime.now(UTC)
+    cc, pid, loc, evse, conn = WALK_IN
+    order = Order(id="order-ends-1", transaction_id="txn-ends-1", bap_id="bap.test",
+                  bap_uri="http://127.0.0.1:9/bap", state=State.ACTIVE, created=now,
+                  updated=now, item=OrderItem(item_id="x", cc=cc, pid=pid, location_id=loc,
+                                              evse_uid=evse, connector_id=conn),
+                  session={"id": "S-1", "seen": now.isoformat()},
+                  commands={"start_requested": now.isoformat()})
+    assert await OrderStore(redis_client).create(order)
+    await redis_client.zadd(INFLIGHT, {"txn-ends-1": int(now.timestamp() * 1000) - 1})
+    read = deps.orders.get
+
+    async def read_then_settled(txn: str) -> Order | None:
+        o = await read(txn)
+        await redis_client.zrem(INFLIGHT, txn)  # the settlement's step, right after the read
+        return o
+
+    deps.orders.get = read_then_settled  # type: ignore[method-assign]
+    try:
+        await reconcile_once(deps, now + timedelta(seconds=1))
+        assert await redis_client.zscore(INFLIGHT, "txn-ends-1") is None
+    finally:
+        await deps.close()
