@@ -386,6 +386,10 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
         await recover(deps, datetime.now(UTC))
     pending_first = True
     claim_from = "0-0"
+    # what dead workers left is looked for every half claim_idle_ms, not only when the
+    # stream is quiet: with a CPO's meter PATCHes arriving all the time it never is
+    claim_every = max(claim_idle_ms, 100) / 2000
+    next_claim = time.monotonic()
     while not stop.is_set():
         # After a crash, first take back what this consumer read but never acknowledged.
         stream_id = "0" if pending_first else ">"
@@ -396,12 +400,13 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
             if pending_first and not entries:
                 pending_first = False
                 continue
-            if not entries:
+            if not entries or time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + claim_every
                 claimed = await redis.xautoclaim(EVENTS, GROUP, consumer, claim_idle_ms,
                                                  start_id=claim_from, count=100)
                 nxt = claimed[0]
                 claim_from = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
-                entries = [e for e in claimed[1] if e and e[1]]
+                entries = [*entries, *(e for e in claimed[1] if e and e[1])]
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -141,7 +141,7 @@ WORKER_POINTS = [
 
 async def test_worker_killed_at_every_crash_point(stack: Stack) -> None:
     async def faults(journeys: list[Journey]) -> None:
-        missed = await stack.crash_tour(stack.worker, rounds(WORKER_POINTS), TOUR, uptime=0)
+        missed = await stack.crash_tour(stack.worker, rounds(WORKER_POINTS), TOUR)
         assert not never_fired(WORKER_POINTS, missed), f"crash points never reached: {missed}"
 
     await scenario(stack, "worker kill -9 at crash points", faults, spacing=3, keep_coming=16,
