@@ -60,7 +60,8 @@ async def test_a_start_the_cpo_refuses_is_an_error_with_a_full_refund(world: Wor
     txn, phone = "lts-reject-1", "+919811100052"
     on_confirm = await book(world, lts, txn, phone)
     paid = amounts(on_confirm)["payment"][1]
-    await world.mock("POST", "/admin/faults/command", {"mode": "reject",
+    # refused every time: all START attempts (journey.start_attempts) fail
+    await world.mock("POST", "/admin/faults/command", {"mode": "reject", "count": 3,
                                                        "command": "START_SESSION"})
     status, ack = await lts.post("update", txn, update_contract(on_confirm, "ACTIVE",
                                                                 await world.otp(phone)))
