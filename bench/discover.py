@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -215,8 +216,32 @@ def _cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def route(rnd: random.Random, km: float) -> list[list[float]]:
+    """A route of `km` through the loaded area (it is ~65 km across): west to east, a
+    step north, east to west, ... as a highway winding through it would; shifted a
+    little at random for each request."""
+    dx, dy = rnd.uniform(-0.03, 0.03), rnd.uniform(-0.03, 0.03)
+    west, east = CENTER[0] - SPAN / 2 + 0.02, CENTER[0] + SPAN / 2 - 0.02
+    lat = CENTER[1] - SPAN / 2 + 0.03
+    k = 111.32 * math.cos(math.radians(CENTER[1]))
+    pts = [[west + dx, lat + dy]]
+    left, going_east = km, True
+    while left > 0:
+        leg = min(left, (east - west) * k)
+        x = pts[-1][0] + (leg / k if going_east else -leg / k)
+        pts.append([x, pts[-1][1]])
+        left -= leg
+        if left > 0:
+            up = min(left, 12.0)
+            pts.append([x, pts[-1][1] + up / 110.57])
+            left -= up
+        going_east = not going_east
+    return pts
+
+
 async def phase(client: Client, bap: Bap, bap_uri: str, rate: float, seconds: float,
-                rnd: random.Random) -> dict[str, Any]:
+                rnd: random.Random, kind: str = "point", route_km: float = 150.0,
+                corridor_m: float = 2000.0) -> dict[str, Any]:
     cpu0 = {name: _cpu_seconds(pid) for name, pid in PIDS.items()}
     bap.latency.clear()
     bap.items.clear()
@@ -231,14 +256,18 @@ async def phase(client: Client, bap: Bap, bap_uri: str, rate: float, seconds: fl
         lon = CENTER[0] + rnd.uniform(-0.2, 0.2)
         lat = CENTER[1] + rnd.uniform(-0.2, 0.2)
         mid = str(uuid.uuid4())
+        where = {"op": "s_dwithin", "targets": "$",
+                 "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                 "distanceMeters": 5000} if kind == "point" else {
+            "op": "s_dwithin", "targets": "$['beckn:availableAt'][*]['geo']",
+            "geometry": {"type": "LineString", "coordinates": route(rnd, route_km)},
+            "distanceMeters": corridor_m}
         body = {"context": {"domain": "beckn.one:deg:ev-charging", "action": "discover",
                             "version": "2.0.0", "bap_id": "bench-bap", "bap_uri": bap_uri,
                             "transaction_id": mid, "message_id": mid,
                             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                             "ttl": "PT30S"},
-                "message": {"spatial": [{"op": "s_dwithin", "targets": "$",
-                                         "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                                         "distanceMeters": 5000}],
+                "message": {"spatial": [where],
                             "filters": {"type": "jsonpath", "expression":
                                         "$[?@['beckn:itemAttributes']['connectorType'] == 'CCS2']"},
                             "pagination": {"page": 1, "limit": 20}}}
@@ -267,7 +296,7 @@ async def phase(client: Client, bap: Bap, bap_uri: str, rate: float, seconds: fl
     done = len(bap.latency)
     cpu = {name: round((_cpu_seconds(pid) - cpu0[name]) * 1000 / max(done, 1), 2)
            for name, pid in PIDS.items()}
-    return {"offered_rps": rate, "sent": n, "completed": done, "nacks": nacks,
+    return {"query": kind, "offered_rps": rate, "sent": n, "completed": done, "nacks": nacks,
             "achieved_rps": round(done / max(elapsed, 1e-9), 1),
             "p50_ms": round(pct(bap.latency, 0.5) * 1000, 1),
             "p99_ms": round(pct(bap.latency, 0.99) * 1000, 1),
@@ -281,6 +310,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--evses-per-location", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--rates", default="300,400,500,600,700,800,1000")
+    ap.add_argument("--only-corridor", action="store_true",
+                    help="skip the point phases after the first (100 req/s)")
     ap.add_argument("--connections", type=int, default=64,
                     help="persistent connections of the load generator")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
@@ -293,6 +324,10 @@ def parse_args() -> argparse.Namespace:
                          "process during one phase at --profile-rate, and Redis's time per "
                          "command and per Lua script (slow log at threshold 0)")
     ap.add_argument("--profile-rate", type=float, default=300)
+    ap.add_argument("--corridor-rates", default="100,200,300,400,500",
+                    help="after the point phases: the corridor query at these rates")
+    ap.add_argument("--route-km", type=float, default=150)
+    ap.add_argument("--corridor-meters", type=float, default=2000)
     return ap.parse_args()
 
 
@@ -389,7 +424,7 @@ async def main(args: argparse.Namespace) -> int:
         print("100 req/s:", p100, flush=True)
         results["phases"].append(p100)
         best = 0.0
-        for rate in (float(x) for x in args.rates.split(",")):
+        for rate in ([] if args.only_corridor else (float(x) for x in args.rates.split(","))):
             res = await phase(client, bap, bap_uri, rate, min(args.seconds, 6), rnd)
             print(f"{rate:.0f} req/s:", res, flush=True)
             results["phases"].append(res)
@@ -401,6 +436,21 @@ async def main(args: argparse.Namespace) -> int:
                 break
             best = max(best, res["achieved_rps"])
         results["max_sustained_rps"] = best
+        # the same run: discover along a route (s_dwithin a LineString), page of 20, CCS2
+        results["corridor"] = {"route_km": args.route_km, "distance_m": args.corridor_meters,
+                               "phases": []}
+        best_c = 0.0
+        for rate in (float(x) for x in args.corridor_rates.split(",")):
+            res = await phase(client, bap, bap_uri, rate, min(args.seconds, 6), rnd,
+                              "corridor", args.route_km, args.corridor_meters)
+            print(f"corridor {rate:.0f} req/s:", res, flush=True)
+            results["corridor"]["phases"].append(res)
+            ok = res["completed"] >= 0.95 * res["sent"] and res["p99_ms"] < 1000 and \
+                res["nacks"] == 0 and res["achieved_rps"] >= 0.95 * rate
+            if not ok:
+                break
+            best_c = max(best_c, res["achieved_rps"])
+        results["corridor"]["max_sustained_rps"] = best_c
         stats = await r.info("commandstats")
         top = sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:8]
         results["redis_top_commands"] = {k.removeprefix("cmdstat_"): {

@@ -29,7 +29,7 @@ from redis.exceptions import ResponseError
 
 from bridge.store import beckn_keys as bk
 from bridge.store import keys
-from bridge.store.catalog import CatalogStore
+from bridge.store.catalog import CATALOG_VERSION, CatalogStore
 
 log = structlog.get_logger("bridge.beckn.catalog")
 
@@ -76,14 +76,20 @@ async def ensure_group(redis: aioredis.Redis, store: CatalogStore,
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-        if not await fell_behind(redis):
+        if await fell_behind(redis):
+            log.warning("catalog.fell_behind", note="changes were trimmed unread: full rebuild")
+            reason = "change-stream-gap"
+        elif (await redis.get(bk.CATALOG_VERSION_KEY) or b"").decode() != CATALOG_VERSION:
+            log.info("catalog.new_layout", note="rendered again in the current layout",
+                     version=CATALOG_VERSION)
+            reason = "catalog-layout"
+        else:
             return False
-        log.warning("catalog.fell_behind", note="changes were trimmed unread: full rebuild")
-        reason = "change-stream-gap"
         # Move the group to the stream's end first, so changes made during the rebuild
         # are processed afterwards, as on creation.
         await redis.xgroup_setid(keys.EVENTS, bk.CATALOG_GROUP, id="$")
     n = await store.rebuild_all()
+    await redis.set(bk.CATALOG_VERSION_KEY, CATALOG_VERSION)
     log.info("catalog.rebuilt", locations=n)
     if on_rebuild is not None:
         await on_rebuild(reason)

@@ -1,12 +1,20 @@
 """`discover` -> `on_discover`: search the pre-rendered catalog, answer one catalog per CPO.
 
 Query forms (all may be combined; docs/beckn.md lists them):
-- place: `message.spatial[]` s_dwithin (Point + distanceMeters) or s_within
-  (Polygon, or a geometry `bbox`); the guide's latitude/longitude range filter.
-- connector type, minimum power, availability, provider: answered from indexes
-  when they appear in the JSONPath as top-level `&&` terms (or in text search
-  for connector names); the JSONPath itself (RFC 9535, python-jsonpath) is then
-  evaluated over each remaining pre-rendered item.
+- place: `message.spatial[]` s_dwithin a Point + distanceMeters (the fast path: the
+  nearest locations straight from the GEO index), a LineString (a route corridor,
+  ordered along the route, each item with its distance from the route) or a
+  MultiPoint; s_within / s_intersects a Polygon (with holes), a MultiPolygon or a
+  geometry `bbox`; the guide's latitude/longitude range filter (bridge/beckn/geo.py);
+- connector type, minimum power, availability, provider, station, item, EVSE id:
+  answered from indexes when they appear in the JSONPath as top-level `&&` terms (or
+  in text search for connector names); the JSONPath itself (RFC 9535,
+  python-jsonpath) is then evaluated over each remaining pre-rendered item;
+- an availability window and a vehicle, as `&&` terms of the filter taken out of it
+  (bridge/beckn/discover_terms.py): the window from the location's opening hours, the
+  EVSE's reservation calendar and its status; the vehicle through the table of Indian
+  EV models (bridge/mapping/vehicles.py; unknown: no vehicle filter, said in the
+  answer's `warnings`).
 - text: tokens of name, address, city, operator (AND), stopwords ignored.
 - walk-in: an EVSE id or a charger QR payload (URL or text carrying the EVSE
   id) in `text_search`, or `evseId == '...'` in the JSONPath -> that charger.
@@ -24,15 +32,18 @@ import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jsonpath
+import numpy as np
 import orjson
 
+from bridge.beckn import geo
 from bridge.beckn.callbacks import HOLE, Part, callback_context, enqueue_callback
+from bridge.beckn.discover_terms import TermError, Window, extract
 from bridge.beckn.errors import BadFilter, SchemaError
 from bridge.beckn.models import DiscoverQuery, DiscoverRequest, SpatialConstraint
 from bridge.beckn.profiles import GUIDE, LTS, RC2
@@ -46,13 +57,18 @@ from bridge.mapping.catalog import (
     ROW_ITEM,
     ROW_KW,
     ROW_STATUS,
+    ROW_UID,
     catalog_header,
     normalise_evse_id,
+    parse_item_id,
 )
 from bridge.mapping.catalog_guide import CTX_CATALOG_V1, filter_view, guide_item
 from bridge.mapping.catalog_lts import lts_catalog, lts_offer, lts_resource
+from bridge.mapping.hours import open_throughout, resolve, zone
+from bridge.mapping.vehicles import Vehicle, find
 from bridge.store import beckn_keys as bk
 from bridge.store.catalog import CatalogStore
+from bridge.store.orders import slots_key
 
 CONNECTOR_WORDS = {"ccs2": "CCS2", "ccs": "CCS2", "combo2": "CCS2", "type2": "Type2",
                    "t2": "Type2", "mennekes": "Type2", "chademo": "CHAdeMO", "gbt": "GB_T",
@@ -96,7 +112,6 @@ class Plan:
 
     point: tuple[float, float] | None = None  # lon, lat
     radius: float | None = None  # m
-    polygon: list[tuple[float, float]] | None = None
     lat_range: tuple[float, float] | None = None
     lon_range: tuple[float, float] | None = None
     connector_types: set[str] = field(default_factory=set)
@@ -106,14 +121,30 @@ class Plan:
     text_tokens: set[str] = field(default_factory=set)
     path: Any = None  # compiled JSONPath
     evse_ids: set[str] = field(default_factory=set)  # normalised
+    item_ids: set[str] = field(default_factory=set)
+    stations: set[str] = field(default_factory=set)  # location ids, lower-cased
     # rc2 profile: only items whose connector the EV pack can name (connectorType is
     # required and an enum there); the guide profile lists every connector
     pack_only: bool = False
+    shapes: list[geo.Shape] = field(default_factory=list)  # spatial forms but the fast one
+    # per location ref: (metres from the query's geometry, metres along the route)
+    annotations: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    window: Window | None = None
+    soon: float = 900.0  # s: a window starting sooner needs the EVSE free now
+    vehicle: Vehicle | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def row_checks(self) -> bool:
         return bool(self.connector_types or self.min_kw is not None or self.available
-                    or self.evse_ids or self.pack_only)
+                    or self.evse_ids or self.pack_only or self.item_ids or self.vehicle)
+
+    @property
+    def spliceable(self) -> bool:
+        """The indexes answer it whole and the items go out as stored: the worker may
+        splice them in (no per-item JSONPath, window check or route annotation)."""
+        return self.path is None and self.window is None and not (
+            self.shapes and self.shapes[0].annotate)
 
 
 # --- the guide's filter dialect: `$[?(@.a.b == 'x' && @.c[*].d >= 1)]`
@@ -172,6 +203,9 @@ _HINT_AV = re.compile(r"(?:stationStatus['\"]?\]?\s*==\s*['\"]Available|"
                       r"ev:availability['\"]?\]?\s*==\s*['\"]AVAILABLE)['\"]")
 _HINT_PROV = re.compile(r"beckn:provider['\"]?\]\s*\[\s*['\"]beckn:id['\"]\s*\]\s*==\s*['\"]([^'\"]+)['\"]")
 _HINT_EVSE = re.compile(r"evseId['\"]?\]?\s*==\s*['\"]([^'\"]+)['\"]")
+_HINT_ITEM = re.compile(r"@\[\s*['\"]beckn:id['\"]\s*\]\s*==\s*['\"]([^'\"]+)['\"]")
+_HINT_STATION = re.compile(r"chargingStation['\"]\s*\]\s*\[\s*['\"]id['\"]\s*\]\s*==\s*"
+                           r"['\"]([^'\"]+)['\"]")
 
 
 _ATTR = r"@\[\s*'beckn:itemAttributes'\s*\]\s*\[\s*'(?:{})'\s*\]"
@@ -182,6 +216,8 @@ _COVERED = (
     re.compile(_ATTR.format("stationStatus") + r"\s*==\s*'Available'"),
     re.compile(_ATTR.format("ev:availability") + r"\s*==\s*'AVAILABLE'"),
     re.compile(r"@\[\s*'beckn:provider'\s*\]\s*\[\s*'beckn:id'\s*\]\s*==\s*'[^']+'"),
+    re.compile(r"@\[\s*'beckn:id'\s*\]\s*==\s*'[^']+'"),
+    re.compile(_ATTR.format("chargingStation") + r"\s*\[\s*'id'\s*\]\s*==\s*'[^']+'"),
 )
 
 
@@ -207,27 +243,28 @@ def _hints(expr: str, plan: Plan) -> None:
         plan.provider = m.group(1)
     if m := _HINT_EVSE.search(expr):
         plan.evse_ids.add(normalise_evse_id(m.group(1)))
+    if m := _HINT_ITEM.search(expr):
+        plan.item_ids.add(m.group(1))
+    if m := _HINT_STATION.search(expr):
+        plan.stations.add(m.group(1).lower())
 
 
-def _spatial(c: SpatialConstraint, plan: Plan) -> None:
-    g = c.geometry
-    assert g is not None  # validated
-    if c.op == "s_dwithin":
-        if g.type != "Point" or not g.coordinates or len(g.coordinates) < 2:
-            raise SchemaError("s_dwithin needs a Point geometry", {"field": "message.spatial"})
-        plan.point = (float(g.coordinates[0]), float(g.coordinates[1]))
-        plan.radius = float(c.distance_meters or 0)
-    elif c.op in ("s_within", "s_intersects"):
-        if g.bbox:
-            w, s, e, n = (float(x) for x in g.bbox)
-            plan.polygon = [(w, s), (e, s), (e, n), (w, n), (w, s)]
-        elif g.type == "Polygon" and g.coordinates:
-            plan.polygon = [(float(p[0]), float(p[1])) for p in g.coordinates[0]]
-        else:
-            raise SchemaError(f"{c.op} needs a Polygon or a bbox", {"field": "message.spatial"})
-    else:
-        raise SchemaError(f"spatial op {c.op} is not supported (s_dwithin, s_within)",
-                          {"field": "message.spatial.op"})
+def _spatial(constraints: list[SpatialConstraint], plan: Plan) -> None:
+    """One s_dwithin Point: the fast path (`plan.point`); anything else: shapes
+    (bridge/beckn/geo.py), the first giving the order, the others only filtering."""
+    try:
+        for i, c in enumerate(constraints):
+            g = c.geometry
+            assert g is not None  # validated
+            if (len(constraints) == 1 and c.op == "s_dwithin" and g.type == "Point"
+                    and not g.bbox):
+                plan.point = geo.position(g.coordinates, "message.spatial.0.geometry.coordinates")
+                plan.radius = float(c.distance_meters or 0)
+                return
+            plan.shapes.append(geo.spatial_shape(c.op, g.type, g.coordinates, g.bbox,
+                                                 c.distance_meters, f"message.spatial.{i}"))
+    except geo.GeoError as exc:
+        raise SchemaError(str(exc), {"field": exc.field}) from exc
 
 
 def _walk_in_candidates(text: str) -> list[str]:
@@ -245,18 +282,33 @@ def _walk_in_candidates(text: str) -> list[str]:
 
 async def plan_query(q: DiscoverQuery, store: CatalogStore) -> Plan:
     plan = Plan()
-    for c in q.spatial:
-        _spatial(c, plan)
+    if q.spatial:
+        _spatial(q.spatial, plan)
     if q.filter:
-        expression = normalise_filter(q.filter)
         try:
-            plan.path = compile_filter(expression)
-            _hints(expression, plan)
-            if covered(expression):
-                plan.path = None
-        except BadFilter:
-            if not _guide_filter(q.filter, plan):
-                raise
+            taken = extract(normalise_filter(q.filter))
+        except TermError as exc:
+            raise BadFilter(f"filters.expression: {exc}",
+                            {"field": "message.filters.expression"}) from exc
+        plan.window = taken.window
+        if taken.vehicle is not None:
+            _vehicle(taken.vehicle.make, taken.vehicle.model, plan)
+        if taken.rest is not None:
+            expression = taken.rest
+            try:
+                plan.path = compile_filter(expression)
+                _hints(expression, plan)
+                if covered(expression):
+                    plan.path = None
+            except BadFilter:
+                if taken.window is not None or taken.vehicle is not None or \
+                        not _guide_filter(q.filter, plan):
+                    raise
+    if (plan.lat_range or plan.lon_range) and not plan.shapes and plan.point is None:
+        lon_r = plan.lon_range or (-180.0, 180.0)
+        lat_r = plan.lat_range or (-85.0, 85.0)
+        plan.shapes.append(geo.area("Polygon", None, [lon_r[0], lat_r[0], lon_r[1], lat_r[1]],
+                                    False))
     if q.text:
         for cand in _walk_in_candidates(q.text):
             if await store.evse(cand) is not None:
@@ -273,24 +325,21 @@ async def plan_query(q: DiscoverQuery, store: CatalogStore) -> Plan:
     return plan
 
 
-def _inside(pt: tuple[float, float], poly: list[tuple[float, float]]) -> bool:
-    x, y = pt
-    inside = False
-    j = len(poly) - 1
-    for i in range(len(poly)):
-        xi, yi = poly[i]
-        xj, yj = poly[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / ((yj - yi) or 1e-12) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
-def _haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_M * math.asin(math.sqrt(h))
+def _vehicle(make: str | None, model: str | None, plan: Plan) -> None:
+    """The vehicle's connectors become a per-item check; an unknown one: no filter, and
+    the answer says so."""
+    found = find(make, model)
+    asked = " ".join(p for p in (make, model) if p) or "?"
+    if found is None:
+        plan.warnings.append({"code": "VEHICLE_UNKNOWN", "message": (
+            f"vehicle {asked!r} is not in this BPP's table of EV models: no vehicle filter "
+            "was applied"), "details": {"make": make, "model": model}})
+        return
+    plan.vehicle = found
+    plan.warnings.append({"code": "VEHICLE_MATCHED", "message": (
+        f"chargers for {found.describe()}"), "details": {
+            "make": found.make, "model": found.model, "connectorTypes": list(found.connectors),
+            "maxDcKW": found.max_dc_kw, "maxAcKW": found.max_ac_kw}})
 
 
 def _set_checks(plan: Plan) -> list[str]:
@@ -314,34 +363,23 @@ async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
     radius without EVSE ids is `_near_chunks`' job)."""
     single_ct = _single_ct(plan)
     refs: list[str]
-    if plan.evse_ids:
-        found = [await store.evse(e) for e in plan.evse_ids]
-        refs = sorted({f[0] for f in found if f})
-    elif plan.polygon or plan.lat_range or plan.lon_range:
-        if plan.polygon:
-            xs = [p[0] for p in plan.polygon]
-            ys = [p[1] for p in plan.polygon]
-            lon_r, lat_r = (min(xs), max(xs)), (min(ys), max(ys))
-        else:
-            lon_r = plan.lon_range or (-180.0, 180.0)
-            lat_r = plan.lat_range or (-85.0, 85.0)
-        center = ((lon_r[0] + lon_r[1]) / 2, (lat_r[0] + lat_r[1]) / 2)
-        # box size along the parallel / meridian (haversine would wrap at 180 degrees)
-        widest = max(abs(lat_r[0]), abs(lat_r[1]))
-        width = max(math.radians(lon_r[1] - lon_r[0]) * EARTH_M * math.cos(math.radians(
-            min(widest, 89.0))), 1.0) * 1.02
-        height = max(math.radians(lat_r[1] - lat_r[0]) * EARTH_M, 1.0) * 1.02
-        rows = await store.geo_box(center[0], center[1], width, height, single_ct)
-        refs = []
-        for row in rows:
-            ref, _d, pos = row  # type: ignore[misc]
-            if plan.polygon and not _inside(pos, plan.polygon):
-                continue
-            if not (lon_r[0] <= pos[0] <= lon_r[1] and lat_r[0] <= pos[1] <= lat_r[1]):
-                continue
-            refs.append(ref)
-        if plan.point is None:
-            plan.point = center
+    if plan.evse_ids or plan.item_ids or plan.stations:
+        kinds: list[set[str]] = []
+        if plan.evse_ids:
+            kinds.append({f[0] for f in [await store.evse(e) for e in plan.evse_ids] if f})
+        if plan.item_ids:
+            kinds.append({p.location_ref for p in map(parse_item_id, plan.item_ids)
+                          if p is not None})
+        if plan.stations:
+            kinds.append({r for sid in plan.stations for r in await store.station_refs(sid)})
+        found = set.intersection(*kinds)  # each kind given must hold
+        refs = sorted(found)
+        if plan.shapes and refs:  # and in the place asked for
+            pos = await store.positions(refs)
+            have = [(r, p) for r, p in zip(refs, pos, strict=True) if p is not None]
+            m = geo.refine(plan.shapes, np.array([p[0] for _, p in have]),
+                           np.array([p[1] for _, p in have]))
+            refs = [r for (r, _), k in zip(have, m.keep, strict=True) if k]
     else:
         sets = [bk.token(t) for t in plan.text_tokens]
         if plan.provider:
@@ -367,6 +405,10 @@ async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
 def _row_ok(row: list[Any], plan: Plan) -> bool:
     """The per-item part of the plan, on a stored facet row (`ROW_*` columns)."""
     if plan.connector_types and row[ROW_CT] not in plan.connector_types:
+        return False
+    if plan.vehicle is not None and row[ROW_CT] not in plan.vehicle.connectors:
+        return False
+    if plan.item_ids and row[ROW_ITEM] not in plan.item_ids:
         return False
     if plan.min_kw is not None and row[ROW_KW] < plan.min_kw:
         return False
@@ -396,6 +438,42 @@ async def _near_chunks(plan: Plan, store: CatalogStore, want: int) -> AsyncItera
         done, count = count, min(count * 4, SCAN_MAX)
 
 
+async def _shape_chunks(plan: Plan, store: CatalogStore, want: int) -> AsyncIterator[Rows]:
+    """Locations in a shape's order (along a route, or by distance), a round of GEOSEARCH
+    covers at a time (bridge/beckn/geo.py): what a round found is measured exactly, and
+    the locations whose order key is below the round's horizon (none can come later) are
+    passed on, their facet rows read a chunk at a time."""
+    shape = plan.shapes[0]
+    within = _set_checks(plan)
+    ct = _single_ct(plan)
+    seen: set[str] = set()
+    # order key in 10 m steps (one route position: the nearer to the route first), distance
+    pending: list[tuple[float, float, str]] = []
+    for covers, horizon in geo.rounds(shape):
+        found = await store.geo_multi(covers, ct, within)
+        new = [(r, x, y) for r, x, y in found if r not in seen]
+        seen.update(r for r, _, _ in new)
+        if new:
+            m = geo.refine(plan.shapes, np.array([x for _, x, _ in new]),
+                           np.array([y for _, _, y in new]))
+            for n, (ref, _x, _y) in enumerate(new):
+                if m.keep[n]:
+                    pending.append((round(float(m.key[n]), -1), 0.0 if m.distance is None
+                                    else float(m.distance[n]), ref))
+                    if m.distance is not None and shape.annotate:
+                        plan.annotations[ref] = (float(m.distance[n]), None if m.along is None
+                                                 else float(m.along[n]))
+        pending.sort()
+        # a step wholly below the horizon is complete: a later round finds only farther
+        cut = len(pending) if horizon == math.inf else next(
+            (i for i, (k, _d, _r) in enumerate(pending) if k + 10 > horizon), len(pending))
+        ready, pending = [r for _k, _d, r in pending[:cut]], pending[cut:]
+        async for rows in _ref_chunks(ready, store, want):
+            yield rows
+        if len(seen) >= SCAN_MAX:
+            return
+
+
 async def _ref_chunks(refs: list[str], store: CatalogStore, want: int) -> AsyncIterator[Rows]:
     start, size = 0, max(16, want)
     while start < len(refs):
@@ -412,16 +490,58 @@ def _prov(ref: str) -> str:
 
 async def _chunks(q: DiscoverQuery, plan: Plan, store: CatalogStore) -> AsyncIterator[Rows]:
     want = q.page * q.limit
-    if plan.point is not None and plan.radius is not None and not plan.evse_ids:
+    by_id = plan.evse_ids or plan.item_ids or plan.stations
+    if plan.shapes and not by_id:
+        return _shape_chunks(plan, store, want)
+    if plan.point is not None and plan.radius is not None and not by_id:
         return _near_chunks(plan, store, want)
     return _ref_chunks(await _candidates(plan, store), store, want)
+
+
+async def _window_ok(pairs: list[tuple[str, list[Any]]], plan: Plan, store: CatalogStore,
+                     now: datetime) -> list[tuple[str, list[Any]]]:
+    """The items free for the whole of `plan.window`: the location open throughout (its
+    opening hours), no reservation of the EVSE overlapping it (the slot calendar), the
+    EVSE in service, and free now if the window starts within `plan.soon` s."""
+    assert plan.window is not None
+    refs = sorted({ref for ref, _ in pairs})
+    hours = dict(zip(refs, await store.hours(refs), strict=True))
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for ref in refs:
+        h = hours[ref]
+        tz = zone(h.get("tz") if h else None)  # (a catalog without: UTC)
+        start = resolve(plan.window.start, tz, now)
+        end = resolve(plan.window.end, tz, now)
+        if end <= start:
+            end = end + timedelta(days=1)  # 22:00 to 02:00
+        spans[ref] = (start, end)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for ref, row in pairs:
+            cc, pid, _ = ref.split(":", 2)
+            hi = int(spans[ref][1].timestamp() * 1000)
+            pipe.zrangebyscore(slots_key(cc, pid, row[ROW_UID]), "-inf", f"({hi}")
+        booked = await pipe.execute()
+    out = []
+    for (ref, row), slots in zip(pairs, booked, strict=True):
+        start, end = spans[ref]
+        if row[ROW_STATUS] in ("OutOfService", "Planned"):
+            continue
+        if (start - now).total_seconds() < plan.soon and row[ROW_STATUS] != "Available":
+            continue
+        if not open_throughout(hours[ref], start, end):
+            continue
+        lo = int(start.timestamp() * 1000)
+        if any(int(m.decode().rpartition("|")[2]) > lo for m in slots):
+            continue
+        out.append((ref, row))
+    return out
 
 
 async def select_page(q: DiscoverQuery, plan: Plan, store: CatalogStore
                       ) -> list[tuple[str, list[Any]]]:
     """The page as (location ref, facet row) pairs, when the indexes answer the whole
     query (no JSONPath left to evaluate): no item is read."""
-    assert plan.path is None
+    assert plan.spliceable
     skip = (q.page - 1) * q.limit
     check = plan.row_checks
     out: list[tuple[str, list[Any]]] = []
@@ -444,7 +564,8 @@ async def select_page(q: DiscoverQuery, plan: Plan, store: CatalogStore
     return out
 
 
-Found = tuple[str, bytes, bytes | None, list[Any]]  # provider, item JSON, offer JSON, facet row
+# provider, item JSON, offer JSON, facet row, location ref
+Found = tuple[str, bytes, bytes | None, list[Any], str]
 
 
 async def search(q: DiscoverQuery, store: CatalogStore, headers: dict[str, bytes] | None = None
@@ -469,9 +590,11 @@ async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
     out: list[Found] = []
     batch = max(q.limit, 16)
     check = plan.row_checks
+    now = datetime.now(UTC)
     async for chunk in chunks:
         # decode facet rows only as far as the page needs them
-        need = skip + q.limit - len(out) if plan.path is None else SCAN_MAX
+        exact = plan.path is None and plan.window is None
+        need = skip + q.limit - len(out) if exact else SCAN_MAX
         pairs: list[tuple[str, list[Any]]] = []
         for ref, facets in chunk:
             if facets:
@@ -479,7 +602,9 @@ async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
                           if not check or _row_ok(row, plan)]
                 if len(pairs) >= need:
                     break
-        if plan.path is None:
+        if plan.window is not None and pairs:
+            pairs = await _window_ok(pairs, plan, store, now)
+        if exact:
             if skip >= len(pairs):
                 skip -= len(pairs)
                 continue
@@ -494,14 +619,15 @@ async def _search(q: DiscoverQuery, plan: Plan, store: CatalogStore,
             for (ref, row), (item, offer) in zip(part, got, strict=True):
                 if item is None:
                     continue
-                if plan.path is not None:
+                if not exact:
                     # both profiles' names, and the EVSE's status (bridge/mapping/catalog_guide.py)
-                    if not plan.path.findall([filter_view(orjson.loads(item), row[ROW_STATUS])]):
+                    if plan.path is not None and not plan.path.findall(
+                            [filter_view(orjson.loads(item), row[ROW_STATUS])]):
                         continue
                     if skip:
                         skip -= 1
                         continue
-                out.append((_prov(ref), item, offer, row))
+                out.append((_prov(ref), item, offer, row, ref))
                 if len(out) >= q.limit:
                     return out
     return out
@@ -541,14 +667,28 @@ async def on_discover_recipe(q: DiscoverQuery, plan: Plan, store: CatalogStore, 
     return {"catalogs": catalogs}, holes
 
 
+def annotate(item: dict[str, Any], figures: tuple[float, float | None]) -> dict[str, Any]:
+    """An item of a route or multi-point answer, with its distance from the route (or the
+    nearest point) and along the route, in its descriptor (the one part of an rc2 item
+    that admits fields of our own)."""
+    desc = dict(item.get("beckn:descriptor") or {"@type": "beckn:Descriptor"})
+    desc["geo:distanceMeters"] = round(figures[0])
+    if figures[1] is not None:
+        desc["geo:alongRouteMeters"] = round(figures[1])
+    return {**item, "beckn:descriptor": desc}
+
+
 async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str,
                               bpp_uri: str, plan: Plan | None = None) -> dict[str, Any]:
     """`message` of on_discover: one catalog per CPO, items and offers as stored
     (inserted as pre-serialised JSON, never decoded)."""
     headers: dict[str, bytes] = {}
-    page = await _search(q, plan or await plan_query(q, store), store, headers)
+    plan = plan or await plan_query(q, store)
+    page = await _search(q, plan, store, headers)
     by_prov: dict[str, list[tuple[bytes, bytes | None]]] = {}
-    for prov, item, offer, _row in page:
+    for prov, item, offer, _row, ref in page:
+        if ref in plan.annotations:
+            item = orjson.dumps(annotate(orjson.loads(item), plan.annotations[ref]))
         by_prov.setdefault(prov, []).append((item, offer))
     catalogs = []
     for prov, rows in by_prov.items():
@@ -569,10 +709,12 @@ async def on_discover_guide(q: DiscoverQuery, plan: Plan, store: CatalogStore, b
     headers: dict[str, bytes] = {}
     page = await _search(q, plan, store, headers)
     by_prov: dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]] = {}
-    for prov, item, offer, row in page:
+    for prov, item, offer, row, ref in page:
         o = orjson.loads(offer) if offer is not None else None
-        by_prov.setdefault(prov, []).append((guide_item(orjson.loads(item), row[ROW_STATUS], o),
-                                            o))
+        gi = guide_item(orjson.loads(item), row[ROW_STATUS], o)
+        if ref in plan.annotations:
+            gi = annotate(gi, plan.annotations[ref])
+        by_prov.setdefault(prov, []).append((gi, o))
     catalogs = []
     for prov, rows in by_prov.items():
         cat = _catalog(prov, headers, bpp_id, bpp_uri)
@@ -592,8 +734,10 @@ async def on_discover_lts(q: DiscoverQuery, plan: Plan, store: CatalogStore, bpp
     headers: dict[str, bytes] = {}
     page = await _search(q, plan, store, headers)
     by_prov: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
-    for prov, item, offer, row in page:
+    for prov, item, offer, row, ref in page:
         i = orjson.loads(item)
+        if ref in plan.annotations:
+            i = annotate(i, plan.annotations[ref])
         resources, offers, places = by_prov.setdefault(prov, ([], [], []))
         resources.append(lts_resource(i, row[ROW_STATUS]))
         places.extend(i.get("beckn:availableAt") or [])
@@ -616,6 +760,7 @@ async def handle_discover(req: BecknRequest) -> None:
         services.extra["catalog"] = store
     plan = await plan_query(q, store)
     plan.pack_only = req.profile in (RC2, LTS)
+    plan.soon = settings.journey_walk_in_minutes * 60.0
     bpp_uri = settings.bpp_uri
     ctx = callback_context(req.context, "discover", settings, datetime.now(UTC))
     if req.profile == LTS:  # Resources and Offers, in the LTS's message.catalogs
@@ -626,16 +771,21 @@ async def handle_discover(req: BecknRequest) -> None:
         return
     if req.profile == GUIDE:  # the guide puts `catalogs` beside `context` (example 02)
         catalogs = await on_discover_guide(q, plan, store, settings.beckn_subscriber_id, bpp_uri)
-        await enqueue_callback(services.redis, settings, ctx, beside={"catalogs": catalogs},
+        beside: dict[str, Any] = {"catalogs": catalogs}
+        if plan.warnings:
+            beside["warnings"] = plan.warnings
+        await enqueue_callback(services.redis, settings, ctx, beside=beside,
                                answers="discover")
         return
     holes: list[list[Part]] | None = None
-    if plan.path is None:  # the indexes answer it: the worker splices the items in
+    if plan.spliceable:  # the indexes answer it: the worker splices the items in
         message, holes = await on_discover_recipe(q, plan, store, settings.beckn_subscriber_id,
                                                   bpp_uri)
     else:
         message = await on_discover_message(q, store, settings.beckn_subscriber_id, bpp_uri,
                                             plan)
+    if plan.warnings:  # what was not applied (an unknown vehicle), what was
+        message["warnings"] = plan.warnings
     # a duplicate discover is searched again (nothing changes by it), so its answer is
     # not kept: the record holds the request's digest only (bridge/beckn/intake.py)
     await enqueue_callback(services.redis, settings, ctx, message, holes=holes,

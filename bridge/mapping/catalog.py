@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.mapping.hours import compact as compact_hours
 from bridge.ocpi.models import (
     EVSE,
     Capability,
@@ -411,6 +412,7 @@ class RenderedLocation:
     tokens: set[str] = field(default_factory=set)
     tariff_ids: set[str] = field(default_factory=set)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # templates by tariff id
+    hours: dict[str, Any] | None = None  # zone and opening hours: discover's window check
 
 
 def listed(loc: Location) -> bool:
@@ -501,7 +503,8 @@ def render_location(loc: Location, tariffs: Mapping[str, Tariff], now: datetime,
     rendered = RenderedLocation(
         ref=location_ref(loc.country_code, loc.party_id, loc.id),
         provider_id=prov["beckn:id"], provider=prov,
-        lon=float(loc.coordinates.longitude), lat=float(loc.coordinates.latitude))
+        lon=float(loc.coordinates.longitude), lat=float(loc.coordinates.latitude),
+        hours=compact_hours(loc.opening_times, loc.time_zone))
     nets = list(network_ids)
     offers: dict[str, dict[str, Any] | None] = {}
     for evse in loc.evses or []:

@@ -28,7 +28,8 @@ Catalog (pre-rendered; `ref` = "{CC}:{PID}:{location id lower-cased}"):
                                                  t:{tariff_id} = offer template JSON (the item
                                                  id is a placeholder; one per tariff, shared
                                                  by the location's items),
-                                                 k = index memberships (JSON)
+                                                 k = index memberships (JSON),
+                                                 h = opening hours (JSON, absent: always open)
     obb:beckn:prov:{CC}-{PID}            STRING  catalog header of that CPO (JSON)
     obb:beckn:geo                        GEO     ref at the location's coordinates
     obb:beckn:geo:ct:{connectorType}     GEO     refs having that connector type
@@ -38,6 +39,10 @@ Catalog (pre-rendered; `ref` = "{CC}:{PID}:{location id lower-cased}"):
     obb:beckn:idx:tok:{token}            SET     refs whose text has that token
     obb:beckn:idx:all                    ZSET    all refs (score 0, lexicographic order)
     obb:beckn:evse                       HASH    normalised EVSE id -> "{ref}\t{uid}"
+    obb:beckn:idx:station:{lid}          SET     refs of locations with that id (lower-cased)
+    obb:beckn:catalog:version            STRING  the layout the catalog was rendered in (an
+                                                 older one is rendered again at the
+                                                 consumer's start)
     obb:beckn:tariff:{CC}:{PID}:{tid}    SET     refs whose connectors use that tariff
 Catalog publish (bridge/beckn/catalog_publish.py; only with beckn.cds_url):
     obb:beckn:pub:dirty:{CC-PID}         ZSET    refs rendered since the CPO's last publish ->
@@ -182,3 +187,10 @@ def pub_request(transaction_id: str) -> str:
 
 def pub_catalog(catalog_id: str) -> str:
     return f"{PREFIX}pub:cat:{catalog_id}"
+
+
+def station(location_id: str) -> str:
+    return f"{PREFIX}idx:station:{location_id.lower()}"
+
+
+CATALOG_VERSION_KEY = f"{PREFIX}catalog:version"

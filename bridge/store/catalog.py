@@ -81,6 +81,42 @@ for i = tonumber(ARGV[5]) + 1, #refs do
 end
 return out
 """
+# KEYS[1] GEO index, KEYS[2..] sets to be a member of; ARGV n, then per cover: kind (r|b),
+# lon, lat, radius or width, height -> [ref, lon, lat, ...] for the refs found in any cover
+# (each once), members of every set. A route corridor's or an area's GEOSEARCHes in one
+# round trip (bridge/beckn/geo.py).
+_MULTI = """
+local seen = {}
+local out = {}
+local i = 2
+for c = 1, tonumber(ARGV[1]) do
+  local res
+  if ARGV[i] == 'r' then
+    res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[i + 1], ARGV[i + 2],
+                     'BYRADIUS', ARGV[i + 3], 'm', 'WITHCOORD')
+  else
+    res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[i + 1], ARGV[i + 2],
+                     'BYBOX', ARGV[i + 3], ARGV[i + 4], 'm', 'WITHCOORD')
+  end
+  i = i + 5
+  for _, r in ipairs(res) do
+    local ref = r[1]
+    if not seen[ref] then
+      seen[ref] = true
+      local ok = true
+      for k = 2, #KEYS do
+        if redis.call('SISMEMBER', KEYS[k], ref) == 0 then ok = false; break end
+      end
+      if ok then
+        out[#out + 1] = ref
+        out[#out + 1] = r[2][1]
+        out[#out + 1] = r[2][2]
+      end
+    end
+  end
+end
+return out
+"""
 # KEYS catalog hashes -> their `f` fields ('' if none)
 _FACETS = """
 local out = {}
@@ -110,6 +146,10 @@ return out
 """
 _OFFER_ITEM = orjson.dumps(OFFER_ITEM)[1:-1]  # the placeholder as it appears in JSON
 PROVIDER_TTL = 5.0  # seconds discover may show a CPO's previous name after it changed
+# The layout of the rendered catalog; a catalog in an older one is rendered again when the
+# catalog consumer starts (2: opening hours `h` and the station index, for discover's
+# availability windows and station filter).
+CATALOG_VERSION = "2"
 
 
 class CatalogStore:
@@ -128,6 +168,7 @@ class CatalogStore:
         self._near_lua = redis.register_script(_NEAR)
         self._facets_lua = redis.register_script(_FACETS)
         self._page_lua = redis.register_script(_PAGE)
+        self._multi_lua = redis.register_script(_MULTI)
 
     # ------------------------------------------------------------------ writing
 
@@ -201,6 +242,7 @@ class CatalogStore:
             pipe.srem(bk.token(tok), ref)
         if k.get("evse"):
             pipe.hdel(bk.EVSE, *k["evse"])
+        pipe.srem(bk.station(ref.split(":", 2)[2]), ref)
         cc, pid, _ = ref.split(":", 2)
         for tid in k.get("tar", []):
             pipe.srem(bk.tariff(cc, pid, tid), ref)
@@ -221,11 +263,14 @@ class CatalogStore:
             fields[f"i:{it.facet.item_id}"] = orjson.dumps(it.item)
         for tid, offer in r.offers.items():
             fields[f"t:{tid}"] = orjson.dumps(offer)
+        if r.hours is not None:
+            fields["h"] = orjson.dumps(r.hours)
         key = bk.cat(r.ref)
         pipe.hset(key, mapping=fields)
         pipe.set(bk.provider(r.provider_id), orjson.dumps(r.provider))
         pipe.zadd(bk.ALL, {r.ref: 0})
         pipe.sadd(bk.prov_idx(r.provider_id), r.ref)
+        pipe.sadd(bk.station(r.ref.split(":", 2)[2]), r.ref)
         for tid in r.tariff_ids:
             pipe.sadd(bk.tariff(cc, pid, tid), r.ref)
         if not r.items:
@@ -404,6 +449,34 @@ class CatalogStore:
             if head is not None:
                 out[p] = head
         return out
+
+    async def geo_multi(self, covers: Sequence[Any], connector_type: str | None = None,
+                        within: Sequence[str] = ()) -> list[tuple[str, float, float]]:
+        """(ref, lon, lat) of the locations in any of the covers (circles or boxes,
+        bridge/beckn/geo.py), members of every set in `within`. One round trip."""
+        args: list[Any] = [len(covers)]
+        for c in covers:
+            if c.radius:
+                args += ["r", repr(c.lon), repr(c.lat), repr(c.radius), "0"]
+            else:
+                args += ["b", repr(c.lon), repr(c.lat), repr(c.width), repr(c.height)]
+        geo = bk.geo_ct(connector_type) if connector_type else bk.GEO
+        raw = await self._multi_lua(keys=[geo, *within], args=args)
+        return [(raw[i].decode(), float(raw[i + 1]), float(raw[i + 2]))
+                for i in range(0, len(raw), 3)]
+
+    async def station_refs(self, location_id: str) -> list[str]:
+        return sorted(m.decode() for m in await self.redis.smembers(bk.station(location_id)))
+
+    async def hours(self, refs: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The opening hours kept with each location (None: always open)."""
+        if not refs:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ref in refs:
+                pipe.hget(bk.cat(ref), "h")
+            raw = await pipe.execute()
+        return [orjson.loads(h) if h else None for h in raw]
 
     async def evse(self, normalised_evse_id: str) -> tuple[str, str] | None:
         raw = await self.redis.hget(bk.EVSE, normalised_evse_id)

@@ -24,7 +24,7 @@ from bridge.demo.bap import Identity
 from bridge.demo.client import Endpoints
 from bridge.demo.journeys import DemoConfig, run_demo
 from bridge.demo.render import Printer
-from tests.beckn import test_discover
+from tests.beckn import test_discover, test_discover_forms
 from tests.conformance.beckn.conftest import Inspector
 from tests.conftest import free_port
 from tests.journey import (
@@ -50,7 +50,8 @@ def scenarios(*modules: Any) -> list[Any]:
 
 # the discover scenarios that talk to the bridge (not the catalog's memory figure)
 DISCOVER = [p for p in scenarios(test_discover)
-            if "bap" in pyinspect.signature(p.values[0]).parameters]
+            if "bap" in pyinspect.signature(p.values[0]).parameters] + scenarios(
+    test_discover_forms)  # the network's forms: routes, areas, windows, vehicles
 JOURNEYS = scenarios(test_walk_in, test_journeys, test_after_the_charge, test_ownership,
                      test_whole_journey)
 
