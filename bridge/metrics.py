@@ -117,12 +117,17 @@ STREAM_PENDING = Gauge("obb_stream_pending",
                        "Change-stream entries read but not acknowledged, by consumer group",
                        ["group"])
 DEAD_LETTERS = Gauge("obb_beckn_dead_letters", "Beckn callbacks in the dead letter")
+PUBLISH_WAITING = Gauge("obb_catalog_publish_waiting",
+                        "CPOs with catalog changes not yet at the network's CDS")
+PUBLISH_OVERDUE = Gauge("obb_catalog_publish_overdue_seconds",
+                        "How long past its due time the most overdue CPO publish is (0: none)")
 REDIS_RTT = Gauge("obb_redis_rtt_seconds", "Round-trip time of a Redis PING at scrape time")
 REDIS_UP = Gauge("obb_redis_up", "1 when Redis answered the scrape's PING")
 
 QUEUE = "obb:queue"
 EVENTS = "obb:ocpi:events"
 DEAD = "obb:beckn:dead"
+PUB_DUE = "obb:beckn:pub:due"  # bridge/store/beckn_keys.py (not imported: OCPI side too)
 
 
 async def refresh_redis_gauges(redis: aioredis.Redis) -> None:
@@ -140,10 +145,14 @@ async def refresh_redis_gauges(redis: aioredis.Redis) -> None:
         pipe.zcard(QUEUE)
         pipe.zcount(QUEUE, "-inf", now_ms)
         pipe.zcard(DEAD)
-        depth, due, dead = await pipe.execute()
+        pipe.zcard(PUB_DUE)
+        pipe.zrange(PUB_DUE, 0, 0, withscores=True)
+        depth, due, dead, waiting, first = await pipe.execute()
     QUEUE_DEPTH.set(depth)
     QUEUE_DUE.set(due)
     DEAD_LETTERS.set(dead)
+    PUBLISH_WAITING.set(waiting)
+    PUBLISH_OVERDUE.set(max(0.0, (now_ms - float(first[0][1])) / 1000) if first else 0.0)
     try:
         groups = await redis.xinfo_groups(EVENTS)
     except Exception:  # no stream yet

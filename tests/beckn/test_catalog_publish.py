@@ -295,6 +295,10 @@ async def test_the_cds_down_is_retried_then_tried_again_later(world: World) -> N
     tpc_row = next(r for r in rows if r.catalog_id == "catalog:IN-TPC")
     assert "cannot reach" in tpc_row.record["error"] or "503" in tpc_row.record["error"]
     assert tpc_row.dirty == 1
+    from bridge import metrics
+
+    await metrics.refresh_redis_gauges(world.redis)
+    assert metrics.PUBLISH_WAITING._value.get() == 1
     world.cds.fail_times = 0
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
