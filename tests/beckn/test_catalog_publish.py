@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from tests.beckn.conftest import (
     load_sample,
     location,
     run_worker,
+    tariff,
 )
 from tests.conftest import free_port
 
@@ -84,6 +86,27 @@ class World:
 
     async def change(self, loc: Location) -> None:
         await self.ocpi.put_location(loc)
+        await drain(self.redis, self.store)
+
+    async def push(self, loc: Location) -> None:
+        """A CPO's PUT of a location over OCPI (the bridge's receiver, its CPO token),
+        then the worker's catalog consumer."""
+        import base64
+
+        from bridge.store.credentials import Connection, CredentialsStore, new_token
+
+        token = new_token()
+        conn = Connection(id="cpo-tpc", their_token="unused", versions_url="http://127.0.0.1:1/",
+                          roles=[{"role": "CPO", "country_code": "IN", "party_id": "TPC",
+                                  "business_details": {"name": "Tata Power"}}])
+        await CredentialsStore(self.redis).save_connection(conn, token)
+        body = loc.model_dump(mode="json", exclude_none=True)
+        async with self.http.put(
+                f"{self.url}/ocpi/2.2.1/locations/IN/TPC/{loc.id}", data=orjson.dumps(body),
+                headers={"Authorization": "Token " + base64.b64encode(token.encode()).decode(),
+                         "Content-Type": "application/json"}) as r:
+            assert r.status in (200, 201), await r.text()
+            assert (await r.json())["status_code"] == 1000
         await drain(self.redis, self.store)
 
     async def bridge_discover(self, meters: float = 60_000
@@ -186,7 +209,7 @@ async def test_full_publish_then_changes_reach_the_cds_like_discover(world: Worl
         # a new charger, pushed over OCPI: at the CDS within the delay
         new = item_id("IN", "TPC", "LOC-NEW", "N1", "1")
         started = time.monotonic()
-        await world.change(location("LOC-NEW", CENTER[0] + 0.01, CENTER[1], [
+        await world.push(location("LOC-NEW", CENTER[0] + 0.01, CENTER[1], [
             evse("N1", "IN*TPC*E0901", "AVAILABLE",
                  connector("1", "IEC_62196_T2_COMBO", "DC", 60))], name="New Site"))
         await wait_for(lambda: new in world.cds.index)
@@ -227,6 +250,19 @@ async def test_full_publish_then_changes_reach_the_cds_like_discover(world: Worl
         assert not await world.redis.exists(bk.pub_loc("IN:TPC:loc-ind"))
         assert not await world.redis.sismember(bk.pub_refs("IN-TPC"), "IN:TPC:loc-ind")
         assert len(world.cds.requests) >= n + 2
+
+        # a tariff change: every location using it, offers only changed
+        n = len(world.cds.requests)
+        await world.ocpi.put("tariffs", tariff(price=20).model_copy(
+            update={"last_updated": datetime(2025, 3, 1, tzinfo=UTC)}))
+        await drain(world.redis, world.store)
+        await wait_for(lambda: world.cds.index[MG_CCS][2] is not None
+                       and world.cds.index[MG_CCS][2]["beckn:price"]["value"] == 23.6)
+        sent = {i["beckn:id"] for b in world.cds.requests[n:]
+                for i in b["message"]["catalogs"][0]["beckn:items"]}
+        assert sent == {MG_CCS, item_id("IN", "TPC", "LOC-MG", "E1", "2"),
+                        item_id("IN", "TPC", "LOC-NEW", "N1", "1")}  # T1's, not Zap's
+        await world.same_answers()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
