@@ -108,6 +108,10 @@ async def load(redis_url: str, n: int, evses: int) -> float:
     await asyncio.gather(*(one(i) for i in range(n)))
     # the worker's consumer must not rebuild again: create its group at the stream's end
     await redis.xgroup_create("obb:ocpi:events", "beckn-catalog", id="$", mkstream=True)
+    from bridge.store import beckn_keys as bk
+    from bridge.store.catalog import CATALOG_VERSION
+
+    await redis.set(bk.CATALOG_VERSION_KEY, CATALOG_VERSION)  # rendered in this layout
     await redis.aclose()
     return time.monotonic() - t0
 

@@ -678,6 +678,23 @@ def annotate(item: dict[str, Any], figures: tuple[float, float | None]) -> dict[
     return {**item, "beckn:descriptor": desc}
 
 
+_DESC = b'"beckn:descriptor":{'
+
+
+def annotate_raw(item: bytes, figures: tuple[float, float | None]) -> bytes:
+    """`annotate` on the stored JSON without decoding it: the figures go first in the
+    item's descriptor (the first `"beckn:descriptor":{` of a rendered item is its own:
+    the renderer writes it before any nested object)."""
+    at = item.find(_DESC)
+    if at < 0:
+        return orjson.dumps(annotate(orjson.loads(item), figures))
+    extra = b'"geo:distanceMeters":%d,' % round(figures[0])
+    if figures[1] is not None:
+        extra += b'"geo:alongRouteMeters":%d,' % round(figures[1])
+    at += len(_DESC)
+    return item[:at] + extra + item[at:]
+
+
 async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str,
                               bpp_uri: str, plan: Plan | None = None) -> dict[str, Any]:
     """`message` of on_discover: one catalog per CPO, items and offers as stored
@@ -688,7 +705,7 @@ async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str
     by_prov: dict[str, list[tuple[bytes, bytes | None]]] = {}
     for prov, item, offer, _row, ref in page:
         if ref in plan.annotations:
-            item = orjson.dumps(annotate(orjson.loads(item), plan.annotations[ref]))
+            item = annotate_raw(item, plan.annotations[ref])
         by_prov.setdefault(prov, []).append((item, offer))
     catalogs = []
     for prov, rows in by_prov.items():

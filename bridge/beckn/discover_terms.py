@@ -168,6 +168,12 @@ def extract(expression: str) -> Extracted:
     if window:
         if "start" not in window or "end" not in window:
             raise TermError("availabilityWindow: both a start and an end are needed")
-        win = Window(window["start"], window["end"])
+        start, end = window["start"], window["end"]
+        if isinstance(start, datetime) != isinstance(end, datetime):
+            raise TermError("availabilityWindow: give both bounds as date-times or both as "
+                            "times of day")
+        if isinstance(start, datetime) and isinstance(end, datetime) and end <= start:
+            raise TermError("availabilityWindow: the end is not after the start")
+        win = Window(start, end)
     rest = f"$[?{' && '.join(keep)}]" if keep else None
     return Extracted(rest, win, vehicle if asked_vehicle else None)

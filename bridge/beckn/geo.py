@@ -45,7 +45,7 @@ MAX_VERTICES = 10_000
 MAX_POINTS = 100
 MAX_PARTS = 100
 MAX_COVERS = 400  # GEOSEARCH circles along a route at most
-FIRST_GROUP = 4  # circles searched in the first round trip of a corridor
+FIRST_GROUP = 2  # circles searched in the first round trip of a corridor (then 4, 8...)
 
 
 class GeoError(ValueError):

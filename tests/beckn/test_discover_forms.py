@@ -248,6 +248,8 @@ async def test_availability_window(bridge: Bridge, bap: LoopbackBap, catalog: Ca
     ("$[?@['beckn:availabilityWindow'][*]['schema:startDate'] <= '2030-01-01T10:00:00Z']",
      "both a start and an end"),
     (window("tomorrow", "later"), "is not a date-time or a time"),
+    (window("2030-01-01T12:00:00+05:30", "2030-01-01T11:00:00+05:30"), "end is not after"),
+    (window("2030-01-01T12:00:00+05:30", "13:00"), "both bounds as date-times"),
     ("$[?@['beckn:availabilityWindow'][*]['schema:startDate'] <= '2030-01-01T10:00:00Z' || "
      "@['beckn:rateable'] == true]", "top-level && terms"),
     ("$[?@['beckn:availabilityWindow'][*]['schema:foo'] <= '2030-01-01T10:00:00Z']",
