@@ -314,6 +314,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--evses-per-location", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--rates", default="300,400,500,600,700,800,1000")
+    ap.add_argument("--first-rate", type=float, default=100,
+                    help="the rate of the first point phase (100 req/s: the target's figure)")
     ap.add_argument("--only-corridor", action="store_true",
                     help="skip the point phases after the first (100 req/s)")
     ap.add_argument("--connections", type=int, default=64,
@@ -424,8 +426,8 @@ async def main(args: argparse.Namespace) -> int:
             await runner.cleanup()
             await r.aclose()
             return 0
-        p100 = await phase(client, bap, bap_uri, 100, args.seconds, rnd)
-        print("100 req/s:", p100, flush=True)
+        p100 = await phase(client, bap, bap_uri, args.first_rate, args.seconds, rnd)
+        print(f"{args.first_rate:g} req/s:", p100, flush=True)
         results["phases"].append(p100)
         best = 0.0
         for rate in ([] if args.only_corridor else (float(x) for x in args.rates.split(","))):

@@ -195,6 +195,10 @@ if not body and r[10] then
       if v then
         if string.sub(p[2], 1, 2) == 't:' then
           v = splice(v, ARGV[5], p[3])
+        elseif p[4] then
+          -- figures of the query (a route's distances) first in the item's own descriptor
+          local at = string.find(v, '"beckn:descriptor":{', 1, true)
+          if at then v = string.sub(v, 1, at + 19) .. p[4] .. string.sub(v, at + 20) end
         end
         parts[#parts + 1] = v
       end
@@ -253,9 +257,10 @@ def _scripts(redis: aioredis.Redis) -> tuple[Any, Any]:
     return found
 
 
-# (Redis key of a hash, field, item id) of pre-rendered JSON to splice in; fields "t:..."
-# are offer templates, expanded with the item id.
-Part = tuple[str, str, str]
+# (Redis key of a hash, field, item id[, JSON members]) of pre-rendered JSON to splice in;
+# fields "t:..." are offer templates, expanded with the item id; an item's optional JSON
+# members (`"k":v,`) go first into its descriptor (discover's route figures).
+Part = tuple[str, str, str] | tuple[str, str, str, str]
 HOLE = b"\x00"  # where `message` has orjson.Fragment(b"[" + HOLE + b"]"): one per hole
 
 

@@ -141,10 +141,9 @@ class Plan:
 
     @property
     def spliceable(self) -> bool:
-        """The indexes answer it whole and the items go out as stored: the worker may
-        splice them in (no per-item JSONPath, window check or route annotation)."""
-        return self.path is None and self.window is None and not (
-            self.shapes and self.shapes[0].annotate)
+        """The indexes answer it whole: the worker may splice the stored items in (no
+        per-item JSONPath or window check; a route's figures go in at the splice)."""
+        return self.path is None and self.window is None
 
 
 # --- the guide's filter dialect: `$[?(@.a.b == 'x' && @.c[*].d >= 1)]`
@@ -657,9 +656,10 @@ async def on_discover_recipe(q: DiscoverQuery, plan: Plan, store: CatalogStore, 
     for prov, rows in by_prov.items():
         cat = _catalog(prov, headers, bpp_id, bpp_uri)
         cat["beckn:items"] = _HOLE
-        holes.append([(bk.cat(ref), f"i:{row[ROW_ITEM]}", row[ROW_ITEM]) for ref, row in rows])
-        offers = [(bk.cat(ref), f, row[ROW_ITEM]) for ref, row in rows
-                  if (f := store.offer_field(row))]
+        holes.append([_item_part(ref, row[ROW_ITEM], plan.annotations.get(ref))
+                      for ref, row in rows])
+        offers: list[Part] = [(bk.cat(ref), f, row[ROW_ITEM]) for ref, row in rows
+                              if (f := store.offer_field(row))]
         if offers:
             cat["beckn:offers"] = _HOLE
             holes.append(offers)
@@ -681,6 +681,20 @@ def annotate(item: dict[str, Any], figures: tuple[float, float | None]) -> dict[
 _DESC = b'"beckn:descriptor":{'
 
 
+def _figures(figures: tuple[float, float | None]) -> bytes:
+    extra = b'"geo:distanceMeters":%d,' % round(figures[0])
+    if figures[1] is not None:
+        extra += b'"geo:alongRouteMeters":%d,' % round(figures[1])
+    return extra
+
+
+def _item_part(ref: str, item: str, figures: tuple[float, float | None] | None) -> Part:
+    """The hole of one item; with a route's figures, inserted by the worker's claim."""
+    if figures is None:
+        return (bk.cat(ref), f"i:{item}", item)
+    return (bk.cat(ref), f"i:{item}", item, _figures(figures).decode())
+
+
 def annotate_raw(item: bytes, figures: tuple[float, float | None]) -> bytes:
     """`annotate` on the stored JSON without decoding it: the figures go first in the
     item's descriptor (the first `"beckn:descriptor":{` of a rendered item is its own:
@@ -688,11 +702,8 @@ def annotate_raw(item: bytes, figures: tuple[float, float | None]) -> bytes:
     at = item.find(_DESC)
     if at < 0:
         return orjson.dumps(annotate(orjson.loads(item), figures))
-    extra = b'"geo:distanceMeters":%d,' % round(figures[0])
-    if figures[1] is not None:
-        extra += b'"geo:alongRouteMeters":%d,' % round(figures[1])
     at += len(_DESC)
-    return item[:at] + extra + item[at:]
+    return item[:at] + _figures(figures) + item[at:]
 
 
 async def on_discover_message(q: DiscoverQuery, store: CatalogStore, bpp_id: str,
