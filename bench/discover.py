@@ -251,6 +251,7 @@ async def phase(client: Client, bap: Bap, bap_uri: str, rate: float, seconds: fl
     bap.items.clear()
     bap.sent.clear()
     nacks = 0
+    acked: list[float] = []  # request sent -> ACK received (serve's part)
     n = int(rate * seconds)
     start = time.monotonic()
     tasks = []
@@ -276,11 +277,12 @@ async def phase(client: Client, bap: Bap, bap_uri: str, rate: float, seconds: fl
                                         "$[?@['beckn:itemAttributes']['connectorType'] == 'CCS2']"},
                             "pagination": {"page": 1, "limit": 20}}}
         raw = orjson.dumps(body)
-        bap.sent[mid] = time.monotonic()
+        bap.sent[mid] = sent_at = time.monotonic()
         try:
             status, _ = await client.post("/beckn/discover", raw, {
                 "Content-Type": "application/json",
                 "Authorization": bap.signer.header(raw, time.time())})
+            acked.append(time.monotonic() - sent_at)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             status = 0
         if status != 200:
@@ -304,6 +306,8 @@ async def phase(client: Client, bap: Bap, bap_uri: str, rate: float, seconds: fl
             "achieved_rps": round(done / max(elapsed, 1e-9), 1),
             "p50_ms": round(pct(bap.latency, 0.5) * 1000, 1),
             "p99_ms": round(pct(bap.latency, 0.99) * 1000, 1),
+            "ack_p50_ms": round(pct(acked, 0.5) * 1000, 1),
+            "ack_p99_ms": round(pct(acked, 0.99) * 1000, 1),
             "mean_items": round(sum(bap.items) / max(len(bap.items), 1), 1),
             "cpu_ms_per_request": cpu}
 

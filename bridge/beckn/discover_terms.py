@@ -119,15 +119,19 @@ def _parse_bound(value: str) -> datetime | time:
         raise TermError(f"availabilityWindow: {value!r} is not a date-time or a time") from exc
 
 
+_MENTIONS = re.compile(r"availabilityWindow|vehicle", re.I)
+
+
 def extract(expression: str) -> Extracted:
+    if not _MENTIONS.search(expression):  # the usual filter: nothing to take out
+        return Extracted(expression)
     m = re.fullmatch(r"\s*\$\[\?\s*(.*?)\s*\]\s*", expression, re.S)
     if not m:
         return Extracted(expression)
     body = m.group(1)
     terms = _conjuncts(body[1:-1] if _wrapped(body) else body)
-    mentions = re.search(r"availabilityWindow|vehicle", body, re.I)
     if terms is None:
-        if mentions:
+        if _MENTIONS.search(body):
             raise TermError("availabilityWindow and vehicle terms are answered only as "
                             "top-level && terms of the filter (no || or ! around them)")
         return Extracted(expression)
