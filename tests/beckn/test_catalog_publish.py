@@ -88,26 +88,33 @@ class World:
         await self.ocpi.put_location(loc)
         await drain(self.redis, self.store)
 
-    async def push(self, loc: Location) -> None:
-        """A CPO's PUT of a location over OCPI (the bridge's receiver, its CPO token),
-        then the worker's catalog consumer."""
+    token: str = ""  # the CPO's token at the bridge's OCPI receiver, made at its first push
+
+    async def ocpi_send(self, method: str, path: str, body: dict[str, Any]) -> None:
+        """A CPO's request to the bridge's OCPI Locations receiver (its CPO token), then
+        the worker's catalog consumer."""
         import base64
 
         from bridge.store.credentials import Connection, CredentialsStore, new_token
 
-        token = new_token()
-        conn = Connection(id="cpo-tpc", their_token="unused", versions_url="http://127.0.0.1:1/",
-                          roles=[{"role": "CPO", "country_code": "IN", "party_id": "TPC",
-                                  "business_details": {"name": "Tata Power"}}])
-        await CredentialsStore(self.redis).save_connection(conn, token)
-        body = loc.model_dump(mode="json", exclude_none=True)
-        async with self.http.put(
-                f"{self.url}/ocpi/2.2.1/locations/IN/TPC/{loc.id}", data=orjson.dumps(body),
-                headers={"Authorization": "Token " + base64.b64encode(token.encode()).decode(),
-                         "Content-Type": "application/json"}) as r:
+        if not self.token:
+            self.token = new_token()
+            conn = Connection(id="cpo-tpc", their_token="unused",
+                              versions_url="http://127.0.0.1:1/",
+                              roles=[{"role": "CPO", "country_code": "IN", "party_id": "TPC",
+                                      "business_details": {"name": "Tata Power"}}])
+            await CredentialsStore(self.redis).save_connection(conn, self.token)
+        async with self.http.request(
+                method, f"{self.url}/ocpi/2.2.1/locations/IN/TPC/{path}", data=orjson.dumps(body),
+                headers={"Authorization": "Token " + base64.b64encode(
+                    self.token.encode()).decode(), "Content-Type": "application/json"}) as r:
             assert r.status in (200, 201), await r.text()
             assert (await r.json())["status_code"] == 1000
         await drain(self.redis, self.store)
+
+    async def push(self, loc: Location) -> None:
+        """A CPO's PUT of a location over OCPI."""
+        await self.ocpi_send("PUT", loc.id, loc.model_dump(mode="json", exclude_none=True))
 
     async def bridge_discover(self, meters: float = 60_000
                               ) -> dict[str, dict[str, tuple[dict[str, Any], Any]]]:
@@ -263,6 +270,67 @@ async def test_full_publish_then_changes_reach_the_cds_like_discover(world: Worl
         assert sent == {MG_CCS, item_id("IN", "TPC", "LOC-MG", "E1", "2"),
                         item_id("IN", "TPC", "LOC-NEW", "N1", "1")}  # T1's, not Zap's
         await world.same_answers()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_charger_added_then_removed_over_ocpi_comes_and_goes_at_the_cds(
+        world: World) -> None:
+    """Issue 14's "done when": with the CDS configured, a new charger a CPO PUTs over OCPI
+    is found by a discover at the CDS within the configured delay, and is withdrawn there
+    when the CPO removes it (OCPI 2.2.1 deletes nothing: an EVSE PATCHed to REMOVED, a
+    location PUT with publish false)."""
+    await world.publisher.publish_all("test")
+    await world.cds.settled()
+    a1 = item_id("IN", "TPC", "LOC-ADD", "A1", "1")
+    a2 = item_id("IN", "TPC", "LOC-ADD", "A2", "1")
+
+    def at_cds() -> set[str]:
+        return set(world.cds.discover(CENTER, 60_000).get("catalog:IN-TPC", {}))
+
+    assert not at_cds() & {a1, a2}
+    task = asyncio.create_task(world.publisher.run(full_on_start=False))
+    try:
+        started = time.monotonic()
+        await world.push(location("LOC-ADD", CENTER[0] + 0.02, CENTER[1] - 0.01, [
+            evse("A1", "IN*TPC*E0A01", "AVAILABLE",
+                 connector("1", "IEC_62196_T2_COMBO", "DC", 60)),
+            evse("A2", "IN*TPC*E0A02", "AVAILABLE",
+                 connector("1", "IEC_62196_T2", "AC_3_PHASE", 22))], name="Added Site"))
+        took = await wait_for(lambda: {a1, a2} <= at_cds())
+        # the publish waits out the debounce delay, then goes: at the CDS soon after it
+        assert time.monotonic() - started < DELAY + 1.5, took
+        assert world.cds.index[a1][1]["beckn:isActive"] is True
+        ours = await world.same_answers()
+        assert {a1, a2} <= set(ours["catalog:IN-TPC"])
+
+        # the CPO removes one EVSE: a PATCH of its status
+        started = time.monotonic()
+        await world.ocpi_send("PATCH", "LOC-ADD/A1", {
+            "status": "REMOVED", "last_updated": "2025-06-01T10:00:00Z"})
+        await wait_for(lambda: a1 not in at_cds())
+        assert time.monotonic() - started < DELAY + 1.5
+        assert a2 in at_cds()  # the other one stays
+        withdrawal = world.cds.requests[-1]["message"]["catalogs"][0]
+        assert withdrawal["beckn:isActive"] is False
+        assert [i["beckn:id"] for i in withdrawal["beckn:items"]] == [a1]
+        ours = await world.same_answers()
+        assert a1 not in ours["catalog:IN-TPC"] and a2 in ours["catalog:IN-TPC"]
+
+        # the CPO unpublishes the location: what is left of it is withdrawn
+        started = time.monotonic()
+        await world.push(location("LOC-ADD", CENTER[0] + 0.02, CENTER[1] - 0.01, [
+            evse("A1", "IN*TPC*E0A01", "REMOVED",
+                 connector("1", "IEC_62196_T2_COMBO", "DC", 60)),
+            evse("A2", "IN*TPC*E0A02", "AVAILABLE",
+                 connector("1", "IEC_62196_T2", "AC_3_PHASE", 22))], name="Added Site",
+            publish=False, last_updated="2025-06-02T10:00:00Z"))
+        await wait_for(lambda: not at_cds() & {a1, a2})
+        assert time.monotonic() - started < DELAY + 1.5
+        ours = await world.same_answers()
+        assert not set(ours["catalog:IN-TPC"]) & {a1, a2}
+        assert not await world.redis.sismember(bk.pub_refs("IN-TPC"), "IN:TPC:loc-add")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
