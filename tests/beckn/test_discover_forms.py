@@ -264,28 +264,51 @@ async def test_bad_windows_are_nacked(bridge: Bridge, bap: LoopbackBap, catalog:
     assert says in err["message"], err
 
 
-async def test_by_cpo_station_item_evse_and_connector(bridge: Bridge, bap: LoopbackBap,
-                                                     catalog: CatalogStore,
-                                                     redis_client: Any) -> None:
+IA = "@['beckn:itemAttributes']"
+
+
+async def found(bridge: Bridge, bap: LoopbackBap, expression: str, **message: Any) -> list[str]:
+    return ids(await discover(bridge, bap, {"filters": jp(expression), **message}))
+
+
+async def test_by_cpo(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore,
+                      redis_client: Any) -> None:
     await load_route(redis_client, catalog)
-
-    async def found(expression: str, **message: Any) -> list[str]:
-        return ids(await discover(bridge, bap, {"filters": jp(expression), **message}))
-
-    ia = "@['beckn:itemAttributes']"
-    assert await found("$[?@['beckn:provider']['beckn:id'] == 'IN-ZAP']") == [
+    assert await found(bridge, bap, "$[?@['beckn:provider']['beckn:id'] == 'IN-ZAP']") == [
         "loc-cpt/e1/1", "loc-wf/e1/1"]
-    assert await found(f"$[?{ia}['chargingStation']['id'] == 'LOC-MDY']") == [
+    # the CPO's chargers along the route only
+    assert await found(bridge, bap, "$[?@['beckn:provider']['beckn:id'] == 'IN-ZAP']",
+                       spatial=corridor(2000)) == ["loc-cpt/e1/1"]
+
+
+async def test_by_station(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore,
+                          redis_client: Any) -> None:
+    await load_route(redis_client, catalog)
+    assert await found(bridge, bap, f"$[?{IA}['chargingStation']['id'] == 'LOC-MDY']") == [
         "loc-mdy/e1/1", "loc-mdy/e2/1"]
-    assert await found("$[?@['beckn:id'] == 'IN:TPC:loc-mdy:e2:1']") == ["loc-mdy/e2/1"]
-    assert await found(f"$[?{ia}['evseId'] == 'IN*TPC*E3001']") == ["loc-mdy/e1/1"]
-    assert await found(f"$[?{ia}['connectorType'] == 'CCS2' && {ia}['maxPowerKW'] >= 100]",
-                       spatial=corridor(2000)) == ["loc-mdy/e1/1"]
-    assert await found(f"$[?{ia}['connectorType'] == 'CHAdeMO' && {ia}['maxPowerKW'] >= 50 "
-                       f"&& {ia}['powerType'] == 'DC']") == ["loc-mdy/e2/1", "loc-mg/e3/1"]
-    # a station and a CPO that do not go together: nothing
-    assert await found(f"$[?{ia}['chargingStation']['id'] == 'LOC-MDY' && "
+    # a station and an item of another station: nothing
+    assert await found(bridge, bap, f"$[?{IA}['chargingStation']['id'] == 'LOC-MDY' && "
                        "@['beckn:id'] == 'IN:TPC:loc-mg:e1:1']") == []
+
+
+async def test_by_evse_and_item(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore,
+                                redis_client: Any) -> None:
+    await load_route(redis_client, catalog)
+    assert await found(bridge, bap, f"$[?{IA}['evseId'] == 'IN*TPC*E3001']") == [
+        "loc-mdy/e1/1"]
+    assert await found(bridge, bap, "$[?@['beckn:id'] == 'IN:TPC:loc-mdy:e2:1']") == [
+        "loc-mdy/e2/1"]
+
+
+async def test_by_connector_spec(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore,
+                                 redis_client: Any) -> None:
+    await load_route(redis_client, catalog)
+    assert await found(bridge, bap, f"$[?{IA}['connectorType'] == 'CCS2' && "
+                       f"{IA}['maxPowerKW'] >= 100]", spatial=corridor(2000)) == [
+        "loc-mdy/e1/1"]
+    assert await found(bridge, bap, f"$[?{IA}['connectorType'] == 'CHAdeMO' && "
+                       f"{IA}['maxPowerKW'] >= 50 && {IA}['powerType'] == 'DC']") == [
+        "loc-mdy/e2/1", "loc-mg/e3/1"]
 
 
 async def test_by_vehicle(bridge: Bridge, bap: LoopbackBap, catalog: CatalogStore,
