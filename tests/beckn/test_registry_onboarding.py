@@ -1,6 +1,7 @@
 """Onboarding to a registry: `bridge registry subscribe` against a stand-in registry (its
 own keys, real HTTP on 127.0.0.1) that runs the on_subscribe challenge with a running
-bridge; every error path gives one line and exit 1; `bridge keys generate | show`."""
+bridge, after which a BAP verifying every callback through the registry verifies them
+all; every error path gives one line and exit 1; `bridge keys generate | show`."""
 
 from __future__ import annotations
 
@@ -124,6 +125,51 @@ async def test_subscribe_answers_the_challenge_end_to_end(
     # lookup through the CLI
     assert await run(cmd_lookup, settings, subscriber_id=BPP, key_id=KEY) == 0
     assert orjson.loads(capsys.readouterr().out)[0]["status"] == "SUBSCRIBED"
+
+
+async def test_onboarded_bridge_fails_no_callback_at_a_network_bap(
+        settings: Settings, registry: StandInRegistry, keys: tuple[Any, Any],
+        capsys: Any) -> None:
+    """Issue 14's "done when": once `bridge registry subscribe` has run, a BAP of the
+    network that checks every callback against the registry (as beckn-onix does) verifies
+    every one; before it, our key is not SUBSCRIBED there and it would verify none."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from tests.beckn.conftest import run_worker
+    from tests.beckn.registry_double import VerifyingBap, start_bap
+
+    admit(registry, keys)  # the registrar's entry: INITIATED until the challenge is answered
+    bap_key = signing.generate_private_key()
+    registry.admit("bap.network.test", "bap-key-1", signing.public_key_b64(
+        bap_key.public_key()), status="SUBSCRIBED")
+    live = settings.replace(ocpi_allow_loopback_urls=True,  # the BAP is on 127.0.0.1
+                            beckn_callback_backoff=0.05, beckn_callback_max_attempts=2)
+    async for bap in start_bap(VerifyingBap(registry.url)):
+        assert await bap.key(BPP, KEY) is None  # not onboarded: no callback would verify
+        async for _server in serving(live):
+            assert await run(cmd_subscribe, live, key_id=None) == 0
+            assert registry.status(BPP, KEY) == "SUBSCRIBED"
+            capsys.readouterr()
+            signer = signing.Signer("bap.network.test", "bap-key-1", bap_key, 60)
+            async with aiohttp.ClientSession() as http:
+                for _ in range(5):
+                    ctx = {"domain": live.beckn_domain, "action": "discover",
+                           "version": "2.0.0", "bap_id": "bap.network.test",
+                           "bap_uri": f"{bap.url}/bap", "bpp_id": BPP,
+                           "bpp_uri": f"{live.public_url}/beckn",
+                           "transaction_id": str(uuid.uuid4()),
+                           "message_id": str(uuid.uuid4()),
+                           "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                           "ttl": "PT30S"}
+                    raw = orjson.dumps({"context": ctx, "message": {"text_search": "charger"}})
+                    async with http.post(f"{live.public_url}/beckn/discover", data=raw, headers={
+                            "Content-Type": "application/json",
+                            "Authorization": signer.header(raw, time.time())}) as r:
+                        assert (r.status, (await r.json())["ack_status"]) == (200, "ACK")
+            await run_worker(live)
+        assert bap.failures == [] and bap.unsigned == []
+        assert [(a, k) for a, k, _t in bap.verified] == [("on_discover", KEY)] * 5
 
 
 async def test_registry_down(settings: Settings, keys: tuple[Any, Any], capsys: Any) -> None:
