@@ -103,8 +103,18 @@ def rounds(points: list[str]) -> list[list[str]]:
     return [list(first.values()), [p for p in points if p not in first.values()]]
 
 
-def never_fired(points: list[str], missed: list[str]) -> list[str]:
-    """The named points that did not fire at all (every name must)."""
+# Points a tour arms but cannot always bring about. In the worker a payment link is made
+# only for a top-up (init, and so the first link, is handled by serve, whose tour
+# requires it): these journeys need one only when a kill has delayed their STOP past
+# the overage provision, which a tour does some runs and not others (CI saw one without).
+# The same `create_link` killed at that point is required in the serve tour and tested
+# alone (tests/orders/test_payments.py::test_link_under_one_key_is_one_link).
+BY_CHANCE = {"payments.link_created"}
+
+
+def never_fired(points: list[str], missed: list[str], by_chance: frozenset[str] = frozenset()
+                ) -> list[str]:
+    """The named points that did not fire at all (every name must, but `by_chance`)."""
     left = list(missed)
     fired = set()
     for p in points:
@@ -112,7 +122,7 @@ def never_fired(points: list[str], missed: list[str]) -> list[str]:
             left.remove(p)
         else:
             fired.add(p.split("@")[0])
-    return sorted({p.split("@")[0] for p in points} - fired)
+    return sorted({p.split("@")[0] for p in points} - fired - by_chance)
 
 
 async def when(journeys: list[Journey], step: str, n: int = 1, timeout: float = 120) -> None:
@@ -142,7 +152,8 @@ WORKER_POINTS = [
 async def test_worker_killed_at_every_crash_point(stack: Stack) -> None:
     async def faults(journeys: list[Journey]) -> None:
         missed = await stack.crash_tour(stack.worker, rounds(WORKER_POINTS), TOUR)
-        assert not never_fired(WORKER_POINTS, missed), f"crash points never reached: {missed}"
+        assert not never_fired(WORKER_POINTS, missed, frozenset(BY_CHANCE)), \
+            f"crash points never reached: {missed}"
 
     await scenario(stack, "worker kill -9 at crash points", faults, spacing=3, keep_coming=16,
                    budget=TOUR_BUDGET)
