@@ -6,7 +6,7 @@ PY    ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
           done)
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup chromium run test test-chaos interop lint typecheck bench clean redis-path lock
+.PHONY: setup chromium run test test-chaos test-cluster interop lint typecheck bench clean redis-path lock
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -37,6 +37,12 @@ test: setup chromium
 # unreachable. About 5 minutes; prints its figures and writes var/chaos-figures.json.
 test-chaos: setup
 	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest -m chaos tests/chaos
+
+# The scale-out tests alone (docs/scaling.md): Sentinel sets and Redis Clusters of real
+# redis-server processes on loopback, the bridge as 2 serve + 2 workers on them, failovers.
+# `make test` runs them too.
+test-cluster: setup
+	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest tests/scale
 
 # The interoperability suite (interop/): an OCPI library no one here wrote, in its own venv.
 INTEROP_VENV  := var/interop-venv

@@ -67,6 +67,17 @@ class Settings(BaseModel):
     # data nodes' AUTH password in the Sentinel form (in the single form it is in the URL).
     redis_sentinels: str = ""
     redis_sentinel_service: str = "obb"
+    # ... or a Redis Cluster ("host:port,..." of some of its nodes), cut into `redis_shards`
+    # logical shards (0: 1 on one Redis, 12 on a Cluster; fixed for the life of the data).
+    # arq needs one primary: with a Cluster the queues are on `queue_redis_url` or the
+    # primary of `queue_redis_sentinels` / `queue_redis_sentinel_service`, and jobs reach
+    # them through the relay (bridge/journey/relay.py).
+    redis_cluster_nodes: str = ""
+    redis_shards: int = Field(0, ge=0, le=1024)
+    queue_redis_url: str = ""
+    queue_redis_sentinels: str = ""
+    queue_redis_sentinel_service: str = "obb-queue"
+    queue_redis_wait_replicas: int = Field(0, ge=0, le=16)  # the queues' own WAIT barrier
     redis_password: str = ""
     # The WAIT barrier: every write is acknowledged by this many replicas before the bridge
     # acts on it (0 = off; 1 with Sentinel), within `redis_wait_timeout` seconds, else it
@@ -317,11 +328,22 @@ class Settings(BaseModel):
         adapter, its receiver), else `public_url`."""
         return self.beckn_bpp_uri.rstrip("/") or self.public_url
 
-    @field_validator("redis_sentinels")
+    @field_validator("redis_sentinels", "redis_cluster_nodes", "queue_redis_sentinels")
     @classmethod
     def _nodes(cls, v: str) -> str:
         parse_nodes(v)  # ValueError says what is expected
         return v
+
+    @model_validator(mode="after")
+    def _one_data_store(self) -> Settings:
+        if self.redis_cluster_nodes.strip() and self.redis_sentinels.strip():
+            raise ValueError("redis_cluster_nodes and redis_sentinels name two places for the "
+                             "data: set one (docs/scaling.md)")
+        if self.redis_cluster_nodes.strip() and not (self.queue_redis_url.strip()
+                                                     or self.queue_redis_sentinels.strip()):
+            raise ValueError("redis_cluster_nodes needs queue_redis_url or queue_redis_sentinels: "
+                             "arq's queues need one primary (docs/scaling.md)")
+        return self
 
     @field_validator("ocpi_country_code", "ocpi_party_id")
     @classmethod

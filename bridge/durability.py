@@ -42,7 +42,22 @@ async def _config(redis: aioredis.Redis, name: str) -> str | None:
 
 
 async def persistence(redis: aioredis.Redis) -> tuple[bool, str]:
-    """(persists acknowledged writes?, how, in a few words)."""
+    """(persists acknowledged writes?, how, in a few words). On a Cluster, every primary
+    must."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if isinstance(redis, RedisCluster):
+        if redis._initialize:
+            await redis.initialize()
+        found = []
+        for node in redis.get_primaries():
+            async with aioredis.Redis(host=node.host, port=node.port,
+                                      password=redis.connection_kwargs.get("password")) as one:
+                ok, how = await persistence(one)
+            if not ok:
+                return False, f"primary {node.name}: {how}"
+            found.append(how)
+        return True, f"{len(found)} primaries: " + "; ".join(sorted(set(found)))
     info = await redis.info("persistence")
     if int(info.get("aof_enabled", 0)) == 1:
         fsync = await _config(redis, "appendfsync")
@@ -76,9 +91,12 @@ async def check(settings: Settings, what: str) -> str | None:
     try:
         await wait_for_redis(redis, what)
         ok, how = await persistence(redis)
+        layout_problem = await check_layout(redis)
     finally:
         await redis.aclose()
     where = redisconn.describe(settings)
+    if layout_problem:
+        return f"refusing to start: {layout_problem}"
     if ok:
         log.info("bridge.redis_durability", process=what, redis=where, persistence=how)
         return None
@@ -91,3 +109,22 @@ async def check(settings: Settings, what: str) -> str | None:
             f"({how}); a restart would lose every order, payment and CPO credential. Turn on "
             f"AOF (appendonly yes) or pass --allow-volatile-redis (tests only); "
             f"see docs/operations.md")
+
+
+LAYOUT_KEY = "obb:meta:layout"
+
+
+async def check_layout(redis: aioredis.Redis) -> str | None:
+    """The shard layout is fixed for the life of the data (docs/scaling.md): the first
+    process to start records it, every later one must have the same."""
+    from bridge.store import shards
+
+    layout = shards.current()
+    mine = f"{layout.count} shards, {'tagged' if layout.tagged else 'untagged'}"
+    await redis.set(LAYOUT_KEY, mine, nx=True)
+    stored = await redis.get(LAYOUT_KEY)
+    if stored is not None and stored.decode() != mine:
+        return (f"the data in Redis was written with {stored.decode()} keys, these settings "
+                f"make {mine} (redis_shards, redis_cluster_nodes): the layout cannot change "
+                f"under existing data; see docs/scaling.md")
+    return None

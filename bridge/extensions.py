@@ -21,7 +21,7 @@ def app_extensions() -> tuple[Any, ...]:
 
 async def _beckn_callbacks(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
     """Callback deps for the arq job, and the fast lane (first attempts at once)."""
-    from bridge.beckn.callbacks import fast_lane, make_deps
+    from bridge.beckn.callbacks import fast_lane_all, make_deps
     from bridge.beckn.routes import log_mode
 
     log_mode(ctx["settings"])  # adapter mode / signatures off: said by the worker too
@@ -32,7 +32,7 @@ async def _beckn_callbacks(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
         from bridge.worker import keep_running
 
         try:
-            await keep_running("beckn-callback-fast-lane", lambda: fast_lane(deps))
+            await keep_running("beckn-callback-fast-lane", lambda: fast_lane_all(deps))
         finally:
             await deps.close()
 
@@ -41,7 +41,7 @@ async def _beckn_callbacks(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
 
 async def _beckn_catalog(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
     """Keep the pre-rendered catalog in step with the OCPI change stream."""
-    from bridge.beckn.catalog_consumer import consume
+    from bridge.beckn.catalog_consumer import consume_all
     from bridge.store.catalog import CatalogStore
 
     settings = ctx["settings"]
@@ -57,8 +57,8 @@ async def _beckn_catalog(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
         await request_full(ctx["redis_app"], reason)
 
     return asyncio.create_task(
-        keep_running("beckn-catalog", lambda: consume(ctx["redis_app"], store,
-                                                      on_rebuild=full if publishing else None)),
+        keep_running("beckn-catalog", lambda: consume_all(
+            ctx["redis_app"], store, on_rebuild=full if publishing else None)),
         name="beckn-catalog")
 
 

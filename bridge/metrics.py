@@ -125,13 +125,14 @@ REDIS_RTT = Gauge("obb_redis_rtt_seconds", "Round-trip time of a Redis PING at s
 REDIS_UP = Gauge("obb_redis_up", "1 when Redis answered the scrape's PING")
 
 QUEUE = "obb:queue"
-EVENTS = "obb:ocpi:events"
 DEAD = "obb:beckn:dead"
-PUB_DUE = "obb:beckn:pub:due"  # bridge/store/beckn_keys.py (not imported: OCPI side too)
 
 
-async def refresh_redis_gauges(redis: aioredis.Redis) -> None:
-    """Read the Redis-side figures (a few cheap commands) into the gauges."""
+async def refresh_redis_gauges(redis: aioredis.Redis, queue: aioredis.Redis | None = None
+                               ) -> None:
+    """Read the Redis-side figures (a few cheap commands) into the gauges. The queue's
+    are read from `queue`, or from `redis` when the queues are there (docs/scaling.md);
+    the streams' are summed over the shards."""
     started = time.perf_counter()
     try:
         await redis.ping()
@@ -140,36 +141,51 @@ async def refresh_redis_gauges(redis: aioredis.Redis) -> None:
         return
     REDIS_RTT.set(time.perf_counter() - started)
     REDIS_UP.set(1)
+    from bridge.store import keys, shards
+
     now_ms = int(time.time() * 1000)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(QUEUE)
-        pipe.zcount(QUEUE, "-inf", now_ms)
-        pipe.zcard(DEAD)
-        pipe.zcard(PUB_DUE)
-        pipe.zrange(PUB_DUE, 0, 0, withscores=True)
-        depth, due, dead, waiting, first = await pipe.execute()
-    QUEUE_DEPTH.set(depth)
-    QUEUE_DUE.set(due)
-    DEAD_LETTERS.set(dead)
+    layout = shards.current()
+    queue = queue if queue is not None else (None if layout.relay else redis)
+    if queue is not None:
+        async with queue.pipeline(transaction=False) as pipe:
+            pipe.zcard(QUEUE)
+            pipe.zcount(QUEUE, "-inf", now_ms)
+            depth, due = await pipe.execute()
+        QUEUE_DEPTH.set(depth)
+        QUEUE_DUE.set(due)
+    DEAD_LETTERS.set(await redis.zcard(DEAD))
+    from bridge.store import beckn_keys as bk
+
+    async with redis.pipeline(transaction=False) as pipe:  # the publisher's keys: one slot
+        pipe.zcard(bk.PUB_DUE)
+        pipe.zrange(bk.PUB_DUE, 0, 0, withscores=True)
+        waiting, first = await pipe.execute()
     PUBLISH_WAITING.set(waiting)
     PUBLISH_OVERDUE.set(max(0.0, (now_ms - float(first[0][1])) / 1000) if first else 0.0)
-    try:
-        groups = await redis.xinfo_groups(EVENTS)
-    except Exception:  # no stream yet
-        groups = []
-    for g in groups:
-        name = g["name"].decode() if isinstance(g["name"], bytes) else str(g["name"])
-        lag = g.get("lag")
-        STREAM_LAG.labels(name).set(float(lag) if lag is not None else float("nan"))
-        STREAM_PENDING.labels(name).set(float(g.get("pending") or 0))
+    lags: dict[str, float] = {}
+    pending: dict[str, float] = {}
+    for shard in layout.shards:
+        try:
+            groups = await redis.xinfo_groups(keys.events(shard))
+        except Exception:  # no stream yet
+            groups = []
+        for g in groups:
+            name = g["name"].decode() if isinstance(g["name"], bytes) else str(g["name"])
+            lag = g.get("lag")
+            lags[name] = lags.get(name, 0.0) + (float(lag) if lag is not None else float("nan"))
+            pending[name] = pending.get(name, 0.0) + float(g.get("pending") or 0)
+    for name, lag_sum in lags.items():
+        STREAM_LAG.labels(name).set(lag_sum)
+        STREAM_PENDING.labels(name).set(pending[name])
 
 
 def render(registry: CollectorRegistry = REGISTRY) -> bytes:
     return generate_latest(registry)
 
 
-async def metrics_response(redis: aioredis.Redis) -> web.Response:
-    await refresh_redis_gauges(redis)
+async def metrics_response(redis: aioredis.Redis, queue: aioredis.Redis | None = None
+                           ) -> web.Response:
+    await refresh_redis_gauges(redis, queue)
     resp = web.Response(body=render())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
@@ -357,14 +373,15 @@ def timed(function: Any) -> Any:
     return dataclasses.replace(function, coroutine=run)
 
 
-async def start_server(redis: aioredis.Redis, host: str, port: int) -> web.AppRunner | None:
+async def start_server(redis: aioredis.Redis, host: str, port: int,
+                       queue: aioredis.Redis | None = None) -> web.AppRunner | None:
     """The worker's own `GET /metrics` (and `/healthz`) on `host:port`; None when port is 0."""
     if not port:
         return None
     app = web.Application()
 
     async def metrics_endpoint(_request: web.Request) -> web.Response:
-        return await metrics_response(redis)
+        return await metrics_response(redis, queue)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -11,6 +11,10 @@ keeps the messages in the stream, so `bridge outbox [--phone N]` shows the
 OTPs and messages a driver would have received.
 
     obb:outbox    STREAM phone, kind (otp | info | payment | bill), text, order
+
+Shards (docs/scaling.md): one stream per shard ("obb:{tag}:outbox"), a message in its
+order's transaction's shard (written with the order's change); `messages` merges them in
+the order they were written (stream ids are times).
 """
 
 from __future__ import annotations
@@ -20,9 +24,14 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from bridge.store import shards
 from bridge.store.effects import Effects
 
-OUTBOX = "obb:outbox"
+OUTBOX = "obb:outbox"  # one Redis, one shard; code: outbox(shard)
+
+
+def outbox(shard: int = 0) -> str:
+    return shards.current().key(shard, "outbox")
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,12 @@ class Notifier(Protocol):
 MAXLEN = 100_000
 
 
-def message_effect(fx: Effects, phone: str, kind: str, text: str, order: str) -> Effects:
-    """The outbox entry of one message, as a write of an order's change: a message is
-    queued in the same atomic step as the change that causes it, exactly once."""
-    return fx.xadd(OUTBOX, {"phone": phone, "kind": kind, "text": text, "order": order},
+def message_effect(fx: Effects, phone: str, kind: str, text: str, order: str,
+                   shard: int = 0) -> Effects:
+    """The outbox entry of one message, as a write of an order's change (in `shard`, the
+    order's): a message is queued in the same atomic step as the change that causes it,
+    exactly once."""
+    return fx.xadd(outbox(shard), {"phone": phone, "kind": kind, "text": text, "order": order},
                    maxlen=MAXLEN)
 
 
@@ -53,12 +64,16 @@ class Outbox:
         self.redis = redis
 
     async def send(self, phone: str, kind: str, text: str, order: str) -> None:
-        await self.redis.xadd(OUTBOX, {"phone": phone, "kind": kind, "text": text,
-                                       "order": order}, maxlen=MAXLEN, approximate=True)
+        await self.redis.xadd(outbox(shards.current().of(f"order:{order}")),
+                              {"phone": phone, "kind": kind, "text": text, "order": order},
+                              maxlen=MAXLEN, approximate=True)
 
     async def messages(self, phone: str | None = None, limit: int = 50) -> list[Message]:
         out = []
-        for mid, f in await self.redis.xrevrange(OUTBOX, count=5000):
+        entries = [e for s in shards.current().shards
+                   for e in await self.redis.xrevrange(outbox(s), count=5000)]
+        entries.sort(key=lambda e: tuple(int(x) for x in e[0].split(b"-")), reverse=True)
+        for mid, f in entries:
             m = Message(mid.decode(), f[b"phone"].decode(), f[b"kind"].decode(),
                         f[b"text"].decode(), f[b"order"].decode())
             if phone is None or m.phone == phone:

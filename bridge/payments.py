@@ -34,10 +34,33 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from bridge import redisconn
 from bridge.crashpoints import crash_point
+from bridge.store import shards
 
 PREFIX = "obb:pay:"
-EVENTS = "obb:pay:events"
+EVENTS = "obb:pay:events"  # one Redis, one shard
+
+# Shards (docs/scaling.md): a payment, its link and its operations' keys and its event
+# are in its order's shard (the payment id carries it: "pay_{shard}_{hex}"), so each
+# WATCH/MULTI touches one slot.
+
+
+def _order_shard(order_id: str) -> int:
+    return shards.current().of(f"order:{order_id}")
+
+
+def _shard(payment_id: str) -> int:
+    parts = payment_id.split("_")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+
+
+def _key(payment_id: str) -> str:
+    return shards.current().key(_shard(payment_id), f"pay:{payment_id}")
+
+
+def _events(shard: int) -> str:
+    return shards.current().key(shard, "pay:events")
 OP_TTL = 30 * 86400
 
 
@@ -128,9 +151,10 @@ class SandboxGateway:
         """A payment link for `amount`, one per `key` (a top-up asked twice is one link).
         `payer_vpa`: the buyer's UPI id when the BAP gave one (a UPI PSP sends its collect
         request there); the sandbox keeps it with the payment and shows it."""
-        link_key = f"{PREFIX}link:{key}"
+        shard = _order_shard(order_id)
+        link_key = shards.current().key(shard, f"pay:link:{key}")
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with redisconn.transaction(self.redis, link_key) as pipe:
                 try:
                     await pipe.watch(link_key)
                     done = await pipe.get(link_key)
@@ -139,9 +163,10 @@ class SandboxGateway:
                         if (d["order"], Decimal(d["amount"]), d["mode"]) != (order_id, amount, mode):
                             raise PaymentError(f"link key {key!r} was used for another payment")
                         return PaymentLink(d["payment_id"], self._url(d["payment_id"]))
-                    payment_id = "pay_" + secrets.token_hex(8)
+                    payment_id = (f"pay_{shard}_" if shards.current().tagged
+                                  else "pay_") + secrets.token_hex(8)
                     pipe.multi()
-                    pipe.hset(PREFIX + payment_id, mapping={
+                    pipe.hset(_key(payment_id), mapping={
                         "order": order_id, "currency": currency, "mode": mode,
                         "amount": str(amount), "status": "CREATED", "paid": "0", "held": "0",
                         "captured": "0", "refunded": "0", "released": "0", "key": key,
@@ -159,7 +184,7 @@ class SandboxGateway:
         return f"{self.public_url}/pay/{payment_id}"
 
     async def get(self, payment_id: str) -> PaymentState | None:
-        h = await self.redis.hgetall(PREFIX + payment_id)
+        h = await self.redis.hgetall(_key(payment_id))
         return _state(payment_id, h) if h else None
 
     async def pay(self, payment_id: str) -> PaymentState:
@@ -170,10 +195,11 @@ class SandboxGateway:
         if state.status != "CREATED":
             return state
         field, status = ("held", "HELD") if state.mode == "HOLD" else ("paid", "PAID")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(PREFIX + payment_id, mapping={field: str(state.amount), "status": status})
-            pipe.xadd(EVENTS, {"payment": payment_id, "order": state.order_id, "status": status,
-                               "amount": str(state.amount)}, maxlen=100_000, approximate=True)
+        async with redisconn.transaction(self.redis, _key(payment_id)) as pipe:
+            pipe.hset(_key(payment_id), mapping={field: str(state.amount), "status": status})
+            pipe.xadd(_events(_shard(payment_id)),
+                      {"payment": payment_id, "order": state.order_id, "status": status,
+                       "amount": str(state.amount)}, maxlen=100_000, approximate=True)
             await pipe.execute()
         new = await self.get(payment_id)
         assert new is not None
@@ -182,11 +208,11 @@ class SandboxGateway:
     async def _op(self, payment_id: str, kind: str, amount: Decimal, key: str) -> PaymentOp:
         if amount < 0:
             raise PaymentError("amount must not be negative")
-        op_key = f"{PREFIX}op:{key}"
-        key_p = PREFIX + payment_id
+        op_key = shards.current().key(_shard(payment_id), f"pay:op:{key}")
+        key_p = _key(payment_id)
         field = FIELD[kind]
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with redisconn.transaction(self.redis, key_p) as pipe:
                 try:
                     await pipe.watch(op_key, key_p)
                     done = await pipe.get(op_key)

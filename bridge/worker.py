@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.cron import cron
 from arq.worker import Worker, func
@@ -41,6 +42,7 @@ from bridge import metrics, tracing
 from bridge.config import Settings
 from bridge.ocpi.deps import OcpiDeps
 from bridge.ocpi.sync import sync
+from bridge.store import shards
 from bridge.store.credentials import CredentialsStore
 from bridge.store.ocpi_store import OcpiStore
 
@@ -64,12 +66,13 @@ async def periodic_sync(ctx: dict[str, Any]) -> int:
     except the parties in `ocpi.sync_skip` (those that push reliably). Each job reads only
     what changed since that party's last sync; a party whose job is still queued or
     running is not queued twice (the job id is per party and run)."""
-    from bridge import redisconn
-
     settings: Settings = ctx["settings"]
     deps: OcpiDeps = ctx["ocpi"]
     skip = parse_parties(settings.ocpi_sync_skip)
-    arq = redisconn.arq_on(ctx["redis_app"])
+    from bridge import redisconn
+
+    # arq's own client (the queues, wherever they are); a bare ctx: the data's Redis
+    arq: ArqRedis = ctx.get("redis") or redisconn.arq_on(ctx["redis_app"])
     queued = 0
     run = datetime.now(UTC).strftime("%Y%m%d%H%M")
     for conn in await deps.creds.connections():
@@ -201,10 +204,15 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 200
         ctx["tasks"] = []
         try:  # a burst run (tests, one-off) has nothing to be scraped for
             ctx["metrics_server"] = None if burst else await metrics.start_server(
-                redis, settings.host, settings.worker_metrics_port)
+                redis, settings.host, settings.worker_metrics_port, queue=ctx.get("redis"))
         except OSError as exc:  # the port is taken (a second worker on this host): no endpoint
             log.warning("worker.metrics_port_unavailable", port=settings.worker_metrics_port,
                         error=str(exc))
+        if shards.current().relay:  # the queues are elsewhere: jobs come through the relay
+            from bridge.relay import relay_all
+
+            ctx["tasks"].append(asyncio.create_task(relay_all(redis, ctx["redis"]),
+                                                    name="relay"))
         for hook in STARTUP:
             task = await hook(ctx)
             if task is not None:

@@ -63,7 +63,7 @@ from bridge.beckn.signing import BodySigner, KeyFileError
 from bridge.config import Settings
 from bridge.crashpoints import crash_point
 from bridge.mapping.catalog import OFFER_ITEM
-from bridge.store import beckn_keys
+from bridge.store import beckn_keys, shards
 from bridge.store.effects import Effects
 from bridge.urlguard import UrlPolicy, guarded_session
 
@@ -154,8 +154,10 @@ def _job_id(cb_id: str, replays: int | bytes | str = 0) -> str:
 
 
 # One round trip for each step of a delivery. The transaction queue's key is made
-# from the record inside the script (one Redis, not a cluster, like arq itself).
-# KEYS cb, lock; ARGV now, lock ms, txq key prefix, cb id, offer placeholder (JSON form).
+# from the record inside the script (its prefix carries the shard's tag: one slot).
+# KEYS cb, lock; ARGV now, lock ms, txq key prefix, cb id, offer placeholder (JSON form),
+# join ("1": join a recipe here; "0": return it, the catalog being in another slot of a
+# Cluster, and the worker joins it: `_join`).
 # A record has its `body`, or a `recipe` (see `Holes`): JSON text segments and, between
 # them, lists of pre-rendered catalog fields that are joined with "," here.
 _CLAIM = """
@@ -183,6 +185,10 @@ local function splice(v, ph, id)
   end
   parts[#parts + 1] = string.sub(v, from)
   return table.concat(parts)
+end
+if not body and r[10] and ARGV[6] == '0' then
+  return {'go', r[5], '', r[7], r[8], r[9] or '0', txq, r[11] or '0', r[12] or '',
+          r[3], r[13] or '', r[10]}
 end
 if not body and r[10] then
   local rc = cjson.decode(r[10])
@@ -213,15 +219,22 @@ return {'go', r[5], body or '', r[7], r[8], r[9] or '0', txq, r[11] or '0', r[12
 """
 # KEYS cb, lock, txq, wake, dead, arq queue, arq job; ARGV mode (done|dead|retry), cb id,
 # attempts, now, keep seconds, last error, next_at, arq job id, arq score (ms), keep
-# seconds of a delivered answer that keeps its body (`keep` = 1: the dedupe window).
+# seconds of a delivered answer that keeps its body (`keep` = 1: the dedupe window),
+# safety net ("arq": an arq job; "due": KEYS[6] and KEYS[7] are the shard's due set, the
+# callback id its member: the queues are not on this Redis, docs/scaling.md).
 # done/dead: the record's end state, the next callback of the transaction woken, the
-# arq job (the safety net) removed. retry: the arq job moved to next_at ('nojob' if
-# there is none any more).
+# safety net removed. retry: the safety net moved to next_at ('nojob' if there is none
+# any more).
 _FINISH = """
 local mode = ARGV[1]
+local due = ARGV[11] == 'due'
 if mode == 'retry' then
   redis.call('HSET', KEYS[1], 'attempts', ARGV[3], 'last_error', ARGV[6], 'next_at', ARGV[7])
   redis.call('DEL', KEYS[2])
+  if due then
+    redis.call('ZADD', KEYS[6], ARGV[9], ARGV[2])
+    return false
+  end
   if redis.call('EXISTS', KEYS[7]) == 0 then return 'nojob' end
   redis.call('ZADD', KEYS[6], ARGV[9], ARGV[8])
   return false
@@ -241,8 +254,13 @@ else
 end
 redis.call('EXPIRE', KEYS[1], keep)
 redis.call('LREM', KEYS[3], 1, ARGV[2])
-redis.call('ZREM', KEYS[6], ARGV[8])
-redis.call('DEL', KEYS[7], KEYS[2])
+if due then
+  redis.call('ZREM', KEYS[6], ARGV[2])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('ZREM', KEYS[6], ARGV[8])
+  redis.call('DEL', KEYS[7], KEYS[2])
+end
 local nxt = redis.call('LINDEX', KEYS[3], 0)
 if nxt then redis.call('LPUSH', KEYS[4], nxt) end
 return nxt
@@ -290,7 +308,7 @@ async def enqueue_callback(redis: aioredis.Redis, settings: Settings, context: C
     cb_id, fx = callback_effects(settings, context, message=message, error=error,
                                  deadline=deadline, holes=holes, answers=answers, keep=keep,
                                  beside=beside)
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redisconn.transaction(redis, beckn_keys.callback(cb_id)) as pipe:
         fx.to_pipeline(pipe)
         await pipe.execute()
     fx.committed()
@@ -314,7 +332,8 @@ def callback_effects(settings: Settings, context: Context,
     from bridge.worker import QUEUE
 
     now = time.time()
-    cb_id = uuid.uuid4().hex
+    cb_id = beckn_keys.new_callback_id(context.transaction_id, uuid.uuid4().hex)
+    shard = beckn_keys.callback_shard(cb_id)
     body: dict[str, Any] = {"context": wire_context(context)}
     if message is not None:
         body["message"] = message
@@ -349,12 +368,16 @@ def callback_effects(settings: Settings, context: Context,
     fx.hset(beckn_keys.callback(cb_id), mapping=record)
     fx.call("RPUSH", txq, cb_id)
     fx.call("EXPIRE", txq, 7 * 86400)
-    fx.arq_job(QUEUE, job_id, serialize_job(JOB_NAME, (cb_id,), {}, None, now_ms),
-               now_ms + defer_ms, defer_ms + _ARQ_EXPIRES_MS, fresh=True)
-    fx.call("RPUSH", beckn_keys.WAKE, cb_id)
+    if shards.current().relay:  # the safety net: the shard's due set (docs/scaling.md)
+        fx.call("ZADD", beckn_keys.due(shard), now_ms + defer_ms, cb_id)
+    else:
+        fx.arq_job(QUEUE, job_id, serialize_job(JOB_NAME, (cb_id,), {}, None, now_ms),
+                   now_ms + defer_ms, defer_ms + _ARQ_EXPIRES_MS, fresh=True)
+    fx.call("RPUSH", beckn_keys.wake(shard), cb_id)
     if answers:
         intake.take(fx, context.bap_id, answers, context.message_id,
-                    cb_id if keep else None, settings.beckn_dedupe_ttl)
+                    cb_id if keep else None, settings.beckn_dedupe_ttl,
+                    txn=context.transaction_id)
     return cb_id, fx
 
 
@@ -517,10 +540,13 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     claim, finish = _scripts(redis)
     key = beckn_keys.callback(cb_id)
     lock = beckn_keys.callback_lock(cb_id)
+    shard = beckn_keys.callback_shard(cb_id)
+    layout = shards.current()
     now = time.time()
     got = await claim(keys=[key, lock],
                       args=[repr(now), int((settings.beckn_callback_timeout + 5) * 1000),
-                            beckn_keys.txn_queue("", "")[:-1], cb_id, _OFFER_ITEM_JSON])
+                            beckn_keys.txn_queue_prefix(shard), cb_id, _OFFER_ITEM_JSON,
+                            "0" if layout.tagged else "1"])
     tag = got[0]
     if tag == b"gone":
         return Outcome.GONE, 0.0
@@ -529,13 +555,22 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     if tag == b"wait":
         return Outcome.WAIT, WAIT_DEFER
     url_b, body, attempts_b, deadline_b, replays, txq, created_b, profile_b, bap_b, mid_b = \
-        got[1:]
+        got[1:11]
     url = url_b.decode()
     action = url.rsplit("/", 1)[-1]  # the metrics' label: on_select, on_status, ...
     job_id = _job_id(cb_id, replays)
-    keys = [key, lock, txq, beckn_keys.WAKE, beckn_keys.DEAD, QUEUE, job_key_prefix + job_id]
+    if layout.relay:
+        net = "due"
+        keys = [key, lock, txq, beckn_keys.wake(shard), beckn_keys.dead(shard),
+                beckn_keys.due(shard), beckn_keys.due(shard)]
+    else:
+        net = "arq"
+        keys = [key, lock, txq, beckn_keys.wake(shard), beckn_keys.dead(shard), QUEUE,
+                job_key_prefix + job_id]
     try:
         check = AckCheck(bap_b.decode(), mid_b.decode()) if profile_b == LTS.encode() else None
+        if len(got) > 11:  # a recipe the claim could not join (the catalog is elsewhere)
+            body = await _join(redis, got[11])
         failure = await _post(deps, url, body, check)
     except BaseException:
         await redis.delete(lock)
@@ -545,7 +580,7 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     if failure is None:
         crash_point("callback.posted")  # delivered, not yet marked: it is sent again
         await finish(keys=keys, args=["done", cb_id, attempts, repr(now), DONE_KEEP, "", "0", job_id,
-                                      0, settings.beckn_dedupe_ttl])
+                                      0, settings.beckn_dedupe_ttl, net])
         log.debug("beckn.callback.delivered", cb=cb_id, url=url, attempts=attempts)
         metrics.CALLBACKS.labels(action, "delivered").inc()
         metrics.CALLBACK_LATENCY.labels(action).observe(max(now - float(created_b), 0.0))
@@ -553,13 +588,14 @@ async def attempt_once(deps: CallbackDeps, cb_id: str) -> tuple[str, float]:
     delay = retry_delay(settings, attempts, now, float(deadline_b))
     if delay is None:
         await finish(keys=keys, args=["dead", cb_id, attempts, repr(now), DEAD_KEEP, failure, "0",
-                                      job_id, 0, 0])
+                                      job_id, 0, 0, net])
         log.warning("beckn.callback.dead_letter", cb=cb_id, url=url, attempts=attempts,
                     error=failure)
         metrics.CALLBACKS.labels(action, "dead").inc()
         return Outcome.DEAD, 0.0
     res = await finish(keys=keys, args=["retry", cb_id, attempts, repr(now), 0, failure,
-                                        repr(now + delay), job_id, int((now + delay) * 1000), 0])
+                                        repr(now + delay), job_id, int((now + delay) * 1000), 0,
+                                        net])
     if res == b"nojob":  # its arq job is gone (e.g. queued by an older version): a new one
         arq = _arq(redis)
         if await arq.enqueue_job(JOB_NAME, cb_id, _job_id=job_id, _queue_name=QUEUE,
@@ -585,11 +621,78 @@ async def callback_job(ctx: dict[str, Any], cb_id: str) -> str:
     return outcome
 
 
+async def _join(redis: aioredis.Redis, recipe: bytes) -> bytes:
+    """A recipe's body, as the claim script joins it (used where the catalog is in
+    another slot of a Cluster than the callback: one pipelined read of its parts)."""
+    rc = orjson.loads(recipe)
+    parts = [p for hole in rc["h"] for p in hole]
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in parts:
+            pipe.hget(p[0], p[1])
+        values = await pipe.execute() if parts else []
+    out: list[bytes] = []
+    i = 0
+    placeholder = _OFFER_ITEM_JSON.encode()
+    for k, hole in enumerate(rc["h"]):
+        out.append(rc["s"][k].encode())
+        found = []
+        for p in hole:
+            v = values[i]
+            i += 1
+            if v:
+                if p[1].startswith("t:"):
+                    v = v.replace(placeholder, p[2].encode())
+                found.append(v)
+        out.append(b",".join(found))
+    out.append(rc["s"][-1].encode())
+    return b"".join(out)
+
+
+async def fast_lane_all(deps: CallbackDeps, stop: asyncio.Event | None = None) -> None:
+    """`fast_lane` on every shard's wake list (docs/scaling.md), each started again after
+    any error."""
+    from bridge.worker import keep_running
+
+    def one(shard: int) -> Any:
+        return keep_running(f"beckn-callback-fast-lane-{shard}",
+                            lambda: fast_lane(deps, stop, shard=shard))
+
+    lanes = [one(s) for s in shards.current().shards]
+    if shards.current().relay:
+        lanes += [keep_running(f"beckn-callback-due-{s}",
+                               lambda s=s: due_lane(deps, stop, shard=s))  # type: ignore[misc]
+                  for s in shards.current().shards]
+    await asyncio.gather(*lanes)
+
+
+async def due_lane(deps: CallbackDeps, stop: asyncio.Event | None = None, shard: int = 0,
+                   every: float = 0.25, batch: int = 64) -> None:
+    """The safety net when the queues are not on the data's Redis (docs/scaling.md): the
+    callbacks of a shard's due set whose time has come (their first attempt failed or
+    never came: worker down, BAP down) are attempted, as arq's job would."""
+    redis = deps.redis
+    key = beckn_keys.due(shard)
+    while stop is None or not stop.is_set():
+        now_ms = int(time.time() * 1000)
+        ids = await redis.zrangebyscore(key, "-inf", now_ms, start=0, num=batch)
+        for raw in ids:
+            cb_id = raw.decode()
+            outcome, delay = await attempt_once(deps, cb_id)
+            if outcome == Outcome.GONE:
+                await redis.zrem(key, cb_id)
+            elif outcome in (Outcome.RETRY, Outcome.WAIT):  # look again when it is time
+                await redis.zadd(key, {cb_id: int((time.time() + max(delay, 0.05)) * 1000)},
+                                 xx=True)
+        if len(ids) < batch:
+            await asyncio.sleep(every)
+
+
 async def fast_lane(deps: CallbackDeps, stop: asyncio.Event | None = None,
-                    concurrency: int = 64) -> None:
+                    concurrency: int = 64, shard: int = 0) -> None:
     """First attempts without arq's poll delay (see module docstring). Takes what is
     waiting in one LPOP (up to `concurrency`), blocks only when there is nothing."""
     redis = deps.redis
+    wake = beckn_keys.wake(shard)
     sem = asyncio.Semaphore(concurrency)
     pending: set[asyncio.Task[Any]] = set()
 
@@ -602,9 +705,9 @@ async def fast_lane(deps: CallbackDeps, stop: asyncio.Event | None = None,
             sem.release()
 
     while stop is None or not stop.is_set():
-        ids = await redis.lpop(beckn_keys.WAKE, concurrency)
+        ids = await redis.lpop(wake, concurrency)
         if not ids:
-            item = await redis.blpop([beckn_keys.WAKE], timeout=1)
+            item = await redis.blpop([wake], timeout=1)
             if item is None:
                 continue
             ids = [item[1]]
@@ -630,7 +733,8 @@ async def resend(redis: aioredis.Redis, settings: Settings, cb_id: str) -> str:
     from bridge.worker import QUEUE
 
     now = time.time()
-    new_id = uuid.uuid4().hex
+    new_id = beckn_keys.new_callback_id(rec[b"txn"].decode(), uuid.uuid4().hex)
+    shard = beckn_keys.callback_shard(new_id)
     copy = {k.decode(): v for k, v in rec.items()
             if k in (b"url", b"action", b"bap_id", b"txn", b"message_id", b"keep", b"profile")}
     copy.update({"id": new_id, content[0]: content[1], "attempts": "0", "next_at": "0",
@@ -640,14 +744,17 @@ async def resend(redis: aioredis.Redis, settings: Settings, cb_id: str) -> str:
     now_ms = int(now * 1000)
     defer_ms = int(safety_net_delay(settings) * 1000)
     job_id = _job_id(new_id)
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redisconn.transaction(redis, txq) as pipe:
         pipe.hset(beckn_keys.callback(new_id), mapping=copy)
         pipe.rpush(txq, new_id)
         pipe.expire(txq, 7 * 86400)
-        pipe.psetex(job_key_prefix + job_id, defer_ms + _ARQ_EXPIRES_MS,
-                    serialize_job(JOB_NAME, (new_id,), {}, None, now_ms))
-        pipe.zadd(QUEUE, {job_id: now_ms + defer_ms})
-        pipe.rpush(beckn_keys.WAKE, new_id)
+        if shards.current().relay:
+            pipe.zadd(beckn_keys.due(shard), {new_id: now_ms + defer_ms})
+        else:
+            pipe.psetex(job_key_prefix + job_id, defer_ms + _ARQ_EXPIRES_MS,
+                        serialize_job(JOB_NAME, (new_id,), {}, None, now_ms))
+            pipe.zadd(QUEUE, {job_id: now_ms + defer_ms})
+        pipe.rpush(beckn_keys.wake(shard), new_id)
         await pipe.execute()
     log.info("beckn.callback.resent", cb=cb_id, copy=new_id)
     return "queued"
@@ -668,13 +775,16 @@ class DeadLetter:
 
 
 async def dead_letters(redis: aioredis.Redis, limit: int = 100) -> list[DeadLetter]:
-    ids = await redis.zrevrange(beckn_keys.DEAD, 0, limit - 1)
+    found: list[tuple[float, str]] = []
+    for shard in shards.current().shards:
+        found += [(float(t), m.decode()) for m, t in await redis.zrevrange(
+            beckn_keys.dead(shard), 0, limit - 1, withscores=True)]
+    ids = [cb_id for _, cb_id in sorted(found, reverse=True)[:limit]]
     out: list[DeadLetter] = []
-    for raw in ids:
-        cb_id = raw.decode()
+    for cb_id in ids:
         rec = await redis.hgetall(beckn_keys.callback(cb_id))
         if not rec:
-            await redis.zrem(beckn_keys.DEAD, cb_id)
+            await redis.zrem(beckn_keys.dead(beckn_keys.callback_shard(cb_id)), cb_id)
             continue
         out.append(DeadLetter(
             id=cb_id, url=rec[b"url"].decode(), action=rec[b"action"].decode(),
@@ -695,17 +805,21 @@ async def replay(redis: aioredis.Redis, settings: Settings, cb_id: str) -> bool:
     now = time.time()
     replays = int(rec.get(b"replays", b"0")) + 1
     txq = beckn_keys.txn_queue(rec[b"bap_id"].decode(), rec[b"txn"].decode())
-    async with redis.pipeline(transaction=True) as pipe:
+    shard = beckn_keys.callback_shard(cb_id)
+    async with redisconn.transaction(redis, key) as pipe:
         pipe.hset(key, mapping={"state": "pending", "attempts": 0, "next_at": 0,
                                 "replays": replays,
                                 "deadline": repr(now + settings.beckn_callback_default_ttl)})
         pipe.persist(key)
-        pipe.zrem(beckn_keys.DEAD, cb_id)
+        pipe.zrem(beckn_keys.dead(shard), cb_id)
         pipe.rpush(txq, cb_id)
-        pipe.rpush(beckn_keys.WAKE, cb_id)
+        pipe.rpush(beckn_keys.wake(shard), cb_id)
+        if shards.current().relay:
+            pipe.zadd(beckn_keys.due(shard), {cb_id: int(now * 1000)})
         await pipe.execute()
-    await _arq(redis).enqueue_job(JOB_NAME, cb_id, _job_id=_job_id(cb_id, replays),
-                                  _queue_name=QUEUE)
+    if not shards.current().relay:
+        await _arq(redis).enqueue_job(JOB_NAME, cb_id, _job_id=_job_id(cb_id, replays),
+                                      _queue_name=QUEUE)
     log.info("beckn.callback.replay", cb=cb_id, replays=replays,
              at=format_timestamp(datetime.now(UTC)))
     return True

@@ -28,7 +28,7 @@ import structlog
 from redis.exceptions import ResponseError
 
 from bridge.store import beckn_keys as bk
-from bridge.store import keys
+from bridge.store import keys, shards
 from bridge.store.catalog import CATALOG_VERSION, CatalogStore
 
 log = structlog.get_logger("bridge.beckn.catalog")
@@ -43,12 +43,14 @@ def _stream_id(value: Any) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def fell_behind(redis: aioredis.Redis, group_name: str = bk.CATALOG_GROUP) -> bool:
+async def fell_behind(redis: aioredis.Redis, group_name: str = bk.CATALOG_GROUP,
+                      shard: int = 0) -> bool:
     """True when the stream was trimmed past what the group has read: a worker that was
     down longer than the stream keeps entries (`ocpi.events_maxlen`) missed changes."""
-    groups = await redis.xinfo_groups(keys.EVENTS)
+    stream = keys.events(shard)
+    groups = await redis.xinfo_groups(stream)
     group = next((g for g in groups if g["name"] in (group_name, group_name.encode())), None)
-    info = await redis.xinfo_stream(keys.EVENTS)
+    info = await redis.xinfo_stream(stream)
     if group is None:
         return False
     read, added = group.get("entries-read"), info.get("entries-added")
@@ -66,31 +68,34 @@ OnRebuild = Callable[[str], Awaitable[None]]
 
 
 async def ensure_group(redis: aioredis.Redis, store: CatalogStore,
-                       on_rebuild: OnRebuild | None = None) -> bool:
-    """Create the consumer group (and rebuild) if it does not exist, or rebuild if the
-    group fell behind the trimmed stream. True if the catalog was rebuilt; `on_rebuild`
-    is told why (the catalog publisher then republishes in full)."""
+                       on_rebuild: OnRebuild | None = None, shard: int = 0) -> bool:
+    """Create the consumer group of a shard's stream (and rebuild that shard's locations)
+    if it does not exist, or rebuild if the group fell behind the trimmed stream. True if
+    the catalog was rebuilt; `on_rebuild` is told why (the catalog publisher then
+    republishes in full)."""
     reason = "catalog-created"
+    stream = keys.events(shard)
     try:
-        await redis.xgroup_create(keys.EVENTS, bk.CATALOG_GROUP, id="$", mkstream=True)
+        await redis.xgroup_create(stream, bk.CATALOG_GROUP, id="$", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-        if await fell_behind(redis):
-            log.warning("catalog.fell_behind", note="changes were trimmed unread: full rebuild")
+        if await fell_behind(redis, shard=shard):
+            log.warning("catalog.fell_behind", shard=shard,
+                        note="changes were trimmed unread: full rebuild")
             reason = "change-stream-gap"
-        elif (await redis.get(bk.CATALOG_VERSION_KEY) or b"").decode() != CATALOG_VERSION:
+        elif (await redis.get(bk.catalog_version(shard)) or b"").decode() != CATALOG_VERSION:
             log.info("catalog.new_layout", note="rendered again in the current layout",
-                     version=CATALOG_VERSION)
+                     version=CATALOG_VERSION, shard=shard)
             reason = "catalog-layout"
         else:
             return False
         # Move the group to the stream's end first, so changes made during the rebuild
         # are processed afterwards, as on creation.
-        await redis.xgroup_setid(keys.EVENTS, bk.CATALOG_GROUP, id="$")
-    n = await store.rebuild_all()
-    await redis.set(bk.CATALOG_VERSION_KEY, CATALOG_VERSION)
-    log.info("catalog.rebuilt", locations=n)
+        await redis.xgroup_setid(stream, bk.CATALOG_GROUP, id="$")
+    n = await store.rebuild_all(shard=shard)
+    await redis.set(bk.catalog_version(shard), CATALOG_VERSION)
+    log.info("catalog.rebuilt", locations=n, shard=shard)
     if on_rebuild is not None:
         await on_rebuild(reason)
     return True
@@ -122,32 +127,48 @@ async def process(store: CatalogStore, entries: list[tuple[bytes, dict[bytes, by
     return len(locations)
 
 
+async def consume_all(redis: aioredis.Redis, store: CatalogStore,
+                      stop: asyncio.Event | None = None,
+                      on_rebuild: OnRebuild | None = None) -> None:
+    """`consume` every shard's stream (docs/scaling.md), each started again after any
+    error, until cancelled."""
+    from bridge.worker import keep_running
+
+    def one(shard: int) -> Any:
+        return keep_running(f"beckn-catalog-{shard}",
+                            lambda: consume(redis, store, stop=stop, on_rebuild=on_rebuild,
+                                            shard=shard))
+
+    await asyncio.gather(*(one(s) for s in shards.current().shards))
+
+
 async def consume(redis: aioredis.Redis, store: CatalogStore, consumer: str | None = None,
                   stop: asyncio.Event | None = None, block_ms: int = 1000,
-                  on_rebuild: OnRebuild | None = None) -> None:
+                  on_rebuild: OnRebuild | None = None, shard: int = 0) -> None:
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    await ensure_group(redis, store, on_rebuild)
+    stream = keys.events(shard)
+    await ensure_group(redis, store, on_rebuild, shard)
     claim_from = "0-0"
     pending_first = True
     while stop is None or not stop.is_set():
         try:
             if pending_first:  # our own unacknowledged entries after a restart
-                resp: Any = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {keys.EVENTS: "0"},
+                resp: Any = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {stream: "0"},
                                                    count=BATCH)
                 pending_first = bool(resp and resp[0][1])
             else:
-                resp = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {keys.EVENTS: ">"},
+                resp = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {stream: ">"},
                                               count=BATCH, block=block_ms)
             entries = resp[0][1] if resp else []
             if not entries:
-                claimed = await redis.xautoclaim(keys.EVENTS, bk.CATALOG_GROUP, consumer,
+                claimed = await redis.xautoclaim(stream, bk.CATALOG_GROUP, consumer,
                                                  CLAIM_IDLE_MS, start_id=claim_from, count=BATCH)
                 claim_from = claimed[0].decode() if isinstance(claimed[0], bytes) else claimed[0]
                 entries = [e for e in claimed[1] if e and e[1]]
                 if not entries:
                     continue
             await process(store, entries)
-            await redis.xack(keys.EVENTS, bk.CATALOG_GROUP, *[e[0] for e in entries])
+            await redis.xack(stream, bk.CATALOG_GROUP, *[e[0] for e in entries])
         except asyncio.CancelledError:
             raise
         except Exception:  # keep consuming; the entries stay pending and are retried
@@ -157,14 +178,22 @@ async def consume(redis: aioredis.Redis, store: CatalogStore, consumer: str | No
 
 
 async def drain(redis: aioredis.Redis, store: CatalogStore, consumer: str = "drain") -> int:
-    """Process everything currently in the stream for the group, then return (tests, CLI)."""
-    await ensure_group(redis, store)
+    """Process everything currently in the streams for the group, then return (tests, CLI)."""
+    total = 0
+    for shard in shards.current().shards:
+        total += await _drain(redis, store, consumer, shard)
+    return total
+
+
+async def _drain(redis: aioredis.Redis, store: CatalogStore, consumer: str, shard: int) -> int:
+    stream = keys.events(shard)
+    await ensure_group(redis, store, shard=shard)
     total = 0
     while True:
-        resp: Any = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {keys.EVENTS: ">"},
+        resp: Any = await redis.xreadgroup(bk.CATALOG_GROUP, consumer, {stream: ">"},
                                            count=BATCH)
         entries = resp[0][1] if resp else []
         if not entries:
             return total
         total += await process(store, entries)
-        await redis.xack(keys.EVENTS, bk.CATALOG_GROUP, *[e[0] for e in entries])
+        await redis.xack(stream, bk.CATALOG_GROUP, *[e[0] for e in entries])

@@ -55,6 +55,7 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 
+from bridge import redisconn
 from bridge.beckn.models import format_timestamp
 from bridge.beckn.signing import BodySigner
 from bridge.config import Settings
@@ -583,7 +584,7 @@ class Publisher:
                               active: bool) -> None:
         """Before sending: the CDS may answer before our POST returns."""
         key = bk.pub_request(txn)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(self.redis, key) as pipe:
             pipe.hset(key, mapping={
                 "provider": prov, "catalog": catalog_id(prov),
                 "kind": "publish" if active else "withdraw",
@@ -594,7 +595,7 @@ class Publisher:
             await pipe.execute()
 
     async def _record_outcome(self, prov: str, txn: str, state: str, error: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(self.redis, bk.pub_request(txn)) as pipe:
             pipe.hset(bk.pub_request(txn), mapping={"state": state, "error": error})
             pipe.hset(bk.pub_catalog(catalog_id(prov)), mapping={
                 "error": error, "error_at": repr(self.clock())})
@@ -606,7 +607,7 @@ class Publisher:
         for e in batch:
             by_ref.setdefault(e.ref, []).append(e)
         cat = bk.pub_catalog(catalog_id(prov))
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(self.redis, cat) as pipe:  # one slot (beckn_keys)
             for ref, entries in by_ref.items():
                 if active:
                     pipe.hset(bk.pub_loc(ref), mapping={e.item_id: e.stamp for e in entries})

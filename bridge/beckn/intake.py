@@ -41,14 +41,15 @@ class Intake:
     digest: str
     ttl: int
     written: bool = False
+    txn: str = ""  # its transaction: the records are in its shard (docs/scaling.md)
 
     @property
     def key(self) -> str:
-        return beckn_keys.seen(self.bap_id, self.action, self.message_id)
+        return beckn_keys.seen(self.bap_id, self.action, self.message_id, self.txn)
 
     @property
     def lock(self) -> str:
-        return beckn_keys.seen_lock(self.bap_id, self.action, self.message_id)
+        return beckn_keys.seen_lock(self.bap_id, self.action, self.message_id, self.txn)
 
     def record(self, cb_id: str | None = None) -> dict[str, str]:
         return {"d": self.digest, **({"cb": cb_id} if cb_id else {})}
@@ -67,7 +68,7 @@ def digest(body: dict[str, Any]) -> str:
 
 
 def take(pipe: Any, bap_id: str, action: str, message_id: str, cb_id: str | None = None,
-         ttl: int = 86400) -> None:
+         ttl: int = 86400, txn: str = "") -> None:
     """Add to `pipe` (a MULTI queuing work) the record of the request this work is for:
     the request being handled writes its digest (once); a later answer (e.g. on_update
     ACTIVE to a start-charging update) notes its callback id on the record."""
@@ -89,7 +90,7 @@ def take(pipe: Any, bap_id: str, action: str, message_id: str, cb_id: str | None
         else:
             intake.written = True
     elif cb_id is not None:
-        key = beckn_keys.seen(bap_id, action, message_id)
+        key = beckn_keys.seen(bap_id, action, message_id, txn)
         pipe.hset(key, "cb", cb_id)
         pipe.expire(key, ttl)
 

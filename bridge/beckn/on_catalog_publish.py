@@ -26,6 +26,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from bridge import redisconn
 from bridge.beckn import signing
 from bridge.beckn.errors import AuthError, InvalidJson, SchemaError
 from bridge.beckn.transport import BecknServices, authenticate, rate_limit, read_body, validate
@@ -135,7 +136,7 @@ async def store(services: BecknServices, txn: str, sent: dict[str, str],
     now = repr(time.time())
     error = f"{result.error.code} {result.error.message}" if result.error else ""
     warnings = [w.model_dump(mode="json") for w in result.warnings or []]
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redisconn.transaction(redis, bk.pub_catalog(result.catalog_id)) as pipe:
         pipe.hset(bk.pub_catalog(result.catalog_id), mapping={
             "result": result.status, "result_at": now, "result_txn": txn,
             "item_count": "" if result.item_count is None else str(result.item_count),

@@ -42,6 +42,7 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
+from bridge import redisconn
 from bridge.beckn import encryption, signing
 from bridge.beckn.errors import AuthError, BecknError, InternalError, InvalidJson, SchemaError
 from bridge.beckn.keyring import KeyEntry, KeyRing, OwnKeys, iso, load_ring
@@ -126,7 +127,7 @@ def _challenged_key(body: dict[str, Any], ring: KeyRing, now: datetime) -> str:
 async def _record(redis: aioredis.Redis, key_id: str, outcome: str, detail: str = "",
                   registry: str = "", status: str = "") -> None:
     key = beckn_keys.onboard(key_id)
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redisconn.transaction(redis, key) as pipe:  # a Cluster pipeline has no MULTI
         pipe.delete(key)
         pipe.hset(key, mapping={"at": repr(time.time()), "outcome": outcome, "detail": detail,
                                 "registry": registry, "status": status})

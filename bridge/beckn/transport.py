@@ -46,6 +46,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bridge import redisconn
 from bridge.beckn import signing
 from bridge.beckn.errors import (
     AlreadyAnswered,
@@ -312,7 +313,7 @@ async def receive(request: web.Request, services: BecknServices,
                                            transaction_id=ctx.transaction_id,
                                            message_id=ctx.message_id)
     taken = Intake(ctx.bap_id, action, ctx.message_id, digest(body),
-                   services.settings.beckn_dedupe_ttl)
+                   services.settings.beckn_dedupe_ttl, txn=ctx.transaction_id)
     got = await _check_script(services.redis)(keys=[taken.key, taken.lock],
                                               args=[taken.digest, LOCK_MS])
     if got[0] == b"dup" and action == "discover":
@@ -329,7 +330,7 @@ async def receive(request: web.Request, services: BecknServices,
                                    received_at=now, services=services, subscriber=sub,
                                    profile=profile))
         if not taken.written:  # nothing was queued: the record on its own
-            async with services.redis.pipeline(transaction=True) as pipe:
+            async with redisconn.transaction(services.redis, taken.key) as pipe:
                 pipe.hset(taken.key, mapping=taken.record())
                 pipe.expire(taken.key, taken.ttl)
                 pipe.delete(taken.lock)

@@ -42,6 +42,7 @@ from bridge.notify import Outbox, message_effect
 from bridge.ocpi.deps import OcpiDeps
 from bridge.orders import Event, TransitionError, transition
 from bridge.payments import SandboxGateway
+from bridge.store.beckn_keys import txn_shard
 from bridge.store.credentials import CredentialsStore
 from bridge.store.effects import Effects
 from bridge.store.ocpi_store import OcpiStore
@@ -261,7 +262,8 @@ def unsolicited_effect(fx: Effects, deps: JourneyDeps, order: Order, action: str
 
 def tell_effect(fx: Effects, order: Order, kind: str, text: str) -> Effects:
     """A message to the order's driver (the outbox), with the order's change."""
-    return message_effect(fx, order.customer.get("phone", "-"), kind, text, order.id)
+    return message_effect(fx, order.customer.get("phone", "-"), kind, text, order.id,
+                          txn_shard(order.transaction_id))
 
 
 async def reply(deps: JourneyDeps, req: BecknRequest, order: Order, now: datetime,

@@ -44,9 +44,9 @@ from bridge.journey.queue import enqueue, job_effect
 from bridge.journey.settle import end_on_session_data, estimate_refund, order_for
 from bridge.ocpi.models import Session, SessionStatus
 from bridge.orders import TERMINAL, Event, State
+from bridge.store import keys, shards
 from bridge.store.effects import Effects
-from bridge.store.keys import EVENTS
-from bridge.store.orders import INFLIGHT, Order
+from bridge.store.orders import Order, inflight_key
 
 log = structlog.get_logger("bridge.journey.events")
 
@@ -141,7 +141,7 @@ async def on_session(deps: JourneyDeps, cc: str, pid: str, sid: str, now: dateti
             unsolicited_effect(fx, deps, after, "on_status", now)
             tell_effect(fx, after, "info", "Charging has resumed.")
         if after.state not in TERMINAL and session.status is SessionStatus.ACTIVE:
-            fx.call("ZADD", INFLIGHT, "NX", int(
+            fx.call("ZADD", inflight_key(after.transaction_id), "NX", int(
                 (now.timestamp() + deps.settings.journey_reconcile_after) * 1000),
                 after.transaction_id)
         return fx
@@ -360,7 +360,9 @@ async def recover(deps: JourneyDeps, now: datetime, days: int = 7) -> int:
         if order and order.item and order.session.get("id"):
             await on_session(deps, order.item.cc, order.item.pid, order.session["id"], now)
     since = int((now - timedelta(days=days)).timestamp() * 1000)
-    refs = await deps.redis.zrangebyscore("obb:ocpi:idx:cdrs", since, "+inf")
+    refs = [ref for shard in shards.current().shards
+            for ref in await deps.redis.zrangebyscore(keys.module_index("cdrs", shard), since,
+                                                      "+inf")]
     for ref in refs:
         cc, pid, cid = ref.decode().split(":", 2)
         await enqueue(deps.redis, "journey_settle", cc, pid, cid,
@@ -368,9 +370,22 @@ async def recover(deps: JourneyDeps, now: datetime, days: int = 7) -> int:
     return len(refs)
 
 
+async def consume_all(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
+                      claim_idle_ms: int = 60_000) -> None:
+    """`consume` every shard's change stream (docs/scaling.md), each started again after
+    any error."""
+    from bridge.worker import keep_running
+
+    def one(shard: int) -> Any:
+        return keep_running(f"journey-consumer-{shard}", lambda: consume(
+            deps, consumer, stop, claim_idle_ms=claim_idle_ms, shard=shard))
+
+    await asyncio.gather(*(one(s) for s in shards.current().shards))
+
+
 async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
-                  block_ms: int = 500, claim_idle_ms: int = 60_000) -> None:
-    """Read the change stream in the `journey` group until `stop`.
+                  block_ms: int = 500, claim_idle_ms: int = 60_000, shard: int = 0) -> None:
+    """Read a shard's change stream in the `journey` group until `stop`.
 
     A worker's own unacknowledged entries are re-read when it restarts; entries a
     dead worker (another consumer name) left unacknowledged are claimed once they
@@ -378,11 +393,12 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
     from bridge.beckn.catalog_consumer import fell_behind
 
     redis = deps.redis
+    stream = keys.events(shard)
     with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-        await redis.xgroup_create(EVENTS, GROUP, id="$", mkstream=True)
-    if await fell_behind(redis, GROUP):
+        await redis.xgroup_create(stream, GROUP, id="$", mkstream=True)
+    if await fell_behind(redis, GROUP, shard):
         log.error("journey.fell_behind", note="OCPI changes were trimmed unread: recovering")
-        await redis.xgroup_setid(EVENTS, GROUP, id="$")
+        await redis.xgroup_setid(stream, GROUP, id="$")
         await recover(deps, datetime.now(UTC))
     pending_first = True
     claim_from = "0-0"
@@ -394,7 +410,7 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
         # After a crash, first take back what this consumer read but never acknowledged.
         stream_id = "0" if pending_first else ">"
         try:
-            batch = await redis.xreadgroup(GROUP, consumer, {EVENTS: stream_id}, count=100,
+            batch = await redis.xreadgroup(GROUP, consumer, {stream: stream_id}, count=100,
                                            block=None if pending_first else block_ms)
             entries = batch[0][1] if batch else []
             if pending_first and not entries:
@@ -402,7 +418,7 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
                 continue
             if not entries or time.monotonic() >= next_claim:
                 next_claim = time.monotonic() + claim_every
-                claimed = await redis.xautoclaim(EVENTS, GROUP, consumer, claim_idle_ms,
+                claimed = await redis.xautoclaim(stream, GROUP, consumer, claim_idle_ms,
                                                  start_id=claim_from, count=100)
                 nxt = claimed[0]
                 claim_from = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
@@ -422,7 +438,7 @@ async def consume(deps: JourneyDeps, consumer: str, stop: asyncio.Event,
                 log.exception("journey.event_failed", fields=fields)
         if entries:
             crash_point("journey.event_handled")  # handled, not acknowledged: read again
-            await redis.xack(EVENTS, GROUP, *[entry_id for entry_id, _ in entries])
+            await redis.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
 
 
 async def watchdog_once(deps: JourneyDeps, now: datetime) -> list[str]:

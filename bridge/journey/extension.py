@@ -114,7 +114,7 @@ async def _start_consumers(ctx: dict[str, Any]) -> asyncio.Task[Any] | None:
             await asyncio.gather(
                 # what a killed worker read and never acknowledged is taken over after two
                 # job leases (as its jobs are), not a minute later
-                keep_running("journey-consumer", lambda: events.consume(
+                keep_running("journey-consumer", lambda: events.consume_all(
                     deps, consumer, stop,
                     claim_idle_ms=int(max(2 * deps.settings.worker_job_lease, 5) * 1000))),
                 keep_running("journey-watchdog", lambda: events.watchdog(deps, stop)))

@@ -18,9 +18,11 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from redis.exceptions import WatchError
 
-from bridge import redisconn
+from bridge import redisconn, relay
 from bridge.beckn import intake
-from bridge.store.effects import Effects
+from bridge.store import shards
+from bridge.store.beckn_keys import txn_shard
+from bridge.store.effects import RELAY_MAXLEN, Effects
 
 
 async def enqueue(redis: aioredis.Redis, name: str, *args: Any, job_id: str | None = None,
@@ -28,6 +30,9 @@ async def enqueue(redis: aioredis.Redis, name: str, *args: Any, job_id: str | No
     from bridge.worker import QUEUE
 
     taken = intake.pending()
+    if shards.current().relay:  # the queues are elsewhere: through the relay
+        await _relay(redis, name, args, job_id or uuid.uuid4().hex, defer_until, taken)
+        return
     if taken is not None:
         # The job is the Beckn request's queued work (e.g. update start-charging): its
         # duplicate-check record goes in the same MULTI (bridge/beckn/intake.py).
@@ -46,7 +51,7 @@ async def _enqueue_with_record(redis: aioredis.Redis, queue: str, name: str,
     in the MULTI. An existing job of that id is left as it is; the record is written."""
     job_key = job_key_prefix + job_id
     while True:
-        async with redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(redis, job_key) as pipe:
             await pipe.watch(job_key)
             exists = await pipe.exists(job_key, result_key_prefix + job_id)
             now_ms = int(time.time() * 1000)
@@ -69,6 +74,26 @@ async def _enqueue_with_record(redis: aioredis.Redis, queue: str, name: str,
 
 
 _ARQ_EXPIRES_MS = 86_400_000  # arq's expires_extra_ms default
+
+
+async def _relay(redis: aioredis.Redis, name: str, args: tuple[Any, ...], job_id: str,
+                 defer_until: datetime | None, taken: intake.Intake | None) -> None:
+    """`enqueue` when the queues are not on the data's Redis (bridge/relay.py): an entry of
+    the relay stream (with the request's record, in its transaction's shard, one MULTI)."""
+    now_ms = int(time.time() * 1000)
+    score = max(int(defer_until.timestamp() * 1000), now_ms) if defer_until else now_ms
+    entry = relay.fields(job_id, serialize_job(name, args, {}, None, now_ms), score,
+                         score - now_ms + _ARQ_EXPIRES_MS)
+    layout = shards.current()
+    if taken is None:
+        await redis.xadd(layout.relay_stream(layout.of(job_id)), entry,
+                         maxlen=RELAY_MAXLEN, approximate=True)
+        return
+    async with redisconn.transaction(redis, taken.key) as pipe:
+        pipe.xadd(layout.relay_stream(txn_shard(taken.txn)), entry, maxlen=RELAY_MAXLEN,
+                  approximate=True)
+        intake.take(pipe, taken.bap_id, taken.action, taken.message_id)
+        await pipe.execute()
 
 
 def job_effect(fx: Effects, name: str, *args: Any, job_id: str,

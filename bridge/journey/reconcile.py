@@ -36,9 +36,9 @@ from bridge.ocpi.client import OcpiClient
 from bridge.ocpi.errors import OcpiClientError
 from bridge.ocpi.models import CDR, Session, format_datetime
 from bridge.orders import TERMINAL, State
-from bridge.store import keys
+from bridge.store import keys, shards
 from bridge.store.ocpi_store import Outcome
-from bridge.store.orders import INFLIGHT, Order
+from bridge.store.orders import Order, inflight_key, inflight_keys
 
 log = structlog.get_logger("bridge.journey.reconcile")
 
@@ -73,9 +73,10 @@ async def _stored(deps: JourneyDeps, module: str, order: Order, since: datetime
                   ) -> list[dict[str, Any]]:
     assert order.item is not None
     redis = deps.redis
-    ids = await redis.zrevrangebyscore(keys.party_index(module, order.item.cc, order.item.pid),
-                                       "+inf", int(since.timestamp() * 1000), start=0,
-                                       num=SCAN_LIMIT)
+    ids = [oid for shard in shards.current().shards
+           for oid in await redis.zrevrangebyscore(
+               keys.party_index(module, order.item.cc, order.item.pid, shard),
+               "+inf", int(since.timestamp() * 1000), start=0, num=SCAN_LIMIT)]
     if not ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -196,14 +197,15 @@ async def reconcile_once(deps: JourneyDeps, now: datetime) -> list[str]:
     from bridge.journey.queue import enqueue
 
     after = deps.settings.journey_reconcile_after
-    due = await deps.redis.zrangebyscore(INFLIGHT, "-inf", int(now.timestamp() * 1000),
-                                         start=0, num=500)
+    due = [txn for key in inflight_keys()
+           for txn in await deps.redis.zrangebyscore(key, "-inf", int(now.timestamp() * 1000),
+                                                     start=0, num=500)]
     out = []
     for raw in due:
         txn = raw.decode()
         order = await deps.orders.get(txn)
         if order is None or (order.state in TERMINAL and order.settlement is not None):
-            await deps.redis.zrem(INFLIGHT, txn)
+            await deps.redis.zrem(inflight_key(txn), txn)
             continue
         if overdue(order, now, after):
             bucket = int(now.timestamp() / after)
@@ -213,7 +215,7 @@ async def reconcile_once(deps: JourneyDeps, now: datetime) -> list[str]:
         nxt = max(datetime.fromisoformat(last), now) + timedelta(seconds=after)
         # XX: only while it is still in flight; the step that ended it meanwhile took it
         # out, and an unconditional ZADD put a finished order back
-        await deps.redis.zadd(INFLIGHT, {txn: int(nxt.timestamp() * 1000)}, xx=True)
+        await deps.redis.zadd(inflight_key(txn), {txn: int(nxt.timestamp() * 1000)}, xx=True)
     return out
 
 

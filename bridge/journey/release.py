@@ -43,7 +43,7 @@ from bridge.mapping.settlement import cancellation_refund
 from bridge.ocpi.models import AllowedType
 from bridge.orders import State
 from bridge.store.effects import Effects
-from bridge.store.orders import INFLIGHT, Order
+from bridge.store.orders import Order, inflight_key
 
 log = structlog.get_logger("bridge.journey.release")
 
@@ -145,7 +145,7 @@ def tell(deps: JourneyDeps, order: Order, r: Release, now: datetime) -> Effects:
     if order.reservation_id:  # the job sends CANCEL_RESERVATION only if one was accepted
         job_effect(fx, "journey_cancel_reservation", order.transaction_id,
                    job_id=f"cancel-reservation:{order.id}")
-    fx.call("ZREM", INFLIGHT, order.transaction_id)
+    fx.call("ZREM", inflight_key(order.transaction_id), order.transaction_id)
     return fx
 
 

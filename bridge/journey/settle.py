@@ -38,7 +38,7 @@ from bridge.mapping.settlement import Payment, PaymentMode, Settlement, settle
 from bridge.ocpi.models import CDR, AllowedType, Session, Tariff
 from bridge.orders import Event, State
 from bridge.store.effects import Effects
-from bridge.store.orders import INFLIGHT, Order
+from bridge.store.orders import Order, inflight_key
 
 log = structlog.get_logger("bridge.journey.settle")
 
@@ -247,7 +247,7 @@ def tell_settled(deps: JourneyDeps, order: Order, now: datetime,
     if Decimal(str(s.get("top_up_now", "0"))):
         text += f" Please pay the remaining ₹{s['top_up_now']}: {s.get('top_up_url')}"
     tell_effect(fx, order, "bill", text)
-    fx.call("ZREM", INFLIGHT, order.transaction_id)
+    fx.call("ZREM", inflight_key(order.transaction_id), order.transaction_id)
     return fx
 
 

@@ -24,7 +24,7 @@ from bridge.journey.common import (
 from bridge.journey.queue import job_effect
 from bridge.orders import Event, State
 from bridge.store.effects import Effects
-from bridge.store.orders import INFLIGHT, Order
+from bridge.store.orders import Order, inflight_key
 
 
 async def handle_update(req: BecknRequest) -> None:
@@ -59,7 +59,7 @@ async def handle_update(req: BecknRequest) -> None:
             # start-charging sends no second command), and the order followed until it
             # ends, its Session pulled from the CPO if no push comes
             fx = job_effect(Effects(), "journey_start_session", txn, job_id=f"start:{after.id}")
-            return fx.call("ZADD", INFLIGHT, int(
+            return fx.call("ZADD", inflight_key(txn), int(
                 (now.timestamp() + deps.settings.journey_reconcile_after) * 1000), txn)
 
         await deps.orders.update(txn, start, effects=queued)

@@ -66,19 +66,46 @@ Catalog publish (bridge/beckn/catalog_publish.py; only with beckn.cds_url):
     obb:beckn:pub:full                   STRING  a full publish is asked for: "reason time"
     obb:beckn:pub:full:lease             STRING  held by the worker doing it
     obb:beckn:pub:stats                  HASH    full_at, full_reason
+
+Shards (docs/scaling.md, bridge/store/shards.py). Everything of one Beckn transaction
+(its order, its callbacks and their queue, the duplicate-check records of its requests)
+is in the transaction's shard: with more than one shard those keys carry the shard's tag
+("obb:{tag}:beckn:cb:..."), a callback id starts with its shard ("7-3f2a..."), and the
+wake list, the dead letters and (when the queues are not on the data's Redis) the
+callbacks' due set are one per shard ("obb:{tag}:beckn:cb:due": cb id -> next attempt,
+ms). On a Cluster the catalog's keys share one hash tag ("obb:{cat}:beckn:..."):
+a location's render writes its hash and every index in one MULTI, and discover's scripts
+read the indexes and the hashes together. (Sharding the catalog by location, with discover
+merging the shards' answers, is the next step: docs/scaling.md.)
 """
 
 from __future__ import annotations
 
+from bridge.store import shards
+
 PREFIX = "obb:beckn:"
 
 
-def seen(bap_id: str, action: str, message_id: str) -> str:
-    return f"{PREFIX}msg:{bap_id}:{action}:{message_id}"
+def _cat(rest: str) -> str:
+    """A catalog key (see the module docstring)."""
+    return f"obb:{{cat}}:beckn:{rest}" if shards.current().tagged else f"{PREFIX}{rest}"
 
 
-def seen_lock(bap_id: str, action: str, message_id: str) -> str:
-    return f"{seen(bap_id, action, message_id)}:lock"
+def txn_shard(txn_id: str) -> int:
+    """The shard of a Beckn transaction (its order, callbacks, request records)."""
+    return shards.current().of(f"txn:{txn_id}")
+
+
+def _txn_key(txn_id: str, rest: str) -> str:
+    return shards.current().key(txn_shard(txn_id), f"beckn:{rest}")
+
+
+def seen(bap_id: str, action: str, message_id: str, txn_id: str = "") -> str:
+    return _txn_key(txn_id, f"msg:{bap_id}:{action}:{message_id}")
+
+
+def seen_lock(bap_id: str, action: str, message_id: str, txn_id: str = "") -> str:
+    return f"{seen(bap_id, action, message_id, txn_id)}:lock"
 
 
 def registry(subscriber_id: str, key_id: str) -> str:
@@ -89,108 +116,139 @@ def onboard(key_id: str) -> str:
     return f"{PREFIX}onboard:{key_id}"
 
 
+def new_callback_id(txn_id: str, unique: str) -> str:
+    """A callback's id: `unique` (a uuid's hex), prefixed with its transaction's shard
+    when there is more than one."""
+    layout = shards.current()
+    return f"{txn_shard(txn_id)}-{unique}" if layout.tagged else unique
+
+
+def callback_shard(cb_id: str) -> int:
+    head, sep, _ = cb_id.partition("-")
+    return int(head) if sep and head.isdigit() else 0
+
+
 def callback(cb_id: str) -> str:
-    return f"{PREFIX}cb:{cb_id}"
+    return shards.current().key(callback_shard(cb_id), f"beckn:cb:{cb_id}")
 
 
 def callback_lock(cb_id: str) -> str:
-    return f"{PREFIX}cb:{cb_id}:lock"
+    return f"{callback(cb_id)}:lock"
 
 
 def txn_queue(bap_id: str, txn_id: str) -> str:
-    return f"{PREFIX}txq:{bap_id}:{txn_id}"
+    return _txn_key(txn_id, f"txq:{bap_id}:{txn_id}")
 
 
-WAKE = f"{PREFIX}cb:wake"
-DEAD = f"{PREFIX}dead"
+def txn_queue_prefix(shard: int) -> str:
+    """`txn_queue(bap, txn)` = prefix + bap + ":" + txn, for a transaction of `shard`."""
+    return shards.current().key(shard, "beckn:txq:")
+
+
+def wake(shard: int = 0) -> str:
+    return shards.current().key(shard, "beckn:cb:wake")
+
+
+def dead(shard: int = 0) -> str:
+    return shards.current().key(shard, "beckn:dead")
+
+
+def due(shard: int = 0) -> str:
+    return shards.current().key(shard, "beckn:cb:due")
 
 
 def cat(ref: str) -> str:
-    return f"{PREFIX}cat:{ref}"
+    return _cat(f"cat:{ref}")
 
 
 def provider(prov: str) -> str:
-    return f"{PREFIX}prov:{prov}"
-
-
-GEO = f"{PREFIX}geo"
+    return _cat(f"prov:{prov}")
 
 
 def geo_ct(connector_type: str) -> str:
-    return f"{PREFIX}geo:ct:{connector_type}"
+    return _cat(f"geo:ct:{connector_type}")
 
 
 def power(band: int) -> str:
-    return f"{PREFIX}idx:pw:{band}"
-
-
-AVAIL = f"{PREFIX}idx:avail"
+    return _cat(f"idx:pw:{band}")
 
 
 def prov_idx(prov: str) -> str:
-    return f"{PREFIX}idx:prov:{prov}"
+    return _cat(f"idx:prov:{prov}")
 
 
 def token(tok: str) -> str:
-    return f"{PREFIX}idx:tok:{tok}"
-
-
-ALL = f"{PREFIX}idx:all"
-EVSE = f"{PREFIX}evse"
+    return _cat(f"idx:tok:{tok}")
 
 
 def tariff(cc: str, pid: str, tid: str) -> str:
-    return f"{PREFIX}tariff:{cc.upper()}:{pid.upper()}:{tid.lower()}"
+    return _cat(f"tariff:{cc.upper()}:{pid.upper()}:{tid.lower()}")
+
+
+# Names read when used (the layout is set at start): GEO, AVAIL, ALL, EVSE.
+_NAMED = {"GEO": "geo", "AVAIL": "idx:avail", "ALL": "idx:all", "EVSE": "evse",
+          "PUB_DUE": "pub:due", "PUB_INFLIGHT_SET": "pub:inflight", "PUB_FULL": "pub:full",
+          "PUB_FULL_LEASE": "pub:full:lease", "PUB_STATS": "pub:stats"}
+
+
+def __getattr__(name: str) -> str:
+    if name in _NAMED:
+        return _cat(_NAMED[name])
+    if name == "WAKE":  # one shard's (one Redis): code uses wake(shard)
+        return wake(0)
+    if name == "DEAD":
+        return dead(0)
+    if name == "CATALOG_VERSION_KEY":  # one shard's (one Redis): code uses catalog_version
+        return catalog_version(0)
+    raise AttributeError(name)
 
 
 CATALOG_GROUP = "beckn-catalog"
 
 
 def pub_dirty(prov: str) -> str:
-    return f"{PREFIX}pub:dirty:{prov}"
-
-
-PUB_DUE = f"{PREFIX}pub:due"
-PUB_INFLIGHT_SET = f"{PREFIX}pub:inflight"
-PUB_FULL = f"{PREFIX}pub:full"
-PUB_FULL_LEASE = f"{PREFIX}pub:full:lease"
-PUB_STATS = f"{PREFIX}pub:stats"
+    return _cat(f"pub:dirty:{prov}")
 
 
 def pub_inflight(prov: str) -> str:
-    return f"{PREFIX}pub:inflight:{prov}"
+    return _cat(f"pub:inflight:{prov}")
 
 
 def pub_lease(prov: str) -> str:
-    return f"{PREFIX}pub:lease:{prov}"
+    return _cat(f"pub:lease:{prov}")
 
 
 def pub_failures(prov: str) -> str:
-    return f"{PREFIX}pub:fails:{prov}"
+    return _cat(f"pub:fails:{prov}")
 
 
 def pub_loc(ref: str) -> str:
-    return f"{PREFIX}pub:loc:{ref}"
+    return _cat(f"pub:loc:{ref}")
 
 
 def pub_refs(prov: str) -> str:
-    return f"{PREFIX}pub:refs:{prov}"
+    return _cat(f"pub:refs:{prov}")
 
 
 def pub_rejected(prov: str) -> str:
-    return f"{PREFIX}pub:rejected:{prov}"
+    return _cat(f"pub:rejected:{prov}")
 
 
 def pub_request(transaction_id: str) -> str:
-    return f"{PREFIX}pub:req:{transaction_id}"
+    return _cat(f"pub:req:{transaction_id}")
 
 
 def pub_catalog(catalog_id: str) -> str:
-    return f"{PREFIX}pub:cat:{catalog_id}"
+    return _cat(f"pub:cat:{catalog_id}")
 
 
 def station(location_id: str) -> str:
-    return f"{PREFIX}idx:station:{location_id.lower()}"
+    return _cat(f"idx:station:{location_id.lower()}")
 
 
-CATALOG_VERSION_KEY = f"{PREFIX}catalog:version"
+def catalog_version(shard: int = 0) -> str:
+    """The catalog layout a shard's locations were rendered in (each shard's consumer
+    renders its own again when it differs)."""
+    if shards.current().tagged:
+        return shards.current().key(shard, "beckn:catalog:version")
+    return f"{PREFIX}catalog:version"

@@ -21,6 +21,7 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import WatchError
 
+from bridge import redisconn
 from bridge.mapping.catalog import (
     OFFER_ITEM,
     POWER_BANDS,
@@ -33,7 +34,7 @@ from bridge.mapping.catalog import (
 )
 from bridge.ocpi.models import Location, Tariff
 from bridge.store import beckn_keys as bk
-from bridge.store import keys
+from bridge.store import keys, shards
 from bridge.store.ocpi_store import OcpiStore
 
 log = structlog.get_logger("bridge.store.catalog")
@@ -190,7 +191,7 @@ class CatalogStore:
         ref = location_ref(cc, pid, lid)
         key = bk.cat(ref)
         for _ in range(retries):
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with redisconn.transaction(self.redis, key) as pipe:
                 try:
                     await pipe.watch(key)
                     raw = await self.ocpi.get_location(cc, pid, lid)
@@ -292,12 +293,15 @@ class CatalogStore:
         members = await self.redis.smembers(bk.tariff(cc, pid, tid))
         return sorted(m.decode() for m in members)
 
-    async def rebuild_all(self, batch: int = 500) -> int:
+    async def rebuild_all(self, batch: int = 500, shard: int | None = None) -> int:
         """Render every stored location (first start of the consumer, after a gap in the
-        change stream, `bench`); a rendered location no longer stored is dropped."""
+        change stream, `bench`), or those of one shard; a rendered location no longer
+        stored is dropped."""
+        if shard is None:
+            return sum([await self.rebuild_all(batch, s) for s in shards.current().shards])
         n = 0
         start = 0
-        idx = keys.module_index("locations")
+        idx = keys.module_index("locations", shard)
         done: set[str] = set()
         while True:
             members = await self.redis.zrange(idx, start, start + batch - 1)
@@ -310,9 +314,9 @@ class CatalogStore:
                 n += 1
             start += batch
         for ref in [r.decode() for r in await self.redis.zrange(bk.ALL, 0, -1)]:
-            if ref not in done:  # removed while nobody read the stream
-                cc, pid, lid = ref.split(":", 2)
-                await self.render(cc, pid, lid)
+            cc, pid, lid = ref.split(":", 2)
+            if ref not in done and keys.shard_of(cc, pid, lid) == shard:
+                await self.render(cc, pid, lid)  # removed while nobody read the stream
         return n
 
     # ------------------------------------------------------------------ reading

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from bridge import redisconn
 from bridge.ocpi.transport import Principal
 from bridge.store import keys
 
@@ -138,8 +139,9 @@ class CredentialsStore:
         the life of a serving process; while unsubscribed (Redis away) nothing is cached."""
         backoff = 0.1
         while not stop.is_set():
-            pubsub = self.redis.pubsub()
+            pubsub = None
             try:
+                pubsub = await redisconn.pubsub(self.redis)
                 await pubsub.subscribe(keys.CRED_CHANGED)
                 self._cache.clear()
                 self._live = True
@@ -155,7 +157,8 @@ class CredentialsStore:
                 self._live = False
                 self._cache.clear()
                 try:
-                    await pubsub.aclose()
+                    if pubsub is not None:
+                        await pubsub.aclose()
                 except Exception:  # the connection may already be gone
                     pass
             if not stop.is_set():
@@ -166,7 +169,7 @@ class CredentialsStore:
 
     async def _changed(self, conn_id: str) -> None:
         self._cache.clear()
-        await self.redis.publish(keys.CRED_CHANGED, conn_id)
+        await redisconn.publish(self.redis, keys.CRED_CHANGED, conn_id)
 
     async def create_invite(self, country_code: str, party_id: str,
                             *more: tuple[str, str]) -> str:
@@ -255,7 +258,7 @@ class CredentialsStore:
         return await self.get_connection(conn_id.decode()) if conn_id else None
 
     async def connections(self) -> list[Connection]:
-        ids = sorted(m.decode() for m in await self.redis.smembers(keys.CONNS))
+        ids = sorted(m.decode() for m in await self.redis.smembers(keys.conns()))
         out = []
         for conn_id in ids:
             conn = await self.get_connection(conn_id)
@@ -282,7 +285,7 @@ class CredentialsStore:
             conn.our_token_hash = token_hash(our_token)
         self._cache.clear()
         party_keys = [keys.party(cc, pid) for cc, pid in sorted(conn.parties)]
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(self.redis, keys.conns()) as pipe:
             try:
                 invite_key = keys.token(token_hash(consume_invite)) if consume_invite else None
                 await pipe.watch(*party_keys, keys.conn(conn.id), *filter(None, [invite_key]))
@@ -294,7 +297,7 @@ class CredentialsStore:
                     self._drop(pipe, old, keep_parties=conn.parties)
                 pipe.delete(keys.conn(conn.id))
                 pipe.hset(keys.conn(conn.id), mapping=conn.to_redis())
-                pipe.sadd(keys.CONNS, conn.id)
+                pipe.sadd(keys.conns(), conn.id)
                 for cc, pid in conn.parties:
                     pipe.set(keys.party(cc, pid), conn.id)
                 parties = ",".join(f"{cc}:{pid}" for cc, pid in sorted(conn.parties))
@@ -342,7 +345,7 @@ class CredentialsStore:
     def _drop(self, pipe: Any, conn: Connection,
               keep_parties: frozenset[tuple[str, str]] = frozenset()) -> None:
         pipe.delete(keys.conn(conn.id))
-        pipe.srem(keys.CONNS, conn.id)
+        pipe.srem(keys.conns(), conn.id)
         for cc, pid in conn.parties - keep_parties:
             pipe.delete(keys.party(cc, pid))
         if conn.our_token_hash:
@@ -372,7 +375,7 @@ class CredentialsStore:
             owner = await self.redis.get(keys.party(cc, pid))
             if owner is None or owner.decode() == conn.id:
                 owned.append((cc, pid))
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(self.redis, keys.conns()) as pipe:
             self._drop(pipe, conn, keep_parties=conn.parties - frozenset(owned))
             for cc, pid in owned:
                 pipe.delete(keys.party_stats(cc, pid))

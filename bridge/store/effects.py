@@ -13,7 +13,10 @@ Alone (`run`), the writes go out in one MULTI/EXEC.
 
     Effects.call(cmd, key, *args)      any one-key command (HSET, RPUSH, ZADD, XADD ...)
     Effects.arq_job(...)               an arq job, unless one with that id exists or has
-                                       a result (arq's own uniqueness rule)
+                                       a result (arq's own uniqueness rule); when the queues
+                                       are not on the data's Redis (a Cluster), an entry of
+                                       the step's shard's relay stream instead, which the
+                                       relay enqueues the same way (bridge/relay.py)
 
 Encoding for the Lua side (`LUA_RUN`): the keys go in KEYS from `key_base` on;
 ARGV from `arg_base` on holds the op count, then per op: command, key count, key
@@ -28,7 +31,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from arq.constants import job_key_prefix, result_key_prefix
 
+from bridge import redisconn
+from bridge.store import shards
+
 Value = bytes | str | int | float
+RELAY_MAXLEN = 1_000_000  # a bound; the relay deletes what it enqueued
 
 # Runs the encoded ops; expects `ki` (KEYS offset) and `ai` (ARGV index of the op count).
 LUA_RUN = """
@@ -112,7 +119,10 @@ class Effects:
     def arq_job(self, queue: str, job_id: str, payload: bytes, score_ms: int,
                 ttl_ms: int, *, fresh: bool = False) -> Effects:
         """An arq job as `enqueue_job` writes it, unless the id is taken (`fresh`: the
-        id is new, e.g. a uuid, so it cannot be)."""
+        id is new, e.g. a uuid, so it cannot be). Relayed when the queues are elsewhere."""
+        if shards.current().relay:
+            self.ops.append(("RELAY", [], [job_id, payload, score_ms, ttl_ms]))
+            return self
         self._conditional = self._conditional or not fresh
         keys = [self._key(job_key_prefix + job_id), self._key(result_key_prefix + job_id),
                 self._key(queue)]
@@ -126,37 +136,65 @@ class Effects:
         self._hooks += other._hooks
         return self
 
-    def encode(self, key_base: int) -> tuple[list[str], list[Value]]:
-        """(keys, argv) for `LUA_RUN`: key indexes are relative to `key_base` (the number
-        of KEYS before ours)."""
-        argv: list[Value] = [len(self.ops)]
-        for command, keys, args in self.ops:
-            argv += [command, len(keys), *[k + 1 for k in keys], len(args), *args]
-        del key_base  # indexes are relative: run_effects(ki = key_base, ...)
-        return list(self.keys), argv
+    def _resolved(self, shard: int | None) -> tuple[list[str], list[tuple[str, list[int],
+                                                                          list[Value]]]]:
+        """Keys and ops with relayed jobs made XADDs to the relay stream of the step's
+        shard: `shard`, else the one its keys are in."""
+        if not any(op[0] == "RELAY" for op in self.ops):
+            return self.keys, self.ops
+        layout = shards.current()
+        if shard is None:
+            found = {s for s in (layout.shard_of_key(k) for k in self.keys) if s is not None}
+            if len(found) != 1:
+                raise ValueError(f"a relayed job needs the step's shard (keys: {self.keys})")
+            shard = found.pop()
+        keys = list(self.keys)
+        stream = layout.relay_stream(shard)
+        if stream not in keys:
+            keys.append(stream)
+        at = keys.index(stream)
+        ops: list[tuple[str, list[int], list[Value]]] = []
+        for op in self.ops:
+            if op[0] == "RELAY":
+                job_id, payload, score, ttl = op[2]
+                op = ("XADD", [at], ["MAXLEN", "~", RELAY_MAXLEN, "*", "job", job_id,
+                                     "payload", payload, "score", score, "ttl", ttl])
+            ops.append(op)
+        return keys, ops
 
-    def to_pipeline(self, pipe: Any) -> None:
+    def encode(self, key_base: int, shard: int | None = None) -> tuple[list[str], list[Value]]:
+        """(keys, argv) for `LUA_RUN`: key indexes are relative to `key_base` (the number
+        of KEYS before ours). `shard`: the step's (for relayed jobs)."""
+        keys, ops = self._resolved(shard)
+        argv: list[Value] = [len(ops)]
+        for command, kis, args in ops:
+            argv += [command, len(kis), *[k + 1 for k in kis], len(args), *args]
+        del key_base  # indexes are relative: run_effects(ki = key_base, ...)
+        return list(keys), argv
+
+    def to_pipeline(self, pipe: Any, shard: int | None = None) -> None:
         """Queue the writes on a MULTI pipeline (arq jobs unconditionally: only for
         writes whose jobs are all `fresh`)."""
         if self._conditional:
             raise ValueError("effects with a job that may exist need Lua: use run()")
-        for command, keys, args in self.ops:
-            names = [self.keys[k] for k in keys]
+        keys_, ops = self._resolved(shard)
+        for command, keys, args in ops:
+            names = [keys_[k] for k in keys]
             if command == "ARQJOB":
                 pipe.psetex(names[0], int(args[0]), args[1])
                 pipe.zadd(names[2], {str(args[3]): float(args[2])})
             else:
                 pipe.execute_command(command, *names, *args)
 
-    async def run(self, redis: aioredis.Redis) -> None:
+    async def run(self, redis: aioredis.Redis, shard: int | None = None) -> None:
         """Alone: the writes in one MULTI/EXEC (the conditional arq job via Lua)."""
         if not self.ops:
             return
         if self._conditional:
-            keys, argv = self.encode(0)
+            keys, argv = self.encode(0, shard)
             await redis.eval(LUA_RUN + "\nrun_effects(0, 1)\nreturn 1", len(keys), *keys, *argv)
         else:
-            async with redis.pipeline(transaction=True) as pipe:
-                self.to_pipeline(pipe)
+            async with redisconn.transaction(redis, self._resolved(shard)[0][0]) as pipe:
+                self.to_pipeline(pipe, shard)
                 await pipe.execute()
         self.committed()

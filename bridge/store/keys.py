@@ -42,13 +42,24 @@ Credentials and parties:
     obb:cred:stats:{cc}:{pid}           HASH  last_push, last_push_what, last_error,
                                               last_error_at (for `bridge cpo list`)
     obb:sync:{cc}:{pid}:{module}        STRING last successful sync time (OCPI DateTime)
+
+Shards (docs/scaling.md, bridge/store/shards.py). With one shard on one Redis the names
+are the ones above. Otherwise an object's hash carries the hash tag of its shard (the
+shard of "{cc}:{pid}:{id}", for a Location also its catalog entry's), the indexes and the
+change stream are one per shard ("obb:{tag}:ocpi:idx:...", "obb:{tag}:ocpi:events"),
+so a write touches one slot; and the credentials' keys share one tag ("obb:{cred}:...")
+because registration changes several in one MULTI.
 """
 
 from __future__ import annotations
 
+from bridge.store import shards
+
 PREFIX = "obb:"
 
 OCPI_MODULES = ("locations", "tariffs", "sessions", "cdrs")
+# The change stream of one Redis with one shard (tools and tests); code reads every
+# shard's: `events(shard)` for shard in `shards.current().shards`.
 EVENTS = f"{PREFIX}ocpi:events"
 
 
@@ -57,36 +68,64 @@ def norm_id(value: str) -> str:
     return value.lower()
 
 
+def object_ref(cc: str, pid: str, oid: str) -> str:
+    """"{CC}:{PID}:{id}": an object's identity (a Location's is its catalog `ref`)."""
+    return f"{cc.upper()}:{pid.upper()}:{norm_id(oid)}"
+
+
+def shard_of(cc: str, pid: str, oid: str) -> int:
+    return shards.current().of(object_ref(cc, pid, oid))
+
+
 def obj(module: str, cc: str, pid: str, oid: str) -> str:
-    return f"{PREFIX}ocpi:{module}:{cc.upper()}:{pid.upper()}:{norm_id(oid)}"
+    ref = object_ref(cc, pid, oid)
+    return shards.current().entity_key(ref, f"ocpi:{module}:{ref}")
 
 
-def party_index(module: str, cc: str, pid: str) -> str:
-    return f"{PREFIX}ocpi:idx:{module}:{cc.upper()}:{pid.upper()}"
+def party_index(module: str, cc: str, pid: str, shard: int = 0) -> str:
+    return shards.current().key(shard, f"ocpi:idx:{module}:{cc.upper()}:{pid.upper()}")
 
 
-def module_index(module: str) -> str:
-    return f"{PREFIX}ocpi:idx:{module}"
+def module_index(module: str, shard: int = 0) -> str:
+    return shards.current().key(shard, f"ocpi:idx:{module}")
+
+
+def events(shard: int = 0) -> str:
+    return shards.current().key(shard, "ocpi:events")
+
+
+def cred(rest: str) -> str:
+    """A credentials key: all under one hash tag on a Cluster (one MULTI changes several)."""
+    return f"{PREFIX}{{cred}}:{rest}" if shards.current().tagged else f"{PREFIX}{rest}"
 
 
 def token(token_hash: str) -> str:
-    return f"{PREFIX}cred:token:{token_hash}"
+    return cred(f"cred:token:{token_hash}")
 
 
 def conn(conn_id: str) -> str:
-    return f"{PREFIX}cred:conn:{conn_id}"
+    return cred(f"cred:conn:{conn_id}")
 
 
-CONNS = f"{PREFIX}cred:conns"
-CRED_CHANGED = f"{PREFIX}cred:changed"
+def conns() -> str:
+    return cred("cred:conns")
+
+
+CRED_CHANGED = f"{PREFIX}cred:changed"  # a pub/sub channel: no slot
 
 
 def party(cc: str, pid: str) -> str:
-    return f"{PREFIX}cred:party:{cc.upper()}:{pid.upper()}"
+    return cred(f"cred:party:{cc.upper()}:{pid.upper()}")
 
 
 def party_stats(cc: str, pid: str) -> str:
-    return f"{PREFIX}cred:stats:{cc.upper()}:{pid.upper()}"
+    return cred(f"cred:stats:{cc.upper()}:{pid.upper()}")
+
+
+def __getattr__(name: str) -> str:
+    if name == "CONNS":  # the name it had before shards (read when used, not at import)
+        return conns()
+    raise AttributeError(name)
 
 
 def sync_mark(cc: str, pid: str, module: str) -> str:

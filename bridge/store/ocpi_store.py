@@ -31,7 +31,7 @@ from bridge.ocpi.models import (
     Status,
     format_datetime,
 )
-from bridge.store import keys
+from bridge.store import keys, shards
 from bridge.store.scripts import DELETE, WRITE
 
 CAS_RETRIES = 8
@@ -101,8 +101,9 @@ class OcpiStore:
         base_event = {"module": module, "cc": cc, "pid": pid, "id": oid, "lu": lus}
         for k, v in {**base_event, **event}.items():
             args += [k, v]
-        key_list = [keys.obj(module, cc, pid, oid), keys.party_index(module, cc, pid),
-                    keys.module_index(module), keys.EVENTS]
+        shard = keys.shard_of(cc, pid, oid)  # the object, its index entries, its event: one slot
+        key_list = [keys.obj(module, cc, pid, oid), keys.party_index(module, cc, pid, shard),
+                    keys.module_index(module, shard), keys.events(shard)]
         return int(await self._write(keys=key_list, args=args))
 
     # ------------------------------------------------------------------ tariffs, sessions, CDRs
@@ -154,9 +155,10 @@ class OcpiStore:
 
     async def delete(self, module: str, cc: str, pid: str, oid: str) -> bool:
         cc, pid = cc.upper(), pid.upper()
+        shard = keys.shard_of(cc, pid, oid)
         rc = await self._delete(
-            keys=[keys.obj(module, cc, pid, oid), keys.party_index(module, cc, pid),
-                  keys.module_index(module), keys.EVENTS],
+            keys=[keys.obj(module, cc, pid, oid), keys.party_index(module, cc, pid, shard),
+                  keys.module_index(module, shard), keys.events(shard)],
             args=[keys.norm_id(oid), f"{cc}:{pid}:{keys.norm_id(oid)}", self.events_maxlen,
                   "module", module, "cc", cc, "pid", pid, "id", oid, "op", "delete"])
         return bool(rc)
@@ -166,7 +168,9 @@ class OcpiStore:
         its delete event so the catalog and other readers follow. Counts per module."""
         counts = {}
         for module in keys.OCPI_MODULES:
-            ids = await self.redis.zrange(keys.party_index(module, cc, pid), 0, -1)
+            ids = [oid for shard in shards.current().shards
+                   for oid in await self.redis.zrange(keys.party_index(module, cc, pid, shard),
+                                                      0, -1)]
             n = 0
             for oid in ids:
                 n += await self.delete(module, cc, pid, oid.decode())

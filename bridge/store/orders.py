@@ -18,6 +18,12 @@ the change, so two workers handling two events of one order never lose one of
 them. A change function that raises leaves the order as it was. The same Lua
 step writes the change's effects (the outbox: callback records, SMS, jobs;
 `bridge/store/effects.py`), so a change and what it causes happen together.
+
+Shards (docs/scaling.md): an order is in its transaction's shard, with its effects and
+the active and in-flight sets (one per shard; the watchdog and the reconciler read
+them all). The order-id and session lookups are in their own shards: then they are
+written just before the step (idempotent; a lookup that points at an order which does
+not say so finds nothing), not inside it.
 """
 
 from __future__ import annotations
@@ -31,23 +37,49 @@ from pydantic import BaseModel, Field
 
 from bridge.crashpoints import crash_point
 from bridge.orders import State
+from bridge.store import shards
+from bridge.store.beckn_keys import txn_shard
 from bridge.store.effects import LUA_RUN, Effects
 
 P = "obb:"
-ACTIVE = f"{P}order:active"
+ACTIVE = f"{P}order:active"  # one Redis, one shard; code: active_key(txn), active_keys()
 INFLIGHT = f"{P}order:inflight"
 
 
 def order_key(txn: str) -> str:
-    return f"{P}order:{txn}"
+    return shards.current().key(txn_shard(txn), f"order:{txn}")
 
 
 def order_id_key(order_id: str) -> str:
-    return f"{P}order:id:{order_id}"
+    return shards.current().entity_key(f"oid:{order_id}", f"order:id:{order_id}")
 
 
 def session_key(cc: str, pid: str, sid: str) -> str:
-    return f"{P}order:session:{cc.upper()}:{pid.upper()}:{sid.lower()}"
+    ref = f"{cc.upper()}:{pid.upper()}:{sid.lower()}"
+    return shards.current().entity_key(f"sid:{ref}", f"order:session:{ref}")
+
+
+def active_key(txn: str) -> str:
+    return shards.current().key(txn_shard(txn), "order:active")
+
+
+def inflight_key(txn: str) -> str:
+    return shards.current().key(txn_shard(txn), "order:inflight")
+
+
+def active_keys() -> list[str]:
+    layout = shards.current()
+    return [layout.key(s, "order:active") for s in layout.shards]
+
+
+def inflight_keys() -> list[str]:
+    layout = shards.current()
+    return [layout.key(s, "order:inflight") for s in layout.shards]
+
+
+def _lookups_apart() -> bool:
+    """The lookups are not in the order's slot (see the module docstring)."""
+    return shards.current().tagged
 
 
 def slots_key(cc: str, pid: str, evse_uid: str) -> str:
@@ -127,22 +159,24 @@ return 1
 
 
 # Compare-and-set of an order, with its effects (the outbox, bridge/store/effects.py).
-# KEYS[1] order hash, KEYS[2] session index key or "", KEYS[3..] the effects' keys;
+# KEYS[1] order hash, KEYS[2] session index key or KEYS[1] again (none to write here: a
+# key of another slot is refused on a Cluster, even an empty name), KEYS[3..] effects;
 # ARGV: expected version, new version, JSON, transaction id, then the effects.
 # Returns 1 written (and the effects with it), 0 conflict (nothing written).
 _CAS = LUA_RUN + """
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[4]) end
+if KEYS[2] ~= KEYS[1] then redis.call('SET', KEYS[2], ARGV[4]) end
 run_effects(2, 5)
 return 1
 """
-# A new order: KEYS[1] order hash, KEYS[2] order id key, KEYS[3..] effects; ARGV: version,
-# JSON, transaction id, then the effects. 1 created, 0 the transaction has an order.
+# A new order: KEYS[1] order hash, KEYS[2] order id key or KEYS[1] again (written before),
+# KEYS[3..] effects; ARGV: version, JSON, transaction id, then the effects. 1 created, 0
+# the transaction has an order.
 _CREATE = LUA_RUN + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
+if KEYS[2] ~= KEYS[1] then redis.call('SET', KEYS[2], ARGV[3]) end
 run_effects(2, 4)
 return 1
 """
@@ -168,19 +202,29 @@ class OrderStore:
 
     async def by_order_id(self, order_id: str) -> Order | None:
         txn = await self.redis.get(order_id_key(order_id))
-        return await self.get(txn.decode()) if txn else None
+        order = await self.get(txn.decode()) if txn else None
+        return order if order is not None and order.id == order_id else None
 
     async def by_session(self, cc: str, pid: str, sid: str) -> Order | None:
         txn = await self.redis.get(session_key(cc, pid, sid))
-        return await self.get(txn.decode()) if txn else None
+        order = await self.get(txn.decode()) if txn else None
+        if order is None or order.item is None or str(order.session.get("id", "")).lower() != \
+                sid.lower() or (order.item.cc, order.item.pid) != (cc.upper(), pid.upper()):
+            return None
+        return order
 
     async def create(self, order: Order, effects: Effects | None = None) -> bool:
         """Store a new order (and its effects) in one step; False if the transaction
         already has one."""
         fx = effects or Effects()
-        keys, argv = fx.encode(2)
+        keys, argv = fx.encode(2, txn_shard(order.transaction_id))
+        key = order_key(order.transaction_id)
+        id_key = order_id_key(order.id)
+        if _lookups_apart():
+            await self.redis.set(id_key, order.transaction_id)
+            id_key = key
         created = bool(await self._create(
-            keys=[order_key(order.transaction_id), order_id_key(order.id), *keys],
+            keys=[key, id_key, *keys],
             args=[str(order.version), order.model_dump_json(), order.transaction_id, *argv]))
         if created:
             fx.committed()
@@ -205,9 +249,13 @@ class OrderStore:
             after = await result if isinstance(result, Awaitable) else result
             after.version = before.version + 1
             index = (session_key(after.item.cc, after.item.pid, after.session["id"])
-                     if after.session.get("id") and after.item else "")
+                     if after.session.get("id") and after.item else key)
+            if index != key and _lookups_apart():
+                if before.session.get("id") != after.session.get("id"):
+                    await self.redis.set(index, txn)
+                index = key
             fx = (effects(before, after) if effects else None) or Effects()
-            keys, argv = fx.encode(2)
+            keys, argv = fx.encode(2, txn_shard(txn))
             if await self._cas(keys=[key, index, *keys],
                                args=[str(before.version), str(after.version),
                                      after.model_dump_json(), txn, *argv]):
@@ -239,12 +287,13 @@ class OrderStore:
                 await self.redis.zrem(key, m)
 
     async def mark_active(self, txn: str, at: datetime) -> None:
-        await self.redis.zadd(ACTIVE, {txn: int(at.timestamp() * 1000)})
+        await self.redis.zadd(active_key(txn), {txn: int(at.timestamp() * 1000)})
 
     async def unmark_active(self, txn: str) -> None:
-        await self.redis.zrem(ACTIVE, txn)
+        await self.redis.zrem(active_key(txn), txn)
 
     async def silent_since(self, before: datetime) -> list[str]:
         """Active orders whose session has not been updated since `before` (watchdog)."""
-        members = await self.redis.zrangebyscore(ACTIVE, "-inf", int(before.timestamp() * 1000))
-        return [m.decode() for m in members]
+        return [m.decode() for key in active_keys()
+                for m in await self.redis.zrangebyscore(key, "-inf",
+                                                        int(before.timestamp() * 1000))]

@@ -24,19 +24,37 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from bridge import redisconn
 from bridge.ocpi.models import AllowedType, LocationReferences, Token, format_datetime
-from bridge.store import keys
+from bridge.store import keys, shards
 from bridge.store.keys import PREFIX
 
-TOKENS = f"{PREFIX}emsp:tokens"
+TOKENS = f"{PREFIX}emsp:tokens"  # one Redis, one shard; code: tokens_index(shard)
+
+# Shards (docs/scaling.md): a token's hash and its list entry are in the token's shard
+# (one list per shard; GET /tokens merges them by last_updated); a command's record and
+# its change event are in the command uid's shard.
+
+
+def _token_ref(token_type: str, uid: str) -> str:
+    return f"{token_type.upper()}:{keys.norm_id(uid)}"
 
 
 def token_key(token_type: str, uid: str) -> str:
-    return f"{PREFIX}emsp:token:{token_type.upper()}:{keys.norm_id(uid)}"
+    ref = _token_ref(token_type, uid)
+    return shards.current().entity_key(ref, f"emsp:token:{ref}")
+
+
+def tokens_index(shard: int = 0) -> str:
+    return shards.current().key(shard, "emsp:tokens")
+
+
+def command_shard(uid: str) -> int:
+    return shards.current().of(f"cmd:{uid}")
 
 
 def command_key(uid: str) -> str:
-    return f"{PREFIX}emsp:cmd:{uid}"
+    return shards.current().key(command_shard(uid), f"emsp:cmd:{uid}")
 
 
 @dataclass(frozen=True)
@@ -66,10 +84,12 @@ class TokenStore:
             "ref": authorization_reference or "",
             "order": order_id or "",
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(token_key(token.type.value, token.uid))
-            pipe.hset(token_key(token.type.value, token.uid), mapping=mapping)
-            pipe.zadd(TOKENS, {member: int(token.last_updated.timestamp() * 1000)})
+        key = token_key(token.type.value, token.uid)
+        index = tokens_index(shards.current().of(_token_ref(token.type.value, token.uid)))
+        async with redisconn.transaction(self.redis, key) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=mapping)
+            pipe.zadd(index, {member: int(token.last_updated.timestamp() * 1000)})
             await pipe.execute()
 
     async def set_allowed(self, token_type: str, uid: str, allowed: AllowedType,
@@ -101,10 +121,20 @@ class TokenStore:
                         date_to: datetime | None) -> tuple[int, list[bytes]]:
         lo = int(date_from.timestamp() * 1000) if date_from else "-inf"
         hi = f"({int(date_to.timestamp() * 1000)}" if date_to else "+inf"
-        total = int(await self.redis.zcount(TOKENS, lo, hi))
+        layout = shards.current()
+        total = sum([int(await self.redis.zcount(tokens_index(s), lo, hi)) for s in layout.shards])
         if limit == 0:
             return total, []
-        members = await self.redis.zrangebyscore(TOKENS, lo, hi, start=offset, num=limit)
+        if layout.count == 1:
+            members = await self.redis.zrangebyscore(tokens_index(0), lo, hi, start=offset,
+                                                     num=limit)
+        else:  # each shard's first offset + limit, merged in (last_updated, member) order
+            found: list[tuple[float, bytes]] = []
+            for s in layout.shards:
+                rows = await self.redis.zrangebyscore(tokens_index(s), lo, hi, start=0,
+                                                      num=offset + limit, withscores=True)
+                found += [(float(score), m) for m, score in rows]
+            members = [m for _, m in sorted(found)[offset:offset + limit]]
         async with self.redis.pipeline(transaction=False) as pipe:
             for m in members:
                 ttype, uid = m.decode().split(":", 1)
@@ -134,7 +164,7 @@ class TokenStore:
         of a uid is the one that counts; False for any later one (a CPO retrying its
         POST, or the result of the same command sent again)."""
         key = command_key(uid)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with redisconn.transaction(self.redis, key) as pipe:
             while True:
                 try:
                     await pipe.watch(key)
@@ -145,10 +175,10 @@ class TokenStore:
                     pipe.multi()
                     pipe.hset(key, mapping={"result": orjson.dumps(result),
                                             "answered": format_datetime(now)})
-                    pipe.xadd(keys.EVENTS, {"module": "commands", "op": "result", "id": uid,
-                                            "command": command, "cc": cc, "pid": pid,
-                                            "order": order,
-                                            "result": str(result.get("result", ""))},
+                    pipe.xadd(keys.events(command_shard(uid)),
+                              {"module": "commands", "op": "result", "id": uid,
+                               "command": command, "cc": cc, "pid": pid, "order": order,
+                               "result": str(result.get("result", ""))},
                               maxlen=self.events_maxlen, approximate=True)
                     await pipe.execute()
                     return True

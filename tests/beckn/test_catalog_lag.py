@@ -11,7 +11,7 @@ class CountingStore:
     def __init__(self) -> None:
         self.rebuilds = 0
 
-    async def rebuild_all(self) -> int:
+    async def rebuild_all(self, shard: int | None = None) -> int:
         self.rebuilds += 1
         return 0
 

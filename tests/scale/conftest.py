@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import redis_binary
-from tests.scale.redis_topologies import Node, SentinelSet, wait_replicas_online
+from tests.scale.redis_topologies import Cluster, Node, SentinelSet, wait_replicas_online
 
 
 @pytest.fixture
@@ -29,3 +29,19 @@ def replicated(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     yield primary, replica
     replica.stop()
     primary.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A Redis Cluster: 3 primaries, 3 replicas (redis-cli --cluster create)."""
+    c = Cluster(redis_binary(), tmp_path).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def queue_redis(tmp_path: Path) -> Iterator[Node]:
+    """A single Redis for arq's queues beside a Cluster."""
+    node = Node(redis_binary(), tmp_path, "queue").start()
+    yield node
+    node.stop()

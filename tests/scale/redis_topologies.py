@@ -1,11 +1,14 @@
 """Real Redis topologies on loopback for the scale-out tests (docs/scaling.md): a
-Sentinel set (a primary, its replicas, three sentinels). Every process is a real
+Sentinel set (a primary, its replicas, three sentinels) and a Redis Cluster (3 primaries,
+3 replicas, made by `redis-cli --cluster create`). Every process is a real
 `redis-server` on a free 127.0.0.1 port with its own directory; everything stops when
 the fixture ends."""
 
 from __future__ import annotations
 
+import random
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -55,15 +58,32 @@ def wait_replicas_online(primary: Node, n: int, seconds: float = 30) -> None:
     until(ok, seconds, f"{n} replicas online at port {primary.port}")
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.randrange(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class Node:
     """One redis-server (data node): AOF on, `min-replicas-to-write` as asked."""
 
-    def __init__(self, binary: str, root: Path, name: str, min_replicas: int = 0) -> None:
+    def __init__(self, binary: str, root: Path, name: str, min_replicas: int = 0,
+                 extra: tuple[str, ...] = ()) -> None:
         self.binary = binary
+        self.extra = list(extra)
         self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
-        self.port = free_port()
+        self.port = free_cluster_port() if "--cluster-enabled" in self.extra else free_port()
         self.min_replicas = min_replicas
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -76,6 +96,7 @@ class Node:
                 "--repl-diskless-sync-delay", "0"]
         if replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
+        args += self.extra
         with open(self.dir / "redis.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         _wait_ping(self.port, self.proc)
@@ -223,5 +244,114 @@ class SentinelSet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for node in self.nodes:
+            node.stop()
+
+
+class Cluster:
+    """A Redis Cluster of `primaries` primaries with one replica each: `redis-server
+    --cluster-enabled yes` per node and `redis-cli --cluster create ... --cluster-replicas 1
+    --cluster-yes`; node timeout `node_timeout_ms` (a dead primary's replica takes over
+    after about that)."""
+
+    def __init__(self, binary: str, root: Path, primaries: int = 3,
+                 node_timeout_ms: int = 2000, min_replicas: int = 1) -> None:
+        self.binary = binary
+        self.cli = str(Path(binary).with_name("redis-cli"))
+        self.nodes = [Node(binary, root, f"cnode{i}", min_replicas, extra=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(node_timeout_ms),
+            "--cluster-replica-validity-factor", "0",
+            # a primary that loses its replica keeps its slots; writes wait for the
+            # replica only where the bridge asks (the WAIT barrier)
+            "--cluster-require-full-coverage", "yes")) for i in range(primaries * 2)]
+        self.primaries = primaries
+
+    @property
+    def nodes_setting(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:self.primaries])
+
+    def start(self) -> Cluster:
+        for node in self.nodes:
+            node.start()
+        subprocess.run([self.cli, "--cluster", "create",
+                        *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                        "--cluster-replicas", "1", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        until(self.healthy, 60, "the cluster to be ok on every node")
+        return self
+
+    def healthy(self) -> bool:
+        """Every running node says cluster_state:ok and knows its replicas are online."""
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            c = node.client()
+            try:
+                if c.cluster("info").get("cluster_state") != "ok":
+                    return False
+                if node.role() == "master":
+                    info = c.info("replication")
+                    if int(info.get("connected_slaves", 0)) < 1:
+                        return False
+            except redis.RedisError:
+                return False
+            finally:
+                c.close()
+        return True
+
+    def primary_of_slot(self, slot: int) -> Node:
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            c = node.client()
+            try:
+                for lo, hi, primary, *_ in c.execute_command("CLUSTER", "SLOTS"):
+                    if lo <= slot <= hi:
+                        port = int(primary[1])
+                        return next(n for n in self.nodes if n.port == port)
+            except redis.RedisError:
+                continue
+            finally:
+                c.close()
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def replica_of(self, primary: Node) -> Node:
+        for node in self.nodes:
+            if node.proc is None or node is primary:
+                continue
+            c = node.client()
+            try:
+                role = c.execute_command("ROLE")
+                if role[0] == b"slave" and int(role[2]) == primary.port:
+                    return node
+            except redis.RedisError:
+                continue
+            finally:
+                c.close()
+        raise AssertionError(f"no replica of {primary.port}")
+
+    def read_on_replica(self, slot: int, key: str) -> bytes | None:
+        """GET on the replica of the slot's primary (READONLY: no redirection)."""
+        replica = self.replica_of(self.primary_of_slot(slot))
+        c = replica.client()
+        try:
+            c.execute_command("READONLY")
+            value: bytes | None = c.get(key)
+            return value
+        finally:
+            c.close()
+
+    def wait_new_primary(self, slot: int, old: Node, seconds: float = 60) -> Node:
+        def moved() -> bool:
+            try:
+                node = self.primary_of_slot(slot)
+                return node is not old and node.role() == "master"
+            except (AssertionError, redis.RedisError):
+                return False
+        until(moved, seconds, f"a new primary for slot {slot}")
+        return self.primary_of_slot(slot)
+
+    def stop(self) -> None:
         for node in self.nodes:
             node.stop()

@@ -31,7 +31,8 @@ from bridge import redisconn
 from bridge.beckn import signing
 from bridge.config import Settings, load_settings
 from bridge.demo import view
-from bridge.notify import OUTBOX
+from bridge.notify import outbox
+from bridge.store import shards
 from bridge.store.credentials import CredentialsStore
 from bridge.store.orders import OrderStore
 from tests.conftest import ROOT, free_port
@@ -129,7 +130,8 @@ class Stack:
     """serve x `serves` + worker x `workers` + ocpi-mock, on the Redis `env` names."""
 
     def __init__(self, tmp: Path, env: dict[str, str], serves: int = 2, workers: int = 2,
-                 speed: float = 60, tick: int = 36) -> None:
+                 speed: float = 60, tick: int = 36, generate: int = 0) -> None:
+        self.generate = generate
         self.tmp = tmp
         self.extra_env = env
         self.n_serves = serves
@@ -190,7 +192,8 @@ class Stack:
         mport = free_port()
         self.mock_url = f"http://127.0.0.1:{mport}"
         self.start_proc("mock", [py, "-m", "ocpi_mock.cli", "serve", "--network", str(NETWORK),
-                                 "--speed", str(self.speed), "--tick", str(self.tick)],
+                                 "--speed", str(self.speed), "--tick", str(self.tick),
+                                 "--generate", str(self.generate), "--seed", "1"],
                         {**os.environ, "MOCK_CPO_HOST": "127.0.0.1",
                          "MOCK_CPO_PORT": str(mport), "MOCK_CPO_PUBLIC_URL": self.mock_url,
                          "MOCK_CPO_LOG_LEVEL": "warning"})
@@ -275,16 +278,20 @@ class Stack:
         """The start codes the outbox holds, as the driver's phone would get them; reads
         again after any Redis error (a failover)."""
         assert self.redis is not None
-        last = "0"
+        last = {outbox(s): "0" for s in shards.current().shards}  # every shard's stream
         while True:
             try:
-                batch = await self.redis.xread({OUTBOX: last}, count=500, block=500)
+                batch = []
+                for stream, since in last.items():
+                    batch += await self.redis.xread({stream: since}, count=500) or []
             except (aioredis.RedisError, OSError):
                 await asyncio.sleep(0.2)
                 continue
-            for _, entries in batch or []:
+            if not any(entries for _, entries in batch):
+                await asyncio.sleep(0.1)
+            for stream, entries in batch:
                 for mid, f in entries:
-                    last = mid.decode()
+                    last[stream.decode() if isinstance(stream, bytes) else stream] = mid.decode()
                     text = f[b"text"].decode()
                     if f[b"kind"] == b"otp" and "start code" in text:
                         self.otps[f[b"phone"].decode()] = text.split(" is ")[1].split(".")[0]
