@@ -134,6 +134,25 @@ def redis_binary() -> str:
     return binary
 
 
+# The shard layout the suite runs with (docs/scaling.md). BRIDGE_REDIS_SHARDS=N (N > 1)
+# runs everything with N tagged shards on the one redis-server: every key of an entity in
+# its shard's slot, the change streams and indexes per shard, the catalog sharded and
+# merged, as on a Cluster (the bridge processes tests start read the same variable).
+SHARDS = int(os.environ.get("BRIDGE_REDIS_SHARDS") or 0)
+
+
+@pytest.fixture(autouse=True)
+def _shard_layout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from bridge import redisconn
+    from bridge.store import shards
+
+    if SHARDS > 1:  # the settings tests build in-process say nothing of it
+        monkeypatch.setattr(redisconn, "shard_count", lambda _settings: SHARDS)
+    shards.configure(SHARDS or 1, SHARDS > 1)
+    yield
+    shards.configure(SHARDS or 1, SHARDS > 1)
+
+
 @pytest.fixture(autouse=True)
 def _plain_structlog() -> Iterator[None]:
     """Commands under test configure structlog for the process; undo it after each test

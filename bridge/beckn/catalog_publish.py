@@ -346,6 +346,8 @@ class Publisher:
         """One look: recover dead workers' claims, a full publish if one is asked for,
         then every CPO that is due."""
         await self.recover()
+        # with shards, renders mark their locations in their own shard: hand them over
+        await self.store.move_marks(self.settings.beckn_publish_delay)
         done: list[Report] = []
         reason = await self.redis.get(bk.PUB_FULL)
         if reason is not None:
@@ -397,11 +399,9 @@ class Publisher:
 
     async def providers(self) -> list[str]:
         """Every CPO with a catalog header or published items."""
-        found: set[str] = set()
-        for pattern, prefix in ((bk.provider("*"), bk.provider("")),
-                                (bk.pub_refs("*"), bk.pub_refs(""))):
-            async for key in self.redis.scan_iter(match=pattern, count=500):
-                found.add(key.decode()[len(prefix):])
+        found: set[str] = set(await self.store.provider_ids())
+        async for key in self.redis.scan_iter(match=bk.pub_refs("*"), count=500):
+            found.add(key.decode()[len(bk.pub_refs("")):])
         return sorted(found)
 
     async def publish_all(self, reason: str, only: str | None = None, wait: bool = False
@@ -439,7 +439,7 @@ class Publisher:
         refs = {r.decode() for r in claimed}
         refs |= {r.decode() for r in await self.redis.smembers(bk.pub_rejected(prov))}
         if full:
-            refs |= {r.decode() for r in await self.redis.smembers(bk.prov_idx(prov))}
+            refs |= await self.store.provider_refs(prov)
             refs |= {r.decode() for r in await self.redis.smembers(bk.pub_refs(prov))}
         try:
             report = await self._publish(prov, sorted(refs), full, owner)

@@ -389,7 +389,7 @@ async def _candidates(plan: Plan, store: CatalogStore) -> list[str]:
         if sets:
             refs = await store.inter(sets)
         elif single_ct:
-            refs = sorted(m.decode() for m in await store.redis.zrange(bk.geo_ct(single_ct), 0, -1))
+            refs = await store.geo_members(single_ct)
         else:
             refs = await store.all_refs(0, SCAN_MAX)
         plan.text_tokens = set()

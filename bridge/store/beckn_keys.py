@@ -73,10 +73,16 @@ is in the transaction's shard: with more than one shard those keys carry the sha
 ("obb:{tag}:beckn:cb:..."), a callback id starts with its shard ("7-3f2a..."), and the
 wake list, the dead letters and (when the queues are not on the data's Redis) the
 callbacks' due set are one per shard ("obb:{tag}:beckn:cb:due": cb id -> next attempt,
-ms). On a Cluster the catalog's keys share one hash tag ("obb:{cat}:beckn:..."):
-a location's render writes its hash and every index in one MULTI, and discover's scripts
-read the indexes and the hashes together. (Sharding the catalog by location, with discover
-merging the shards' answers, is the next step: docs/scaling.md.)
+ms).
+
+The catalog with shards: a location's hash is in its shard (the shard of its `ref`, as
+its OCPI object's), and every index (GEO sets, the sets, the EVSE-id hash, all refs,
+provider headers, tariff sets) is one per shard, so a render is one MULTI in one slot.
+The functions below name an index with the placeholder tag "{cat}"
+("obb:{cat}:beckn:geo"); `shard_key(name, shard)` is that index of one shard, and the
+catalog store asks every shard and merges (bridge/store/catalog.py). The publisher's keys
+(pub:*) keep "{cat}" as their real tag: one slot, apart from the catalog; a render marks
+its location in its own shard (`pub_marks`) and the publisher moves the marks there.
 """
 
 from __future__ import annotations
@@ -87,8 +93,31 @@ PREFIX = "obb:beckn:"
 
 
 def _cat(rest: str) -> str:
-    """A catalog key (see the module docstring)."""
+    """A catalog index's name, or a publisher key (see the module docstring)."""
     return f"obb:{{cat}}:beckn:{rest}" if shards.current().tagged else f"{PREFIX}{rest}"
+
+
+_PLACEHOLDER = "{cat}"
+
+
+def shard_key(name: str, shard: int) -> str:
+    """A catalog index of one shard: `name` (from the functions below) with the shard's
+    tag for the placeholder; one Redis with one shard: `name` itself."""
+    layout = shards.current()
+    if not layout.tagged or _PLACEHOLDER not in name:
+        return name
+    return name.replace(_PLACEHOLDER, "{" + layout.tags[shard] + "}", 1)
+
+
+def ref_shard(ref: str) -> int:
+    """The shard of a location's catalog entry: its OCPI object's ("CC:PID:id")."""
+    return shards.current().of(ref)
+
+
+def pub_marks(shard: int) -> str:
+    """A shard's renders not yet handed to the publisher: "{prov}\t{ref}" -> first change
+    (ms). Written in the render's MULTI; the publisher moves them to `pub_dirty`."""
+    return shard_key(_cat("pub:marks"), shard)
 
 
 def txn_shard(txn_id: str) -> int:
@@ -158,7 +187,7 @@ def due(shard: int = 0) -> str:
 
 
 def cat(ref: str) -> str:
-    return _cat(f"cat:{ref}")
+    return shard_key(_cat(f"cat:{ref}"), ref_shard(ref))
 
 
 def provider(prov: str) -> str:
