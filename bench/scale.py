@@ -141,6 +141,15 @@ async def idle_rate(ports: list[int], seconds: float = 3.0) -> tuple[float, floa
     return calls / seconds, usec / seconds
 
 
+def used_memory(ports: list[int]) -> int:
+    total = 0
+    for port in ports:
+        c = redis.Redis(port=port)
+        total += int(c.info("memory")["used_memory"])
+        c.close()
+    return total
+
+
 def reset_stats(ports: list[int]) -> None:
     for port in ports:
         c = redis.Redis(port=port)
@@ -320,8 +329,11 @@ async def arrangement(kind: str, args: argparse.Namespace, root: Path) -> dict[s
     out: dict[str, Any] = {}
     topo = Topology(kind, root / kind).start()
     try:
+        mem0 = used_memory(topo.primaries())
         loaded = await load(topo, args.locations, args.evses)
         out["load_seconds"] = round(loaded, 1)
+        out["bytes_per_evse"] = round((used_memory(topo.primaries()) - mem0)
+                                      / (args.locations * args.evses))
         out["shards"] = shards.current().count
         bpp_key = signing.generate_private_key()
         (root / "bpp.key").write_bytes(signing.private_key_pem(bpp_key))
