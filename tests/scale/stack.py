@@ -177,6 +177,27 @@ class Stack:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
+    async def each_serve_answers(self, tries: int = 64) -> bool:
+        """True once every serve process has answered on the one port (SO_REUSEPORT).
+
+        The kernel picks a listener per connection (a hash of its addresses), so a client
+        that keeps one connection alive (the mock CPO's pushes) may meet only one serve:
+        each try is a new connection (an unauthenticated GET /ocpi/versions, logged as
+        http.auth_failed), until every serve's log shows a request or `tries` are spent."""
+        def answered(i: int) -> bool:
+            text = self.log(f"serve{i}")
+            return "http.access" in text or "http.auth_failed" in text
+
+        for _ in range(tries):
+            if all(answered(i) for i in range(self.n_serves)):
+                return True
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)
+                                             ) as fresh, \
+                    fresh.get(f"{self.url}/ocpi/versions") as r:
+                await r.read()
+            await asyncio.sleep(0.05)  # the line reaches the log file
+        return all(answered(i) for i in range(self.n_serves))
+
     async def __aenter__(self) -> Stack:
         await self._start_bap()
         key = signing.generate_private_key()
