@@ -44,13 +44,25 @@ async def _writable(redis: aioredis.Redis, key: str, seconds: float = 90) -> flo
             await asyncio.sleep(0.1)
 
 
+def _trail(stack: Stack, txns: list[str], lines: int = 40) -> list[str]:
+    """The processes' log lines about unfinished transactions, for a failure's message
+    (pytest keeps few temporary directories on a machine running many suites)."""
+    out = []
+    for name in stack.procs:
+        out += [f"{name}: {line[:300]}" for line in stack.log(name).splitlines()
+                if any(t in line for t in txns)]
+    return out[-lines:]
+
+
 async def _all_done(stack: Stack, journeys: list[Journey], tasks: list[asyncio.Task[None]]
                     ) -> None:
     _, pending = await asyncio.wait(tasks, timeout=300)
     for t in pending:
         t.cancel()
     errors = [j.error for j in journeys if j.error]
-    assert not pending and not errors, (errors, [j.step for j in journeys])
+    assert not pending and not errors, (errors, [j.step for j in journeys],
+                                        _trail(stack, [j.txn for j in journeys
+                                                       if not j.completed_at]))
     assert await stack.bills(journeys) == []
     assert stack.doubled() == {}
     assert stack.bap.bad_signatures == 0
