@@ -12,6 +12,7 @@ the CPO sees one session and one CDR per driver; the time to recover is printed.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -44,13 +45,16 @@ async def _writable(redis: aioredis.Redis, key: str, seconds: float = 90) -> flo
             await asyncio.sleep(0.1)
 
 
+_LOUD = re.compile(r'"level": ?"(warning|error|critical)"|Traceback')
+
+
 def _trail(stack: Stack, txns: list[str], lines: int = 40) -> list[str]:
     """The processes' log lines about unfinished transactions, for a failure's message
     (pytest keeps few temporary directories on a machine running many suites)."""
     out = []
     for name in stack.procs:
-        out += [f"{name}: {line[:300]}" for line in stack.log(name).splitlines()
-                if any(t in line for t in txns)]
+        out += [f"{name}: {line[:400]}" for line in stack.log(name).splitlines()
+                if any(t in line for t in txns) or _LOUD.search(line)]
     return out[-lines:]
 
 
@@ -60,9 +64,9 @@ async def _all_done(stack: Stack, journeys: list[Journey], tasks: list[asyncio.T
     for t in pending:
         t.cancel()
     errors = [j.error for j in journeys if j.error]
-    assert not pending and not errors, (errors, [j.step for j in journeys],
-                                        _trail(stack, [j.txn for j in journeys
-                                                       if not j.completed_at]))
+    if pending or errors:  # printed whole (an assertion's message is cut short)
+        print("\n".join(_trail(stack, [j.txn for j in journeys if not j.completed_at], 400)))
+    assert not pending and not errors, (errors, [j.step for j in journeys])
     assert await stack.bills(journeys) == []
     assert stack.doubled() == {}
     assert stack.bap.bad_signatures == 0
