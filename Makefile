@@ -38,11 +38,12 @@ test: setup chromium
 test-chaos: setup
 	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest -m chaos tests/chaos
 
-# The scale-out tests alone (docs/scaling.md): Sentinel sets and Redis Clusters of real
+# The scale-out tests (docs/scaling.md): Sentinel sets and Redis Clusters of real
 # redis-server processes on loopback, the bridge as 2 serve + 2 workers on them, failovers.
-# `make test` runs them too.
+# Not in `make test` (-m cluster); about 3 minutes, each test bounded (a stuck journey
+# fails after 300 s).
 test-cluster: setup
-	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest tests/scale
+	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest -m cluster tests/scale
 
 # The interoperability suite (interop/): an OCPI library no one here wrote, in its own venv.
 INTEROP_VENV  := var/interop-venv

@@ -14,6 +14,9 @@ from bridge import redisconn
 from bridge.config import Settings
 from tests.scale.redis_topologies import Node
 
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
+
 _SCRIPT = "redis.call('HSET', KEYS[1], 'v', ARGV[1]); redis.call('XADD', KEYS[2], '*', 'v', ARGV[1]); return 1"
 
 

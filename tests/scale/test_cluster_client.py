@@ -12,6 +12,9 @@ from bridge.config import Settings
 from bridge.store import shards
 from tests.scale.redis_topologies import Cluster, Node
 
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
+
 
 def cluster_settings(c: Cluster, q: Node, **extra: object) -> Settings:
     return Settings(redis_cluster_nodes=c.nodes_setting,

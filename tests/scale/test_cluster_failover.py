@@ -16,6 +16,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from bridge.store import shards
@@ -23,6 +24,9 @@ from bridge.store.orders import order_key
 from tests.conftest import redis_binary
 from tests.scale.redis_topologies import Cluster, Node, SentinelSet, until, wait_replicas_online
 from tests.scale.stack import Journey, Stack, new_journeys
+
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
 
 
 async def _charging(journeys: list[Journey], seconds: float = 180) -> None:

@@ -11,6 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from bridge.mapping.catalog import listed
 from bridge.ocpi.models import Location
 from bridge.store import keys, shards
@@ -18,6 +20,9 @@ from bridge.store.catalog import CatalogStore
 from bridge.store.ocpi_store import OcpiStore
 from tests.scale.redis_topologies import Cluster, Node
 from tests.scale.stack import Stack
+
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
 
 
 async def test_a_cpo_network_on_a_cluster(cluster: Cluster, queue_redis: Node,

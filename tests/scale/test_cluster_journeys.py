@@ -11,10 +11,15 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from bridge.store import shards
 from bridge.store.orders import order_key
 from tests.scale.redis_topologies import Cluster, Node
 from tests.scale.stack import Stack, new_journeys
+
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
 
 
 async def test_journeys_on_a_cluster(cluster: Cluster, queue_redis: Node,

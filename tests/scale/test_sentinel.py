@@ -12,12 +12,16 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from bridge import redisconn
 from bridge.config import Settings
 from tests.scale.redis_topologies import SentinelSet, until, wait_replicas_online
 from tests.scale.stack import Stack, new_journeys
+
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
 
 
 def sentinel_settings(s: SentinelSet, **extra: object) -> Settings:

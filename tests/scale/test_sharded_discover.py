@@ -4,7 +4,9 @@ text and EVSE-id indexes) answer every discover query form with the same items i
 same order, page after page: nearest first across shards, exact pagination.
 
 The locations are the discover benchmark's (bench/discover.py `make_location`: 4 CPOs,
-random sites around Bengaluru, every connector standard), fewer of them."""
+random sites around Bengaluru, every connector standard), fewer of them. The queries:
+points with radii and filters, pages 1-3, a box, a route corridor (with filters, two
+pages), a MultiPoint, a Polygon with a hole, text, walk-in by EVSE id, unfiltered pages."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ from bridge.store import shards
 from bridge.store.catalog import CatalogStore
 from bridge.store.ocpi_store import OcpiStore
 from tests.scale.redis_topologies import Cluster, Node
+
+# real Redis topologies on loopback: `make test-cluster` (docs/scaling.md#tests)
+pytestmark = pytest.mark.cluster
 
 LOCATIONS = 1500
 EVSES = 3
@@ -60,6 +65,23 @@ def queries() -> list[DiscoverQuery]:
     for page in (1, 2):
         out.append(DiscoverQuery(spatial=[SpatialConstraint(op="s_within", targets=GEO,
                                                             geometry=box)], page=page))
+    # a route corridor (ordered along the route), a MultiPoint, an area with a hole
+    route = [[77.45, 12.85], [77.58, 12.97], [77.62, 13.02], [77.75, 13.10]]
+    for meters, flt in ((1500, None), (3000, filters[1]), (800, filters[3])):
+        for page in (1, 2):
+            out.append(DiscoverQuery(spatial=[SpatialConstraint(
+                op="s_dwithin", targets=GEO, geometry={"type": "LineString",
+                                                       "coordinates": route},
+                distance_meters=meters)], filter=flt, page=page, limit=10))
+    out.append(DiscoverQuery(spatial=[SpatialConstraint(
+        op="s_dwithin", targets=GEO, geometry={"type": "MultiPoint", "coordinates": [
+            [77.55, 12.95], [77.66, 13.01]]}, distance_meters=3000)], limit=30))
+    holed = {"type": "Polygon", "coordinates": [
+        [[77.50, 12.90], [77.70, 12.90], [77.70, 13.05], [77.50, 13.05], [77.50, 12.90]],
+        [[77.57, 12.95], [77.62, 12.95], [77.62, 13.00], [77.57, 13.00], [77.57, 12.95]]]}
+    for page in (1, 3):
+        out.append(DiscoverQuery(spatial=[SpatialConstraint(op="s_within", targets=GEO,
+                                                            geometry=holed)], page=page))
     out += [DiscoverQuery(text="Station 77", limit=10),
             DiscoverQuery(text="Ring Road", page=3),
             DiscoverQuery(text="IN*TPC*E0000400"),
@@ -89,7 +111,7 @@ async def _answers(catalog: CatalogStore) -> list[list[tuple[Any, ...]]]:
     out = []
     for q in queries():
         found = await search(q, catalog)
-        out.append([(prov, item, offer) for prov, item, offer, _row in found])
+        out.append([(prov, item, offer, extra) for prov, item, offer, _row, extra in found])
     return out
 
 
@@ -116,6 +138,9 @@ async def test_a_sharded_catalog_answers_as_one_index(redis_url: str, cluster: C
     finally:
         shards.configure(1, False)
     assert sum(len(a) for a in single) > 250  # the queries find things
+    kinds = {q.spatial[0].geometry.type for q, a in zip(queries(), single, strict=True)
+             if q.spatial and a}
+    assert {"Point", "LineString", "MultiPoint", "Polygon"} <= kinds, kinds
     assert [len(a) for a in sharded] == [len(a) for a in single]
     for q, a, b in zip(queries(), single, sharded, strict=True):
         assert a == b, q
