@@ -47,8 +47,9 @@ from bridge import redisconn  # noqa: E402
 from bridge.beckn import signing  # noqa: E402
 from bridge.config import Settings  # noqa: E402
 from bridge.ocpi.models import Tariff  # noqa: E402
+from bridge.store import beckn_keys as bk  # noqa: E402
 from bridge.store import keys, shards  # noqa: E402
-from bridge.store.catalog import CatalogStore  # noqa: E402
+from bridge.store.catalog import CATALOG_VERSION, CatalogStore  # noqa: E402
 from bridge.store.credentials import Connection, CredentialsStore  # noqa: E402
 from bridge.store.ocpi_store import OcpiStore  # noqa: E402
 from tests.conftest import free_port, redis_binary  # noqa: E402
@@ -124,6 +125,15 @@ class Topology:
             ports += [n.port for n in self.cluster.nodes if n.proc and n.role() == "master"]
         return ports
 
+    def primary_pids(self) -> list[int]:
+        """The redis-server processes of `primaries()`, for their CPU time (commandstats
+        counts command execution only; the process's time adds the network, parsing and
+        replication that a shard's core also spends)."""
+        nodes = list(self.nodes)
+        if self.cluster is not None:
+            nodes += [n for n in self.cluster.nodes if n.proc and n.role() == "master"]
+        return [n.proc.pid for n in nodes if n.proc is not None]
+
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
@@ -131,14 +141,21 @@ class Topology:
             n.stop()
 
 
-async def idle_rate(ports: list[int], seconds: float = 3.0) -> tuple[float, float]:
-    """(commands/s, Redis µs/s) of the processes at rest (their polls and blocking reads:
-    arq's queue poll, the consumers, the fast lanes, the due sets, the relay), to take
-    off each phase's count."""
+async def idle_rate(ports: list[int], pids: list[int], seconds: float = 3.0
+                    ) -> tuple[float, float, float]:
+    """(commands/s, Redis µs/s, redis-server process CPU s/s) of the processes at rest
+    (their polls and blocking reads: arq's queue poll, the consumers, the fast lanes, the
+    due sets, the relay), to take off each phase's count."""
     reset_stats(ports)
+    cpu0 = redis_cpu(pids)
     await asyncio.sleep(seconds)
     calls, usec = read_stats(ports)
-    return calls / seconds, usec / seconds
+    return calls / seconds, usec / seconds, (redis_cpu(pids) - cpu0) / seconds
+
+
+def redis_cpu(pids: list[int]) -> float:
+    """CPU seconds the redis-server processes have used (user + system)."""
+    return sum(_cpu_seconds(pid) for pid in pids)
 
 
 def used_memory(ports: list[int]) -> int:
@@ -148,6 +165,26 @@ def used_memory(ports: list[int]) -> int:
         total += int(c.info("memory")["used_memory"])
         c.close()
     return total
+
+
+async def drained(topo: Topology, seconds: float = 240) -> float:
+    """Wait until every consumer group of every shard's change stream has read and
+    acknowledged everything (the workers' share of the pushes is done); the seconds it
+    took."""
+    r = redisconn.data(topo.settings())
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds:
+            behind = 0
+            for s in shards.current().shards:
+                for g in await r.xinfo_groups(keys.events(s)):
+                    behind += int(g.get("lag") or 0) + int(g.get("pending") or 0)
+            if not behind:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await r.aclose()
+    return time.monotonic() - t0
 
 
 def reset_stats(ports: list[int]) -> None:
@@ -194,6 +231,7 @@ async def load(topo: Topology, n: int, evses: int) -> float:
     await asyncio.gather(*(one(loc) for loc in locs))
     for s in shards.current().shards:  # the worker's consumer must not render again
         await r.xgroup_create(keys.events(s), "beckn-catalog", id="$", mkstream=True)
+        await r.set(bk.catalog_version(s), CATALOG_VERSION)  # rendered in this layout
     creds = CredentialsStore(r)
     await creds.save_connection(Connection(
         id="bench-cpo", their_token="unused", versions_url="http://127.0.0.1:1/versions",
@@ -303,13 +341,21 @@ async def journeys(kind: str, root: Path, procs: int, n: int) -> dict[str, Any]:
         async with Stack(root / f"{kind}-stack-{procs}", topo.env(), serves=procs,
                          workers=procs) as stack:
             ports = topo.primaries()
-            idle_calls, idle_usec = await idle_rate(ports)
+            rpids = topo.primary_pids()
+            idle_calls, idle_usec, idle_cpu = await idle_rate(ports, rpids)
             reset_stats(ports)
             js = new_journeys(n)
+            rcpu0 = redis_cpu(rpids)
+            mem0 = used_memory(ports)
+            bridge = {name: p.pid for name, p in stack.procs.items() if name != "mock"}
+            bcpu0 = {name: _cpu_seconds(pid) for name, pid in bridge.items()}
             t0 = time.monotonic()
             results = await asyncio.gather(*(stack.journey(j, kwh=3.0) for j in js),
                                            return_exceptions=True)
             elapsed = time.monotonic() - t0
+            rcpu = redis_cpu(rpids) - rcpu0 - idle_cpu * elapsed
+            bcpu = {name: _cpu_seconds(pid) - bcpu0[name] for name, pid in bridge.items()}
+            grown = used_memory(ports) - mem0
             calls, usec = read_stats(ports)
             calls -= int(idle_calls * elapsed)
             usec -= int(idle_usec * elapsed)
@@ -319,6 +365,12 @@ async def journeys(kind: str, root: Path, procs: int, n: int) -> dict[str, Any]:
                     "money_mismatches": len(bad), "doubled_callbacks": len(stack.doubled()),
                     "redis_commands_per_journey": round(calls / max(ok, 1)),
                     "redis_cpu_ms_per_journey": round(usec / 1000 / max(ok, 1), 2),
+                    "redis_process_cpu_ms_per_journey": round(rcpu * 1000 / max(ok, 1), 1),
+                    "serve_cpu_ms_per_journey": round(sum(
+                        v for k, v in bcpu.items() if k.startswith("serve")) * 1000 / max(ok, 1)),
+                    "worker_cpu_ms_per_journey": round(sum(
+                        v for k, v in bcpu.items() if k.startswith("worker")) * 1000 / max(ok, 1)),
+                    "redis_bytes_per_journey": round(grown / max(ok, 1)),
                     "idle_redis_commands_per_s": round(idle_calls)}
     finally:
         topo.stop()
@@ -362,12 +414,16 @@ async def arrangement(kind: str, args: argparse.Namespace, root: Path) -> dict[s
                     rnd = random.Random(7)
                     await phase(client, bap, f"http://127.0.0.1:{bport}/bap", 30, 1, rnd)
                     ports = topo.primaries()
-                    idle_calls, idle_usec = await idle_rate(ports)
+                    rpids = topo.primary_pids()
+                    await drained(topo)  # nothing left of an earlier phase
+                    idle_calls, idle_usec, idle_cpu = await idle_rate(ports, rpids)
                     reset_stats(ports)
+                    rcpu0 = redis_cpu(rpids)
                     t0 = time.monotonic()
                     d = await phase(client, bap, f"http://127.0.0.1:{bport}/bap",
                                     args.discover_rate, args.seconds, rnd)
                     took = time.monotonic() - t0
+                    rcpu = redis_cpu(rpids) - rcpu0 - idle_cpu * took
                     calls, usec = read_stats(ports)
                     calls -= int(idle_calls * took)
                     usec -= int(idle_usec * took)
@@ -378,14 +434,21 @@ async def arrangement(kind: str, args: argparse.Namespace, root: Path) -> dict[s
                         v for k, v in cpu.items() if int(k[1:]) % 2 == 1), 2)
                     d["redis_commands_per_discover"] = round(calls / max(d["completed"], 1), 1)
                     d["redis_cpu_ms_per_discover"] = round(usec / 1000 / max(d["completed"], 1), 3)
+                    d["redis_process_cpu_ms_per_discover"] = round(
+                        rcpu * 1000 / max(d["completed"], 1), 3)
                     await client.close()
                     reset_stats(ports)
                     t0 = time.monotonic()
                     cpu0 = {k: _cpu_seconds(pid) for k, pid in pids.items()}
+                    rcpu0 = redis_cpu(rpids)
                     i = await ingest(port, args.locations, args.evses, args.seconds,
                                      args.ingest_concurrency)
+                    # a push's work ends when the workers have rendered its change
+                    i["drain_seconds_after"] = round(await drained(topo), 1)
                     took = time.monotonic() - t0
+                    i["end_to_end_pushes_per_s"] = round(i["pushes"] / took, 1)
                     spent = {k: _cpu_seconds(pid) - cpu0[k] for k, pid in pids.items()}
+                    rcpu = redis_cpu(rpids) - rcpu0 - idle_cpu * took
                     n = max(i["pushes"], 1)
                     i["serve_cpu_ms_per_push"] = round(sum(
                         v for k, v in spent.items() if int(k[1:]) % 2 == 0) * 1000 / n, 3)
@@ -396,8 +459,11 @@ async def arrangement(kind: str, args: argparse.Namespace, root: Path) -> dict[s
                     usec -= int(idle_usec * took)
                     i["redis_commands_per_push"] = round(calls / max(i["pushes"], 1), 1)
                     i["redis_cpu_ms_per_push"] = round(usec / 1000 / max(i["pushes"], 1), 3)
+                    i["redis_process_cpu_ms_per_push"] = round(rcpu * 1000 / n, 3)
                     out[f"{procs}+{procs}"] = {"discover": d, "ingest": i,
-                                               "idle_redis_commands_per_s": round(idle_calls)}
+                                               "idle_redis_commands_per_s": round(idle_calls),
+                                               "idle_redis_process_cpu_pct": round(
+                                                   idle_cpu * 100, 1)}
                     print(kind, f"{procs} serve + {procs} worker:", json.dumps(out[f"{procs}+{procs}"]),
                           flush=True)
                 finally:
