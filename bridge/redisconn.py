@@ -69,7 +69,10 @@ class NotReplicated(RedisError):  # type: ignore[misc]
 
 
 def _name(command: Any) -> str:
-    return (command.decode() if isinstance(command, bytes) else str(command)).upper()
+    """The command's first word: redis-py passes some names as one argument of two words
+    ("CLUSTER SLOTS", which its Cluster client sends to replicas too)."""
+    text = (command.decode() if isinstance(command, bytes) else str(command)).upper()
+    return text.split(" ", 1)[0]
 
 
 class _Barrier:

@@ -52,3 +52,4 @@ async def test_commands_scripts_and_transactions_on_a_cluster(cluster: Cluster,
     finally:
         await r.aclose()
         shards.configure(1, False)
+

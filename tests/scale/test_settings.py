@@ -48,3 +48,17 @@ def test_no_sentinel_answers_is_one_line_and_exit_1() -> None:
     assert out.returncode == 1, out
     assert "cannot reach Redis at the primary of Sentinel service 'obb'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_barrier_waits_after_writes_only_whatever_the_name_looks_like() -> None:
+    """redis-py sends some commands with a two-word name in one argument ("CLUSTER
+    SLOTS", as its Cluster client learns the slots, from a replica too): no WAIT may
+    follow them (WAIT on a replica is an error, and the client then never got its slot
+    map again after a failover). A write gets its WAIT."""
+    from redis.asyncio.connection import Connection
+
+    cls = redisconn._connection_class(Connection, Settings(redis_wait_replicas=1))
+    conn = cls()
+    for read in ("CLUSTER SLOTS", "CLUSTER SHARDS", "CONFIG GET", "GET"):
+        assert b"WAIT" not in b"".join(conn.pack_command(read, *(["x"] if read == "GET" else []))), read
+    assert b"WAIT" in b"".join(conn.pack_command("SET", "k", "v"))
