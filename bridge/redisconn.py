@@ -212,7 +212,7 @@ def data(settings: Settings, **kwargs: Any) -> Any:
     configure_layout(settings)
     if cluster_mode(settings):
         kwargs.pop("max_connections", None)  # per node in a Cluster: its default
-        client = RedisCluster(
+        client = _Cluster(
             startup_nodes=[ClusterNode(h, p) for h, p in parse_nodes(settings.redis_cluster_nodes)],
             password=settings.redis_password or None,
             # A connection's own retries are off (a lost reply may hide an applied write);
@@ -223,9 +223,27 @@ def data(settings: Settings, **kwargs: Any) -> Any:
             cluster_error_retry_attempts=1, connection_error_retry_attempts=0, **kwargs)
         # the nodes it discovers connect with the barrier
         client.connection_kwargs["connection_class"] = _connection_class(Connection, settings)
+        client.seeds = parse_nodes(settings.redis_cluster_nodes)
         return client
     return _single_or_sentinel(settings, settings.redis_url, settings.redis_sentinels,
                                settings.redis_sentinel_service, aioredis.Redis, **kwargs)
+
+
+class _Cluster(RedisCluster):  # type: ignore[misc]
+    """redis-py (5.3) drops a node from its start-up nodes on every connection error and
+    learns the slots again only from those left: after a failover's errors the list can
+    be empty, and the client never reaches the cluster again ("at least one reachable
+    node: None"). Before each discovery the configured nodes are put back."""
+
+    seeds: list[tuple[str, int]] = []
+
+    async def initialize(self) -> Any:
+        manager = self.nodes_manager
+        for host, port in self.seeds:
+            if f"{host}:{port}" not in manager.startup_nodes:
+                manager.startup_nodes[f"{host}:{port}"] = ClusterNode(
+                    host, port, **manager.connection_kwargs)
+        return await super().initialize()
 
 
 def _queue_settings(settings: Settings) -> Settings:

@@ -53,3 +53,21 @@ async def test_commands_scripts_and_transactions_on_a_cluster(cluster: Cluster,
         await r.aclose()
         shards.configure(1, False)
 
+
+
+async def test_the_client_finds_the_cluster_again_after_losing_every_start_up_node(
+        cluster: Cluster, queue_redis: Node) -> None:
+    """redis-py drops a start-up node on each connection error; after a failover's burst
+    of errors none was left and the workers never reached the cluster again. The
+    configured nodes are put back before each discovery."""
+    r = redisconn.data(cluster_settings(cluster, queue_redis, redis_wait_replicas=1))
+    layout = shards.current()
+    try:
+        await r.set(layout.key(0, "seed"), "1")
+        r.nodes_manager.startup_nodes.clear()  # what the errors of a failover leave
+        r._initialize = True  # as after a connection error: learn the slots again
+        await r.set(layout.key(1, "seed"), "2")
+        assert await r.get(layout.key(1, "seed")) == b"2"
+    finally:
+        await r.aclose()
+        shards.configure(1, False)
