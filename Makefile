@@ -40,7 +40,7 @@ test-chaos: setup
 
 # The scale-out tests (docs/scaling.md): Sentinel sets and Redis Clusters of real
 # redis-server processes on loopback, the bridge as 2 serve + 2 workers on them, failovers.
-# Not in `make test` (-m cluster); about 3 minutes, each test bounded (a stuck journey
+# Not in `make test` (-m cluster); about 2 minutes, each test bounded (a stuck journey
 # fails after 300 s).
 test-cluster: setup
 	REDIS_SERVER=$$(cat var/redis-server.path) $(VENV)/bin/pytest -m cluster tests/scale
