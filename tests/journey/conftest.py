@@ -39,6 +39,9 @@ BAP_ID = "bap.journey.test"
 BAP_KEY = "bap-key-1"
 OTHER_BAP = "bap.other.test"  # a second, validly signed BAP (ownership tests)
 LTS_BAP = "bap.lts.test"  # a BAP speaking Beckn 2.0 LTS (tests/lts), callbacks at /lts/...
+# a draft BAP answered in the guide profile whatever the test's profile (callbacks at
+# /guide/..., verified like the test BAP's): three dialects on one bridge (tests/lts)
+GUIDE_BAP = "bap.guide.test"
 DOMAIN = "beckn.one:deg:ev-charging"
 
 # The Context schema says transaction ids are uuids: the scenarios name theirs, the wire
@@ -82,6 +85,9 @@ class TestBap:
     lts_key: Any = None  # LTS_BAP's signing key
     # answers POST {url}/lts/{action} (the LTS BAP of tests/lts plugs its handler in)
     lts_handler: Callable[[web.Request], Any] | None = None
+    guide_key: Any = None  # GUIDE_BAP's signing key
+    guide_received: list[dict[str, Any]] = field(default_factory=list)
+    guide_unverified: int = 0
 
     def sign(self, body: bytes) -> str:
         return signing.Signer(BAP_ID, BAP_KEY, self.key, 300).header(body, time.time())
@@ -93,19 +99,25 @@ class TestBap:
                 "message_id": str(uuid.uuid4()),
                 "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "ttl": "PT30S"}
 
-    def of(self, action: str, txn: str) -> list[dict[str, Any]]:
-        return [m for m in self.received if m["context"]["action"] == action
+    def of(self, action: str, txn: str, inbox: list[dict[str, Any]] | None = None
+           ) -> list[dict[str, Any]]:
+        """The `action` callbacks of `txn` the test BAP got (or those in `inbox`, e.g.
+        `guide_received`)."""
+        return [m for m in (self.received if inbox is None else inbox)
+                if m["context"]["action"] == action
                 and m["context"]["transaction_id"] == wire_txn(txn)]
 
     async def wait_for(self, action: str, txn: str, count: int = 1, timeout: float = 20,
-                       where: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+                       where: Callable[[dict[str, Any]], bool] | None = None,
+                       inbox: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            found = [m for m in self.of(action, txn) if where is None or where(m)]
+            found = [m for m in self.of(action, txn, inbox) if where is None or where(m)]
             if len(found) >= count:
                 return found[count - 1]
             if time.monotonic() > deadline:
-                seen = [(m["context"]["action"], _state(m)) for m in self.received
+                seen = [(m["context"]["action"], _state(m))
+                        for m in (self.received if inbox is None else inbox)
                         if m["context"]["transaction_id"] == wire_txn(txn)]
                 raise AssertionError(f"no {action} #{count} for {txn} (seen: {seen})")
             self.event.clear()
@@ -119,7 +131,7 @@ class TestBap:
         """ACKed requests with no answer yet: the answer to a request is the `on_{action}`
         carrying its message id (at whichever bap_uri the request named)."""
         answered = {(m["context"]["action"], m["context"]["message_id"])
-                    for m in self.received + self.other_received}
+                    for m in self.received + self.other_received + self.guide_received}
         return [(a, mid, txn) for a, mid, txn in self.acked if (f"on_{a}", mid) not in answered]
 
     async def every_ack_answered(self, timeout: float = 20) -> None:
@@ -148,7 +160,8 @@ class TestBap:
         seen: dict[tuple[int, str, str], bytes] = {}
         out = []
         # per receiver: two BAPs may well pick the same message id
-        for who, m in [(0, m) for m in self.received] + [(1, m) for m in self.other_received]:
+        for who, m in ([(0, m) for m in self.received] + [(1, m) for m in self.other_received]
+                       + [(2, m) for m in self.guide_received]):
             ctx = {k: v for k, v in m["context"].items() if k != "timestamp"}
             mid, action = ctx["message_id"], ctx["action"]
             same = orjson.dumps({**m, "context": ctx}, option=orjson.OPT_SORT_KEYS)
@@ -197,6 +210,8 @@ class World:
         ctx = self.bap.context(action, txn)
         if as_bap == OTHER_BAP:
             ctx.update(bap_id=OTHER_BAP, bap_uri=f"{self.bap.url}/other")
+        elif as_bap == GUIDE_BAP:
+            ctx.update(bap_id=GUIDE_BAP, bap_uri=f"{self.bap.url}/guide")
         ctx.update(context or {})
         payload: dict[str, Any] = {"context": ctx, **(top or {})}
         if message is not None:
@@ -205,6 +220,9 @@ class World:
         headers = {"Content-Type": "application/json"}
         if sign and as_bap == OTHER_BAP:
             headers["Authorization"] = signing.Signer(OTHER_BAP, BAP_KEY, self.bap.other_key,
+                                                      300).header(body, time.time())
+        elif sign and as_bap == GUIDE_BAP:
+            headers["Authorization"] = signing.Signer(GUIDE_BAP, BAP_KEY, self.bap.guide_key,
                                                       300).header(body, time.time())
         elif sign:
             headers["Authorization"] = self.bap.sign(body)
@@ -224,13 +242,16 @@ class World:
         assert not self.bap.reused_message_ids(), self.bap.reused_message_ids()
 
     async def call(self, action: str, txn: str, message: dict[str, Any],
-                   callback: str | None = None) -> dict[str, Any]:
-        """Send `action` and wait for its answer (the next `on_{action}` of the transaction)."""
+                   callback: str | None = None, *, as_bap: str | None = None
+                   ) -> dict[str, Any]:
+        """Send `action` and wait for its answer (the next `on_{action}` of the
+        transaction); `as_bap` GUIDE_BAP: sent and answered as the guide BAP."""
         cb = callback or f"on_{action}"
-        seen = len(self.bap.of(cb, txn))
-        status, ack = await self.post(action, txn, message)
+        inbox = self.bap.guide_received if as_bap == GUIDE_BAP else None
+        seen = len(self.bap.of(cb, txn, inbox))
+        status, ack = await self.post(action, txn, message, as_bap=as_bap)
         assert (status, ack["ack_status"]) == (200, "ACK"), ack
-        return await self.bap.wait_for(cb, txn, count=seen + 1)
+        return await self.bap.wait_for(cb, txn, count=seen + 1, inbox=inbox)
 
     async def otp(self, phone: str) -> str:
         msgs = await Outbox(self.redis).messages(phone)
@@ -339,7 +360,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
     from bridge.worker import build_worker
 
     bap = TestBap(key=signing.generate_private_key(), other_key=signing.generate_private_key(),
-                  lts_key=signing.generate_private_key())
+                  lts_key=signing.generate_private_key(),
+                  guide_key=signing.generate_private_key())
     bridge_key = signing.generate_private_key()
     key_path = tmp_path / "bridge.key"
     key_path.write_bytes(signing.private_key_pem(bridge_key))
@@ -347,7 +369,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
 
     async def lookup(request: web.Request) -> web.Response:
         q = await request.json()
-        keys = {BAP_ID: bap.key, OTHER_BAP: bap.other_key, LTS_BAP: bap.lts_key}
+        keys = {BAP_ID: bap.key, OTHER_BAP: bap.other_key, LTS_BAP: bap.lts_key,
+                GUIDE_BAP: bap.guide_key}
         sub = q.get("subscriber_id")
         if sub not in keys or q.get("unique_key_id") != BAP_KEY:
             return web.json_response([])
@@ -374,6 +397,14 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
         bap.event.set()
         return web.json_response({"ack_status": "ACK"})
 
+    async def guide_callback(request: web.Request) -> web.Response:
+        raw = await request.read()
+        if not _verified(request.headers.get("Authorization", ""), raw, bap.bridge_public):
+            bap.guide_unverified += 1
+        bap.guide_received.append(orjson.loads(raw))
+        bap.event.set()
+        return web.json_response({"ack_status": "ACK"})
+
     async def track_patch(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
         if bap.inspect is not None:
@@ -392,6 +423,7 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
     bap_app.router.add_post("/lookup", lookup)
     bap_app.router.add_post("/bap/{action}", callback)
     bap_app.router.add_post("/other/{action}", other_callback)
+    bap_app.router.add_post("/guide/{action}", guide_callback)
     bap_app.router.add_post("/lts/{action}", lts_callback)
     bap_app.router.add_patch("/track/{order}", track_patch)
     bap_port, bridge_port, mock_port = free_port(), free_port(), free_port()
@@ -404,7 +436,8 @@ async def world(redis_url: str, tmp_path: Path, speed: int, profile: str,
         journey_pricing_policy=str(ROOT / "config" / "pricing.toml"), journey_track_interval=0.2,
         journey_interrupt_after=2.0, journey_outage_end_after=4.0, journey_watchdog_every=0.3,
         journey_command_grace=1.0, ocpi_allow_loopback_urls=True,
-        **{"beckn_guide_bap_ids": BAP_ID if profile == "guide" else "", **bridge_overrides})
+        **{"beckn_guide_bap_ids": f"{BAP_ID},{GUIDE_BAP}" if profile == "guide" else GUIDE_BAP,
+           **bridge_overrides})
     mock_cfg = replace(MockConfig(network=ROOT / "config" / "networks" / "india.toml"),
                        speed=speed, tick_seconds=15, push_attempts=3, push_backoff=0.02,
                        push_timeout=5, command_timeout=2, start_delay_seconds=30,

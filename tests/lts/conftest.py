@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -30,12 +31,15 @@ from cryptography.exceptions import InvalidSignature
 
 from bridge.beckn import signing
 from bridge.mapping.catalog import item_id
+from bridge.payments import PREFIX as PAY_PREFIX
+from bridge.payments import SandboxGateway
 from tests.journey.conftest import (  # noqa: F401  (the journey harness's fixtures)
     BAP_ID,
     BAP_KEY,
     LTS_BAP,
     World,
     bridge_overrides,
+    money,
     profile,
     speed,
     wire_txn,
@@ -324,3 +328,59 @@ async def lts(world: World) -> AsyncIterator[LtsBap]:  # noqa: F811
     yield bap
     if bap.answer == "ack":  # a test that refuses the callbacks checks what it expects
         await bap.every_ack_answered()
+
+
+# ----------------------------------------------------------------- the three ledgers
+
+async def ledgers_agree(world: World, txn: str) -> dict[str, Decimal]:  # noqa: F811
+    """The order's books, the payment gateway and the CPO's CDR, to the paisa:
+
+    - the CDR the mock CPO wrote for the order's session (its `total_cost.incl_vat`) is
+      what the final bill's CPO lines (`charge`) add up to, and the settlement was made
+      on that CDR (not provisionally on the Session);
+    - the bill is the sum of its lines; what was collected plus the top-up is the bill
+      plus the refund (or, for a hold, capture + release = held, capture + top-up = bill);
+    - the gateway moved exactly that: paid, refunded, captured, released, and one
+      top-up link of the top-up's amount (none when there is none).
+
+    Returns the order's figures (`paid`, `bill`, `refund`, `top_up`, `cdr`)."""
+    order = await world.order(txn)
+    s, p = order.settlement, order.payment
+    assert s is not None, "the order was never settled"
+    assert not s["provisional"] and s["key"].startswith("CDR:"), s["key"]
+    # the CPO's CDR (from the mock CPO itself, not the bridge's copy)
+    got = await world.mock("GET", f"/admin/sessions/{order.session['id']}")
+    cdr = got["cdr"]
+    assert cdr is not None, got
+    cdr_total = money(cdr["total_cost"]["incl_vat"])
+    lines = s["lines"]
+    bill = money(s["final_amount"])
+    assert sum((money(ln["amount"]) for ln in lines), Decimal(0)) == bill, lines
+    assert sum((money(ln["amount"]) for ln in lines if ln["kind"] == "charge"),
+               Decimal(0)) == cdr_total, (lines, cdr["total_cost"])
+    # the books balance
+    refund, top_up = money(s["refund"]), money(s["top_up"])
+    capture, release = money(s["capture"]), money(s["release"])
+    collected = money(p["amount"]) if p.get("status") in ("PAID", "HELD") else Decimal(0)
+    if p.get("status") == "HELD":
+        assert capture + release == collected and bill == capture + top_up, s
+    else:
+        assert collected + top_up == bill + refund, s
+    # the gateway moved exactly that
+    gw = SandboxGateway(world.redis, world.bridge_url)
+    state = await gw.get(p["id"])
+    assert state is not None
+    assert (state.refunded, state.captured, state.released) == (refund, capture, release), (
+        state, s)
+    if p.get("status") == "HELD":
+        assert state.held == collected, state
+    else:
+        assert state.paid == collected, state
+    links = []
+    async for key in world.redis.scan_iter(f"{PAY_PREFIX}pay_*"):
+        other = await gw.get(key.decode()[len(PAY_PREFIX):])
+        if other and other.order_id == order.id and other.payment_id != p["id"]:
+            links.append(other.amount)
+    assert links == ([top_up] if top_up else []), (links, s)
+    return {"paid": collected, "bill": bill, "refund": refund, "top_up": top_up,
+            "cdr": cdr_total}

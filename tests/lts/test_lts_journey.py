@@ -13,6 +13,8 @@ from typing import Any
 
 from tests.journey.conftest import (
     BAP_ID,
+    GUIDE_BAP,
+    RESERVABLE,
     WALK_IN,
     World,
     init_message,
@@ -22,16 +24,20 @@ from tests.journey.conftest import (
     select_message,
     state_of,
     update_message,
+    wire_txn,
 )
-from tests.journey.test_journeys import balanced
 from tests.lts.conftest import (
     LtsBap,
     contract,
     contract_state,
     init_contract,
+    ledgers_agree,
     select_contract,
     update_contract,
 )
+
+# a third charger for the guide BAP: 24/7, CCS2, another CPO (ZEO's own fees and terms)
+GUIDE_ITEM = ("IN", "ZEO", "ZEO-BLR-IND", "ZEO-IND-1", "1")
 
 
 def bill(m: dict[str, Any]) -> Decimal:
@@ -136,33 +142,39 @@ async def test_lts_journey_walk_in_power_cut_stop_and_final_bill(world: World,
     assert moved["payment"] == quote
     assert moved["payment"] + moved.get("top", Decimal(0)) == bill(done) + moved.get(
         "refund", Decimal(0)), (moved, bill(done))
-    balanced(await world.order(txn))
+    # ... and what the wire says is what the books, the gateway and the CDR say
+    books = await ledgers_agree(world, txn)
+    assert (books["paid"], books["bill"], books["refund"], books["top_up"]) == (
+        moved["payment"], bill(done), moved.get("refund", Decimal(0)),
+        moved.get("top", Decimal(0))), (books, moved, bill(done))
     assert world.bap.patches, "live tracking PATCHes were expected"
     assert lts.unverified == 0 and world.bap.unverified == 0
 
 
 async def test_one_journey_per_profile_at_once(world: World, lts: LtsBap) -> None:
-    """A draft (rc2) BAP and an LTS BAP book, charge and are billed on the same bridge at
-    the same time; each gets its messages in its own dialect only."""
+    """An rc2 BAP, a guide BAP and an LTS BAP book, charge and are billed on the same
+    bridge (one serve, one worker) at the same time; each gets its messages in its own
+    dialect only, every callback signed, and each bill balances against the gateway and
+    the CDR to the paisa."""
 
-    async def draft() -> None:
-        txn, phone = "both-draft-1", "+919811100021"
-        await world.call("select", txn, select_message(WALK_IN, budget=100))
-        await world.call("init", txn, init_message(phone))
+    async def draft(txn: str, phone: str, item: tuple[str, str, str, str, str],
+                    as_bap: str | None) -> dict[str, Decimal]:
+        inbox = world.bap.guide_received if as_bap == GUIDE_BAP else None
+        await world.call("select", txn, select_message(item, budget=100), as_bap=as_bap)
+        await world.call("init", txn, init_message(phone), as_bap=as_bap)
         await pay(world, txn)
-        await world.bap.wait_for("on_status", txn)
-        await world.call("confirm", txn, order_message())
+        await world.bap.wait_for("on_status", txn, inbox=inbox)
+        await world.call("confirm", txn, order_message(), as_bap=as_bap)
         on_update = await world.call("update", txn, update_message(
-            "start-charging", await world.otp(phone)))
+            "start-charging", await world.otp(phone)), as_bap=as_bap)
         assert state_of(on_update)[:2] == ("ACTIVE", "ACTIVE")
-        done = await world.bap.wait_for("on_update", txn, count=2, timeout=60)
+        done = await world.bap.wait_for("on_update", txn, count=2, timeout=60, inbox=inbox)
         assert state_of(done)[0] == "COMPLETED"
-        balanced(await world.order(txn))
+        return await ledgers_agree(world, txn)
 
-    async def lts_side() -> None:
+    async def lts_side() -> dict[str, Decimal]:
         txn, phone = "both-lts-1", "+919811100022"
-        item = ("IN", "TPC", "TPC-HWY-MDR", "TPC-MDR-1", "1")
-        on_select = await lts.call("select", txn, select_contract(item, budget=100))
+        on_select = await lts.call("select", txn, select_contract(RESERVABLE, budget=100))
         on_init = await lts.call("init", txn, init_contract(on_select, phone))
         await pay(world, txn)
         await lts.wait_for("on_status", txn)
@@ -173,14 +185,29 @@ async def test_one_journey_per_profile_at_once(world: World, lts: LtsBap) -> Non
         assert contract_state(on_update)[:2] == ("ACTIVE", "ACTIVE")
         done = await lts.wait_for("on_update", txn, count=2, timeout=60)
         assert contract_state(done)[0] == "COMPLETE"
-        balanced(await world.order(txn))
+        books = await ledgers_agree(world, txn)
+        assert bill(done) == books["bill"], (bill(done), books)
+        return books
 
-    await asyncio.gather(draft(), lts_side())
-    assert all("contract" in (m.get("message") or {}) or "catalogs" in (m.get("message") or {})
-               for m in lts.received), "an LTS BAP got a draft message"
-    assert all("transaction_id" in m["context"] for m in world.bap.received), \
-        "a draft BAP got an LTS context"
-    assert world.bap.unverified == 0 and lts.unverified == 0
+    results = await asyncio.gather(
+        draft("both-rc2-1", "+919811100021", WALK_IN, None),
+        draft("both-guide-1", "+919811100023", GUIDE_ITEM, GUIDE_BAP),
+        lts_side())
+    assert all(r["bill"] > 0 and r["cdr"] > 0 for r in results), results
+    # each BAP got its own dialect only, and only its own transactions
+    assert lts.received and all(
+        "contract" in (m.get("message") or {}) or "catalogs" in (m.get("message") or {})
+        for m in lts.received), "an LTS BAP got a draft message"
+    assert {m["context"]["transactionId"] for m in lts.received} == {wire_txn("both-lts-1")}
+    for inbox, key, txn in ((world.bap.received, "beckn:orderStatus", "both-rc2-1"),
+                            (world.bap.guide_received, "beckn:state", "both-guide-1")):
+        assert inbox and all("transaction_id" in m["context"] for m in inbox), \
+            "a draft BAP got an LTS context"
+        assert {m["context"]["transaction_id"] for m in inbox} == {wire_txn(txn)}
+        orders = [m["message"]["order"] for m in inbox if "order" in (m.get("message") or {})]
+        assert orders and all(key in o for o in orders), (key, orders[0])
+    assert world.bap.unverified == 0 and world.bap.guide_unverified == 0
+    assert lts.unverified == 0
 
 
 async def test_an_lts_bap_cannot_touch_a_draft_order_nor_the_reverse(world: World,

@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from tests.journey.conftest import WALK_IN, World, money, pay
-from tests.journey.test_journeys import balanced
 from tests.lts.conftest import (
     LtsBap,
     contract,
     contract_state,
     init_contract,
+    ledgers_agree,
     select_contract,
     update_contract,
 )
@@ -52,7 +52,8 @@ async def test_a_hold_is_captured_and_released(world: World, lts: LtsBap) -> Non
     bill = money(contract(done)["consideration"][0]["considerationAttributes"]["value"])
     assert moved["capture"] == ("COMPLETE", bill)
     assert moved["capture"][1] + moved.get("release", ("", Decimal(0)))[1] == held[1]
-    balanced(await world.order(txn))
+    books = await ledgers_agree(world, txn)
+    assert (books["paid"], books["bill"]) == (held[1], bill), books
 
 
 async def test_a_start_the_cpo_refuses_is_an_error_with_a_full_refund(world: World,
