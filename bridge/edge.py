@@ -7,8 +7,10 @@ wrong for an OCPI/Beckn server on the internet, and are changed here:
   otherwise unparseable is answered by aiohttp with a plain-text 400. Here it is
   answered in the protocol's own shape, told from the first bytes of the
   request: the OCPI envelope (status 2000) under `/ocpi`, a Beckn NACK (30000)
-  under `/beckn`, the LTS's NACK `{status, error}` on the LTS paths (not
-  counter-signed: no request was read); aiohttp's own answer elsewhere.
+  under `/beckn`, the LTS's NACK `{status, signature, error}` on the LTS paths
+  (counter-signed like every LTS Ack, its schema requires it; nothing of the request
+  was read, so it binds an empty body and no message id); aiohttp's own answer
+  elsewhere.
 - A client may take as long as it likes to send its headers (slowloris: 4,000
   connections held open for 60 s). Here a connection that has not delivered a
   complete request head within `server.header_timeout` seconds is closed. (The
@@ -22,6 +24,7 @@ and the tests' in-process servers do without it (the edge is tested on a real
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,10 +37,16 @@ log = structlog.get_logger("bridge.edge")
 
 PEEK = 64  # bytes of a connection's first request kept to tell the protocol
 
+# The `signature` of an LTS Ack answering a request of which nothing was read (or None
+# when the bridge has no key of its own: behind an adapter)
+CounterSign = Callable[[dict[str, Any]], str | None]
 
-def error_body(first: bytes, status: int, reason: str) -> bytes | None:
+
+def error_body(first: bytes, status: int, reason: str,
+               counter: CounterSign | None = None) -> bytes | None:
     """The protocol-shaped answer to an HTTP request aiohttp could not parse; None for
-    neither protocol. Pure: `first` is the start of the raw request."""
+    neither protocol. Pure: `first` is the start of the raw request; `counter` signs
+    the LTS's NACK."""
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
     line = first.split(b"\r\n", 1)[0]
@@ -51,14 +60,19 @@ def error_body(first: bytes, status: int, reason: str) -> bytes | None:
     path = target.split(b"?", 1)[0].decode("latin-1")
     from bridge.beckn.lts_routes import is_lts_path
 
-    if is_lts_path(path):  # the LTS's NACK; nothing was read to counter-sign
-        return orjson.dumps({"status": "NACK", "error": {"errorCode": "30000",
-                                                         "errorMessage": message}})
+    if is_lts_path(path):  # the LTS's NACK
+        ack: dict[str, Any] = {"status": "NACK", "error": {"errorCode": "30000",
+                                                           "errorMessage": message}}
+        signature = counter(ack) if counter is not None else None
+        if signature:
+            ack["signature"] = signature
+        return orjson.dumps(ack)
     return None
 
 
 class EdgeHandler(web_protocol.RequestHandler):
     header_timeout = 10.0
+    counter: CounterSign | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -88,7 +102,8 @@ class EdgeHandler(web_protocol.RequestHandler):
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        body = error_body(self._edge_first, status, message or "malformed") if status < 500 else None
+        body = (error_body(self._edge_first, status, message or "malformed", self.counter)
+                if status < 500 else None)
         if body is None:
             return super().handle_error(request, status, exc, message)
         log.info("http.unreadable_request", status=status, reason=(message or "")[:200])
@@ -99,10 +114,12 @@ class EdgeHandler(web_protocol.RequestHandler):
 
 class EdgeServer(web_server.Server):
     header_timeout = 10.0
+    counter: CounterSign | None = None
 
     def __call__(self) -> web_protocol.RequestHandler:
         handler = EdgeHandler(self, loop=self._loop, **self._kwargs)
         handler.header_timeout = self.header_timeout
+        handler.counter = self.counter
         return handler
 
 
@@ -116,4 +133,7 @@ class EdgeRunner(web.AppRunner):
         server.__class__ = EdgeServer  # the same object, our request handler
         assert isinstance(server, EdgeServer)
         server.header_timeout = self._header_timeout
+        from bridge.beckn.lts_routes import edge_counter
+
+        server.counter = edge_counter(self.app)
         return server

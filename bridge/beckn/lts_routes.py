@@ -65,6 +65,28 @@ def ack_response(services: BecknServices, http_status: int, status: str, raw: by
                         content_type="application/json")
 
 
+def edge_counter(app: web.Application) -> Callable[[dict[str, Any]], str | None]:
+    """The counter-signature of the NACK the HTTP edge answers an unreadable request on
+    an LTS path with (`bridge.edge`): our key of the moment over the NACK, an empty
+    request body and no message id (nothing of the request was read). None when the
+    app has no Beckn services or no key of its own (adapter mode)."""
+    from bridge.beckn.routes import BECKN
+
+    def sign(ack: dict[str, Any]) -> str | None:
+        services = app.get(BECKN)
+        if services is None:
+            return None
+        now = time.time()
+        signer = _signer(services, now)
+        if signer is None:
+            return None
+        return countersign.counter_sign(signer.sign_bytes, signer.subscriber_id,
+                                        signer.key_id, ack, b"", "", now,
+                                        services.settings.beckn_signature_ttl)
+
+    return sign
+
+
 def _action(request: web.Request) -> str:
     return lts.ACTIONS[request.path.strip("/")]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bridge.beckn import countersign, signing
 from bridge.edge import error_body
 from tests.conftest import free_port
 from tests.ops.test_operations import _wait_ready
@@ -53,15 +54,22 @@ async def exchange(port: int, raw: bytes, wait: float = 5) -> tuple[int, bytes]:
     (b"GET /ocpi/2.2.1/tokens HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n", "ocpi"),
     (b"POST /beckn/discover HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n", "beckn"),
     (b"POST /beckn/discover?" + b"q" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "beckn"),
+    (b"POST /select?" + b"q" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "lts"),
+    (b"POST /discover HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n", "lts"),
 ])
-async def test_unreadable_requests_get_the_protocols_answer(serve: int, raw: bytes, kind: str) -> None:
+async def test_unreadable_requests_get_the_protocols_answer(serve: int, raw: bytes, kind: str,
+                                                            tmp_path: Path) -> None:
     status, body = await exchange(serve, raw)
     assert 400 <= status < 500
     doc = orjson.loads(body)
     if kind == "ocpi":
         assert doc["status_code"] == 2000 and "could not be read" in doc["status_message"]
-    else:
+    elif kind == "beckn":
         assert doc["ack_status"] == "NACK" and doc["error"]["code"] == "30000"
+    else:  # the LTS's NACK, counter-signed by the bridge's key over no body, no message id
+        assert doc["status"] == "NACK" and doc["error"]["errorCode"] == "30000", doc
+        public = signing.load_private_key(tmp_path / "k.pem").public_key()
+        countersign.verify(doc, b"", "", public, time.time())
 
 
 async def test_dribbled_headers_are_cut_off(serve: int) -> None:
@@ -81,10 +89,13 @@ def test_error_body_by_target() -> None:
     assert b'"status_code":2000' in (error_body(b"GET /ocpi/x HTTP/1.1", 400, "x") or b"")
     assert b'"ack_status":"NACK"' in (error_body(b"POST /beckn/x HTTP/1.1", 400, "x") or b"")
     assert error_body(b"GET /track/x HTTP/1.1", 400, "x") is None
-    # the LTS paths: the LTS's NACK (no counter-signature: nothing of the request was read)
+    # the LTS paths: the LTS's NACK, counter-signed when the bridge has a key of its own
     lts = orjson.loads(error_body(b"POST /select?x=" + b"y" * 40, 400, "too long") or b"{}")
     assert lts == {"status": "NACK", "error": {
         "errorCode": "30000", "errorMessage": "the HTTP request could not be read: too long"}}
+    signed = orjson.loads(error_body(b"POST /select?x=" + b"y" * 40, 400, "too long",
+                                     lambda ack: f"sig of {sorted(ack)}") or b"{}")
+    assert signed == {**lts, "signature": "sig of ['error', 'status']"}
     assert error_body(b"POST /catalog/on_publish HTTP/1.1", 400, "x") is not None
     assert error_body(b"POST /selection HTTP/1.1", 400, "x") is None
     assert error_body(b"\x16\x03\x01garbage", 400, "x") is None

@@ -9,16 +9,27 @@ journey to prove anything). 0 violations.
 from __future__ import annotations
 
 import inspect as pyinspect
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 
+from bridge.beckn import countersign, signing
+from bridge.edge import error_body
 from tests.conformance.beckn import lts as lts_schema
 from tests.conformance.beckn import rc2
 from tests.journey.conftest import World
-from tests.lts import test_lts_acks, test_lts_errors, test_lts_journey, test_lts_money
+from tests.lts import (
+    test_lts_acks,
+    test_lts_errors,
+    test_lts_journey,
+    test_lts_limits,
+    test_lts_money,
+)
 from tests.lts.conftest import LtsBap
 from tests.spec import require
 
@@ -68,6 +79,16 @@ def profile() -> str:
 
 
 @pytest.fixture
+def bridge_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings the scenario's own module runs its bridge with (`BRIDGE_OVERRIDES`,
+    e.g. the small limits of tests/lts/test_lts_limits.py)."""
+    callspec = getattr(request.node, "callspec", None)
+    scenario = callspec.params.get("scenario") if callspec else None
+    module = sys.modules.get(getattr(scenario, "__module__", ""))
+    return dict(getattr(module, "BRIDGE_OVERRIDES", {}))
+
+
+@pytest.fixture
 def inspector() -> LtsInspector:
     for ref in lts_schema.REFS:
         require(lts_schema.spec.BECKN_SPEC / ref / lts_schema.FILE)
@@ -77,7 +98,7 @@ def inspector() -> LtsInspector:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors, test_lts_acks,
-                                               test_lts_money))
+                                               test_lts_money, test_lts_limits))
 async def test_lts_scenario(scenario: Scenario, inspector: LtsInspector, world: World,
                             lts: LtsBap) -> None:
     lts.inspect = inspector
@@ -85,6 +106,22 @@ async def test_lts_scenario(scenario: Scenario, inspector: LtsInspector, world: 
     available = {"world": world, "lts": lts}
     await scenario(**{n: available[n] for n in pyinspect.signature(scenario).parameters})
     inspector.assert_clean()
+
+
+def test_the_edges_nack(inspector: LtsInspector) -> None:
+    """The NACK the HTTP edge answers an unreadable request on an LTS path with
+    (bridge/edge.py), counter-signed as `bridge serve` does, is an LTS NackBadRequest."""
+    signer = signing.Signer("bpp.example", "k1", signing.generate_private_key(), 300)
+
+    def counter(ack: dict[str, Any]) -> str:
+        return countersign.counter_sign(signer.sign_bytes, signer.subscriber_id, signer.key_id,
+                                        ack, b"", "", time.time(), 300)
+
+    for first in (b"POST /select?" + b"q" * 50, b"POST /discover HTTP/1.1\r\nX-Big: bbbb"):
+        body = error_body(first, 400, "too long", counter)
+        assert body is not None
+        inspector("ack:400", orjson.loads(body))
+    inspector.assert_clean(2)
 
 
 def test_overlay_is_still_needed() -> None:
