@@ -113,6 +113,10 @@ class LtsBap:
     acks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     acked: list[tuple[str, str]] = field(default_factory=list)  # (action, messageId) ACKed
     unverified: int = 0
+    # the body of every request ACKed, by messageId: each answer's `requestDigest` must be
+    # that body's digest, and a callback answering nothing (unsolicited) carries none
+    sent: dict[str, bytes] = field(default_factory=dict)
+    unbound: list[str] = field(default_factory=list)  # callbacks failing that
     inspect: Inspect | None = None
     # how it answers callbacks: "ack" (counter-signed), "unsigned", "forged" (another
     # key under its name), "other" (another BAP's valid counter-signature), "nack"
@@ -157,6 +161,7 @@ class LtsBap:
         self.acks.append((r.status, ack))
         if r.status == 200 and ack.get("status") == "ACK" and raw is None:
             self.acked.append((action, ctx["messageId"]))
+            self.sent[ctx["messageId"]] = body
         return r.status, ack
 
     def unanswered(self) -> list[tuple[str, str]]:
@@ -204,6 +209,18 @@ class LtsBap:
             except TimeoutError:
                 pass
 
+    def check_digest(self, body: dict[str, Any]) -> None:
+        """An answer's `requestDigest` is the BLAKE-512 of the request it answers, as this
+        BAP sent it; an unsolicited callback (no request of ours with its messageId, or
+        another action's) has none."""
+        ctx = body["context"]
+        request = self.sent.get(ctx["messageId"])
+        answers = request is not None and orjson.loads(request)["context"][
+            "action"] == ctx["action"].removeprefix("on_")
+        got = (ctx.get("requestDigest") or {}).get("digest")
+        if got != (b64digest(request) if answers and request is not None else None):
+            self.unbound.append(f"{ctx['action']} {ctx['messageId']}: requestDigest {got}")
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """A callback from the bridge: check its signature, keep it, answer an Ack."""
         if self.answer == "down":
@@ -220,6 +237,7 @@ class LtsBap:
             self.inspect(action, body)
         if body["context"]["action"] != action:
             self.unverified += 1
+        self.check_digest(body)
         self.received.append(body)
         self.event.set()
         ack: dict[str, Any] = {"status": "NACK" if self.answer == "nack" else "ACK"}
@@ -328,6 +346,7 @@ async def lts(world: World) -> AsyncIterator[LtsBap]:  # noqa: F811
     yield bap
     if bap.answer == "ack":  # a test that refuses the callbacks checks what it expects
         await bap.every_ack_answered()
+    assert not bap.unbound, bap.unbound
 
 
 # ----------------------------------------------------------------- the three ledgers
