@@ -25,6 +25,7 @@ from tests.conformance.beckn import rc2
 from tests.journey.conftest import World
 from tests.lts import (
     test_lts_acks,
+    test_lts_discover,
     test_lts_errors,
     test_lts_journey,
     test_lts_limits,
@@ -98,7 +99,8 @@ def inspector() -> LtsInspector:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", scenarios(test_lts_journey, test_lts_errors, test_lts_acks,
-                                               test_lts_money, test_lts_limits))
+                                               test_lts_money, test_lts_limits,
+                                               test_lts_discover))
 async def test_lts_scenario(scenario: Scenario, inspector: LtsInspector, world: World,
                             lts: LtsBap) -> None:
     lts.inspect = inspector
