@@ -5,6 +5,13 @@ rounds once, at the end, to the currency's minor unit (ISO 4217 exponent) with
 ROUND_HALF_UP: the OCPI 2.2.1 tariff examples (mod_tariffs, "Simple Tariff
 example with alternative URL": 5.625 -> 5.63, 6.2375 -> 6.24) need half-up;
 banker's rounding would print 5.62.
+
+Before that one rounding, the exact amount is first brought to 12 decimals: Decimal's 28
+significant digits leave noise in the last digit when a price is divided before it is
+multiplied (0.36 per hour for 50 s can come out 0.004999...9 instead of 0.005), and two
+exact ways of summing the same charge (the tariff engine's fast path and its general
+walk) then rounded a true half cent to 0.00 and 0.01. No real amount lies within 1e-12
+of a half-unit boundary without being on it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 ZERO = Decimal(0)
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
+_DENOISE = Decimal("1E-12")
 
 # ISO 4217 exponents that differ from 2; everything else has two decimals.
 _EXPONENTS: dict[str, int] = {
@@ -31,7 +39,15 @@ def minor_unit(currency: str) -> Decimal:
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round `amount` to the currency's minor unit, half up."""
-    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+    return _half_up(amount, minor_unit(currency))
+
+
+def _half_up(amount: Decimal, quantum: Decimal) -> Decimal:
+    """`amount` to `quantum`, half up, after the last digits' noise is dropped (only
+    where 12 decimals fit in Decimal's 28 digits: amounts under 10^15)."""
+    if amount.is_finite() and amount.adjusted() < 15:
+        amount = amount.quantize(_DENOISE)
+    return amount.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 class PriceAmount:
@@ -68,10 +84,7 @@ class PriceAmount:
         return self.quantized(minor_unit(currency))
 
     def quantized(self, quantum: Decimal) -> PriceAmount:
-        return PriceAmount(
-            self.excl_vat.quantize(quantum, rounding=ROUND_HALF_UP),
-            self.incl_vat.quantize(quantum, rounding=ROUND_HALF_UP),
-        )
+        return PriceAmount(_half_up(self.excl_vat, quantum), _half_up(self.incl_vat, quantum))
 
     def to_json(self) -> dict[str, float]:
         return {"excl_vat": decimal_to_json(self.excl_vat), "incl_vat": decimal_to_json(self.incl_vat)}

@@ -4,6 +4,9 @@ warnings on charging periods outside the session (issue 17)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
+
+import pytest
 
 from bridge.mapping.policy import parse_policy
 from bridge.mapping.settlement import Payment, PaymentMode, settle
@@ -77,3 +80,19 @@ def test_final_bill_names_the_charging_time_not_the_session_duration() -> None:
                 party="IN-TPC", time_zone="Asia/Kolkata")
     titles = [ln.title for ln in st.lines]
     assert "Charging time (1 h 0 min)" in titles and "Parking time (30 min)" in titles
+
+
+@pytest.mark.parametrize(("exact", "rounded"), [
+    # a true half cent computed as 0.36/3600 * 50 (divided first): 28th-digit noise
+    (Decimal("0.36") / Decimal(3600) * 50, Decimal("0.01")),
+    (Decimal("0.0049999999999999999999999999"), Decimal("0.01")),
+    (Decimal("0.005"), Decimal("0.01")),
+    (Decimal("0.004999999"), Decimal("0.00")),  # a real amount under the half: down
+    (Decimal("5.625"), Decimal("5.63")),  # the OCPI example: half up
+    (Decimal("123456789012345678.905"), Decimal("123456789012345678.91")),  # too big to denoise
+])
+def test_money_rounds_a_true_half_up_through_decimal_noise(exact: Decimal, rounded: Decimal) -> None:
+    from bridge.mapping.money import PriceAmount, round_money
+
+    assert round_money(exact, "EUR") == rounded
+    assert PriceAmount(exact, exact).quantized(Decimal("0.01")) == PriceAmount(rounded, rounded)
