@@ -26,11 +26,17 @@ import structlog
 from aiohttp import web
 
 from bridge.beckn import countersign, lts, signing
-from bridge.beckn.errors import BecknError, InternalError, Refused, UnknownAction
+from bridge.beckn.errors import BecknError, Refused, UnknownAction
 from bridge.beckn.models import Context
 from bridge.beckn.profiles import LTS
 from bridge.beckn.signing import KeyFileError
-from bridge.beckn.transport import BecknServices, Dialect, read_body, receive
+from bridge.beckn.transport import (
+    BecknServices,
+    Dialect,
+    answered_or_error,
+    read_body,
+    receive,
+)
 from bridge.config import Settings
 
 log = structlog.get_logger("bridge.beckn.lts")
@@ -133,17 +139,9 @@ def make_middleware(services: BecknServices) -> Any:
         request["beckn_lts"] = lts.ACTIONS.get(name, name if name.startswith("on_") else "other")
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(protocol="beckn", profile=LTS)
-        try:
-            return await handler(request)
-        except BecknError as exc:
-            error: BecknError = exc
-        except web.HTTPNotFound:
-            error = UnknownAction(f"no Beckn endpoint at {request.path}")
-        except web.HTTPMethodNotAllowed:
-            error = UnknownAction(f"{request.method} is not supported on {request.path}")
-        except Exception:  # the NACK must go out even for our own bugs
-            log.exception("beckn.server_error", path=request.path)
-            error = InternalError()
+        error = await answered_or_error(request, handler)
+        if not isinstance(error, BecknError):
+            return error
         raw = request.get("beckn_raw")
         if raw is None and not isinstance(error, Refused) and request.body_exists:
             # refused before the body was read (the signature header): read it now, within

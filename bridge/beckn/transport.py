@@ -388,6 +388,25 @@ async def _duplicate(services: BecknServices, taken: Intake, got: list[bytes], c
     log.info("beckn.duplicate", action=taken.action, answer=outcome)
 
 
+async def answered_or_error(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse | BecknError:
+    """The handler's response, or the Beckn error its failure is answered with (one
+    mapping for every profile's NACK middleware: the draft's here, the LTS's in
+    lts_routes). Other HTTP exceptions (413, 408 from aiohttp) pass through."""
+    try:
+        return await handler(request)
+    except BecknError as exc:
+        return exc
+    except web.HTTPNotFound:
+        return UnknownAction(f"no Beckn endpoint at {request.path}")
+    except web.HTTPMethodNotAllowed:
+        return UnknownAction(f"{request.method} is not supported on {request.path}")
+    except Exception:  # the NACK must go out even for our own bugs
+        log.exception("beckn.server_error", path=request.path)
+        return InternalError()
+
+
 def make_middleware(prefix: str = PREFIX) -> Any:
     """The one place where Beckn errors become NACKs (only under `prefix`)."""
 
@@ -399,17 +418,9 @@ def make_middleware(prefix: str = PREFIX) -> Any:
             return await handler(request)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(protocol="beckn")
-        try:
-            return await handler(request)
-        except BecknError as exc:
-            error: BecknError = exc
-        except web.HTTPNotFound:
-            error = UnknownAction(f"no Beckn endpoint at {request.path}")
-        except web.HTTPMethodNotAllowed:
-            error = UnknownAction(f"{request.method} is not supported on {request.path}")
-        except Exception:  # the NACK must go out even for our own bugs
-            log.exception("beckn.server_error", path=request.path)
-            error = InternalError()
+        error = await answered_or_error(request, handler)
+        if not isinstance(error, BecknError):
+            return error
         log.info("beckn.nack", path=request.path, code=error.code, http_status=error.http_status,
                  reason=error.message)
         response = _json(ack(request.get("beckn_txn", ""), error), status=error.http_status)
