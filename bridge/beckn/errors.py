@@ -69,6 +69,25 @@ class SchemaError(RequestError):
     default_message = "request does not match the schema"
 
 
+def optional_object(value: Any, field: str) -> dict[str, Any]:
+    """An object the request may leave out ({}), or a SchemaError naming the field (the
+    request readers of every profile: bridge/journey/wire.py, bridge/beckn/lts.py)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError(f"{field}: must be an object", {"field": field})
+    return value
+
+
+def optional_array(value: Any, field: str) -> list[Any]:
+    """An array the request may leave out ([]), or a SchemaError naming the field."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SchemaError(f"{field}: must be an array", {"field": field})
+    return value
+
+
 class WrongDomain(RequestError):
     default_message = "domain or version not served by this BPP"
 

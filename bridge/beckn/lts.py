@@ -45,6 +45,8 @@ from bridge.beckn.errors import (
     SchemaError,
     UnknownAction,
 )
+from bridge.beckn.errors import optional_array as _list
+from bridge.beckn.errors import optional_object as _obj
 from bridge.beckn.models import Context, format_timestamp
 
 # LTS path (and context.action) -> the handler's action
@@ -286,22 +288,6 @@ def filter_in(expression: str) -> str:
     for lts_name, name in _FILTER_NAMES:
         out = out.replace(lts_name, name)
     return out
-
-
-def _obj(value: Any, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SchemaError(f"{field}: must be an object", {"field": field})
-    return value
-
-
-def _list(value: Any, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SchemaError(f"{field}: must be an array", {"field": field})
-    return value
 
 
 def order_id(contract_id: Any) -> str | None:

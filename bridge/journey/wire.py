@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bridge.beckn.errors import SchemaError
+from bridge.beckn.errors import optional_object as _obj
 from bridge.beckn.profiles import GUIDE, LTS, RC2
 from bridge.journey import guide, lts, rc2
 from bridge.journey.codes import FULFILLMENT
@@ -116,15 +117,6 @@ def _dt(value: Any, field: str) -> datetime:
     if dt.tzinfo is None:
         raise SchemaError(f"{field}: needs a time zone", {"field": field})
     return dt
-
-
-def _obj(value: Any, field: str) -> dict[str, Any]:
-    """An object the request may leave out ({}), or a SchemaError naming the field."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SchemaError(f"{field}: must be an object", {"field": field})
-    return value
 
 
 def _text(value: Any) -> str | None:
